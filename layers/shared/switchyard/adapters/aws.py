@@ -1,0 +1,53 @@
+"""Lazily built, cached boto3 clients and resources (nothing is created at import time)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+
+
+def _build(kind: str, service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # Tight retries and connection reuse: these calls sit on the request path.
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50)
+    session = boto3.session.Session()
+    return (
+        session.client(service, config=config)
+        if kind == "client"
+        else session.resource(service, config=config)
+    )
+
+
+def client(service: str) -> Any:
+    key = f"client:{service}"
+    found = _clients.get(key)
+    if found is None:
+        with _lock:
+            found = _clients.get(key) or _build("client", service)
+            _clients[key] = found
+    return found
+
+
+def resource(service: str) -> Any:
+    key = f"resource:{service}"
+    found = _clients.get(key)
+    if found is None:
+        with _lock:
+            found = _clients.get(key) or _build("resource", service)
+            _clients[key] = found
+    return found
+
+
+def table(name: str) -> Any:
+    return resource("dynamodb").Table(name)
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests switch endpoints and credentials between cases)."""
+    with _lock:
+        _clients.clear()

@@ -1,0 +1,63 @@
+"""The HTTP client that calls provider agents (one pooled client per process)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import httpx
+
+from switchyard.errors import UpstreamError
+
+_lock = threading.Lock()
+_client: httpx.Client | None = None
+
+# Response headers worth passing back to the caller; hop-by-hop and framing headers are not.
+PASSTHROUGH_HEADERS = ("content-type", "content-disposition", "x-request-id", "openai-processing-ms")
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    status_code: int
+    headers: dict[str, str]
+    content: bytes
+
+
+def provider_request_headers(secret: str, content_type: str, request_id: str | None = None) -> dict[str, str]:
+    headers = {"authorization": f"Bearer {secret}", "content-type": content_type}
+    if request_id:
+        headers["x-request-id"] = request_id
+    return headers
+
+
+def get_client(timeout_seconds: float, connect_timeout_seconds: float) -> httpx.Client:
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                _client = httpx.Client(
+                    timeout=httpx.Timeout(timeout_seconds, connect=connect_timeout_seconds),
+                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                    follow_redirects=False,  # a redirect could point anywhere, past the endpoint policy
+                    trust_env=False,
+                )
+    return _client
+
+
+def post(
+    client: httpx.Client, url: str, content: bytes, headers: dict[str, str], timeout: float | None = None
+) -> UpstreamResponse:
+    """POST to a provider; provider failures (5xx, timeouts, dropped connections) become UpstreamError."""
+    try:
+        kwargs = {"timeout": timeout} if timeout is not None else {}
+        response = client.post(url, content=content, headers=headers, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise UpstreamError(f"The provider did not respond in time ({type(exc).__name__}).") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"The provider could not be reached ({type(exc).__name__}: {exc}).") from exc
+    if response.status_code >= 500:
+        raise UpstreamError(
+            f"The provider returned HTTP {response.status_code}: {response.text[:300]}".rstrip(": ")
+        )
+    kept = {k: v for k, v in response.headers.items() if k.lower() in PASSTHROUGH_HEADERS}
+    return UpstreamResponse(response.status_code, kept, response.content)

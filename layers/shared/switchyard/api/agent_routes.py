@@ -1,0 +1,37 @@
+"""Provider agents register and stay online by heartbeat."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from switchyard.api import openapi_docs as docs
+from switchyard.services.providers import Heartbeat, get_providers_service
+from switchyard.settings import get_settings
+
+
+def _heartbeat(app, beat: Heartbeat) -> dict:
+    settings = get_settings()
+    provider = get_providers_service().record_heartbeat(app.context["account_id"], beat)
+    return {
+        "provider_id": provider.provider_id,
+        "status": "online",
+        "models": [m.id for m in provider.models],
+        "offline_after_seconds": settings.provider_offline_after_seconds,
+        "heartbeat_interval_seconds": settings.heartbeat_interval_seconds,
+    }
+
+
+def register(app) -> None:
+    @app.post(
+        "/api/inference/agent/heartbeat/",
+        summary="Register or refresh a provider agent (endpoint, models, capacity)",
+        responses=docs.merge(docs.BAD_REQUEST, docs.UNAUTHORIZED),
+    )
+    def heartbeat(body: Annotated[Heartbeat, Body()]) -> dict:
+        return _heartbeat(app, body)
+
+    @app.post("/api/inference/agent/heartbeat", include_in_schema=False)
+    def heartbeat_without_slash(body: Annotated[Heartbeat, Body()]) -> dict:
+        return _heartbeat(app, body)

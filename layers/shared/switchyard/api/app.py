@@ -1,0 +1,108 @@
+"""The HTTP API: one Powertools resolver for every route, shared by the ApiFunction and the front."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+
+from switchyard.api import agent_routes, errors, feature_routes, inference_routes
+from switchyard.errors import ApiError
+from switchyard.services.accounts import get_accounts_service
+
+logger = Logger()
+metrics = Metrics()
+
+TITLE = "Switchyard"
+DESCRIPTION = (
+    "OpenAI-compatible inference gateway. Every /v1 and /api/inference call needs "
+    "`Authorization: Bearer <api key>`."
+)
+_AUTHENTICATED_PREFIXES = ("/v1/", "/api/inference/")
+
+
+def build_resolver() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+    errors.register(app)
+    inference_routes.register(app)
+    agent_routes.register(app)
+    feature_routes.register(app)
+    app.enable_swagger(path="/docs", title=TITLE, description=DESCRIPTION, version="1")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_json():
+        return Response(200, "application/json", openapi_document(app))
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> dict:
+        return {"status": "ok"}
+
+    return app
+
+
+def openapi_document(app: APIGatewayHttpResolver) -> str:
+    spec = json.loads(
+        app.get_openapi_json_schema(
+            title=TITLE,
+            version="1",
+            description=DESCRIPTION,
+            security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+            security=[{"bearer": []}],
+        )
+    )
+    for path, body in inference_routes.MULTIPART_DOCS.items():
+        operation = spec.get("paths", {}).get(path, {}).get("post")
+        if operation is not None:
+            operation.update(body)
+    for operation in (op for item in spec.get("paths", {}).values() for op in item.values()):
+        # Powertools documents 422 for validation errors; this API answers 400 (documented per route).
+        operation.get("responses", {}).pop("422", None)
+    return json.dumps(spec)
+
+
+# A resolver keeps the current request on itself, so each thread gets its own: on Lambda that is one,
+# in the local front's worker threads it is one per worker.
+_local = threading.local()
+
+
+def get_resolver() -> APIGatewayHttpResolver:
+    resolver = getattr(_local, "resolver", None)
+    if resolver is None:
+        resolver = _local.resolver = build_resolver()
+    return resolver
+
+
+def _error_result(error: ApiError) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if error.status_code == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return {
+        "statusCode": error.status_code,
+        "headers": headers,
+        "body": json.dumps(error.to_body()),
+        "isBase64Encoded": False,
+    }
+
+
+def resolve(event: dict, context) -> dict:
+    """Authenticate first (so a caller without a key learns nothing about bodies), then route."""
+    resolver = get_resolver()
+    path = event.get("rawPath") or ""
+    if path.startswith(_AUTHENTICATED_PREFIXES):
+        try:
+            account_id = get_accounts_service().authenticate(
+                (event.get("headers") or {}).get("authorization")
+            )
+        except ApiError as error:
+            return _error_result(error)
+        resolver.append_context(account_id=account_id)
+    return resolver.resolve(event, context)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict, context) -> dict:
+    return resolve(event, context)

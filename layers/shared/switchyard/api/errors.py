@@ -1,0 +1,56 @@
+"""The one place that maps errors to HTTP responses."""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from switchyard.errors import ApiError, InvalidRequest, MalformedJson
+
+logger = Logger(child=True)
+
+
+def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=error.status_code,
+        content_type="application/json",
+        body=json.dumps(error.to_body()),
+        headers=headers,
+    )
+
+
+def from_validation_error(exc: RequestValidationError) -> ApiError:
+    errors = exc.errors()
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            reason = (err.get("ctx") or {}).get("error", "invalid JSON")
+            return MalformedJson(f"JSON parse error - {reason}")
+    parts, param = [], None
+    for err in errors:
+        field = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        param = param or field or None
+        parts.append(
+            f"{field}: {err.get('msg', 'invalid value')}" if field else err.get("msg", "invalid value")
+        )
+    return InvalidRequest("; ".join(parts) or "Invalid request.", param=param)
+
+
+def register(app) -> None:
+    @app.exception_handler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        if exc.status_code >= 500:
+            logger.warning("request failed", extra={"error_type": exc.error_type, "error": exc.message})
+        headers = {"WWW-Authenticate": 'Bearer realm="api"'} if exc.status_code == 401 else None
+        return error_response(exc, headers)
+
+    @app.exception_handler(RequestValidationError)
+    def _validation_error(exc: RequestValidationError) -> Response:
+        return error_response(from_validation_error(exc))
+
+    @app.not_found
+    def _not_found(_exc: Exception) -> Response:
+        path = app.current_event.path
+        return Response(404, "application/json", json.dumps({"detail": f"Not found: {path}"}))

@@ -1,0 +1,68 @@
+"""Refuse provider endpoint URLs that would turn the gateway into a way into private networks (SSRF).
+
+Provider endpoints are user-supplied URLs that the gateway (and the dispatcher) later call. Under the
+default "public" policy only globally routable addresses are allowed: private ranges, loopback,
+link-local (which holds the cloud metadata service at 169.254.169.254), carrier-grade NAT, multicast,
+reserved and unspecified addresses are refused, including IPv4 addresses mapped into IPv6.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from switchyard.errors import InvalidRequest
+
+# Metadata endpoints that are not otherwise non-global everywhere (belt and braces).
+_METADATA_ADDRESSES = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+}
+
+
+def _address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: str) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if policy == "any":
+        return True
+    if ip in _METADATA_ADDRESSES:
+        return False
+    if ip.is_loopback:
+        return policy == "loopback"
+    return ip.is_global and not ip.is_multicast
+
+
+def resolve_host(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise InvalidRequest(
+            f"endpoint_url host '{host}' does not resolve: {exc}", param="endpoint_url"
+        ) from exc
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+
+
+def check_endpoint_url(url: str, policy: str) -> str:
+    """Return the normalised URL (no trailing slash) or raise InvalidRequest saying why it is refused."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest("endpoint_url must be an absolute http(s) URL.", param="endpoint_url")
+    if parts.username or parts.password:
+        raise InvalidRequest("endpoint_url must not carry credentials.", param="endpoint_url")
+    if parts.query or parts.fragment:
+        raise InvalidRequest("endpoint_url must not have a query or fragment.", param="endpoint_url")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    for ip in resolve_host(parts.hostname, port):
+        if not _address_allowed(ip, policy):
+            raise InvalidRequest(
+                f"endpoint_url resolves to {ip}, a private, loopback, link-local or metadata address, "
+                f"which this deployment does not allow (provider endpoint policy '{policy}').",
+                param="endpoint_url",
+            )
+    return url.rstrip("/")

@@ -1,0 +1,94 @@
+"""Request bodies of the inference endpoints.
+
+Only what the gateway must know is checked strictly (the model to route on, the fields without which no
+provider can answer); everything else passes through to the provider untouched (`extra="allow"`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+class InferenceBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: NonEmptyStr = Field(description="The model to route to; a provider of yours must serve it.")
+    async_: bool = Field(
+        default=False,
+        alias="async",
+        description="Queue the request as a job and answer 202 with a job envelope. Stripped before the provider.",
+    )
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: NonEmptyStr
+    content: Any = None
+
+
+class ChatCompletionRequest(InferenceBody):
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+
+
+class CompletionRequest(InferenceBody):
+    prompt: str | list[Any] = Field(description="Text (or list of texts/token arrays) to complete.")
+    stream: bool = False
+
+
+class ImageGenerationRequest(InferenceBody):
+    prompt: NonEmptyStr
+    n: int | None = Field(default=None, ge=1, le=10)
+    size: str | None = None
+    response_format: Literal["url", "b64_json"] | None = None
+
+
+class SpeechRequest(InferenceBody):
+    input: NonEmptyStr = Field(description="The text to speak.")
+    voice: Any = None
+    response_format: str | None = None
+
+
+class MusicGenerationRequest(InferenceBody):
+    prompt: NonEmptyStr
+    lyrics: str | None = None
+    duration: float | None = Field(default=None, gt=0)
+
+
+class VideoGenerationRequest(InferenceBody):
+    prompt: NonEmptyStr
+    image: str | None = Field(default=None, description="Optional first frame (URL or data URI).")
+
+
+class MeshGenerationRequest(InferenceBody):
+    prompt: str | None = None
+    image: str | None = Field(default=None, description="Optional input image (URL or data URI).")
+
+    @model_validator(mode="after")
+    def _prompt_or_image(self) -> MeshGenerationRequest:
+        if not self.prompt and not self.image:
+            raise ValueError("either 'prompt' or 'image' is required")
+        return self
+
+
+BODY_MODELS: dict[str, type[InferenceBody]] = {
+    "/v1/chat/completions": ChatCompletionRequest,
+    "/v1/completions": CompletionRequest,
+    "/v1/images/generations": ImageGenerationRequest,
+    "/v1/audio/speech": SpeechRequest,
+    "/v1/music/generations": MusicGenerationRequest,
+    "/v1/videos/generations": VideoGenerationRequest,
+    "/v1/3d/generations": MeshGenerationRequest,
+}
+
+# Multipart endpoints: form fields a request must carry (files included).
+MULTIPART_REQUIRED: dict[str, tuple[str, ...]] = {
+    "/v1/audio/transcriptions": ("model", "file"),
+    "/v1/images/edits": ("model", "image", "prompt"),
+    "/v1/voice/generations": ("model",),
+}

@@ -1,0 +1,23 @@
+"""The part of a streaming chat/completions request that happens before the first byte.
+
+The front (local stack, or the StreamFunction on AWS) calls this in a worker thread, then relays the
+provider's Server-Sent Events itself, chunk by chunk, since a buffered Lambda response cannot stream.
+"""
+
+from __future__ import annotations
+
+from switchyard.catalog import endpoint_for
+from switchyard.errors import NotFound
+from switchyard.services.accounts import get_accounts_service
+from switchyard.services.inference import ProviderCall, plan_json_call
+from switchyard.validation import parse_json_object
+
+
+def prepare_stream(
+    authorization: str | None, path: str, body: bytes, request_id: str | None = None
+) -> ProviderCall:
+    account_id = get_accounts_service().authenticate(authorization)
+    endpoint = endpoint_for(path)
+    if endpoint is None or not endpoint.streams:
+        raise NotFound(f"{path} does not stream.")
+    return plan_json_call(account_id, endpoint, parse_json_object(body), request_id)
