@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     api_keys_table: str = "switchyard-api-keys"
     providers_table: str = "switchyard-providers"
     media_bucket: str = "switchyard-media"
+    jobs_table: str = "switchyard-jobs"
+    idempotency_table: str = "switchyard-idempotency"
+    jobs_queue_url: str = ""
 
     # Which provider endpoint addresses are acceptable (SSRF guard): "public" refuses private,
     # loopback, link-local, metadata and reserved addresses; "loopback" also allows 127.0.0.0/8 and ::1.
@@ -24,6 +27,24 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = 120.0
     upstream_connect_timeout_seconds: float = 5.0
     async_enabled: bool = True
+
+    # Async jobs. Attempts count provider failures (5xx, timeouts, dropped connections, lost leases).
+    job_max_attempts: int = 3
+    job_upstream_timeout_seconds: float = 240.0
+    # How long a job waits for any provider of its model to come online before it fails with no_provider.
+    no_provider_grace_seconds: float = 120.0
+    # Re-check delay while every provider slot is busy, and the cap of every re-queue delay (so a queue
+    # with waiting jobs keeps the dispatcher ticking, which the stalled-worker check relies on).
+    capacity_wait_seconds: int = 1
+    max_requeue_delay_seconds: int = 20
+    retry_backoff_base_seconds: int = 2
+    # A QUEUED job the dispatcher has not looked at for this long lost its message: the sweeper re-sends it.
+    lost_message_after_seconds: float = 90.0
+    dispatcher_stalled_after_seconds: float = 60.0
+    # Results larger than this live in S3 instead of the job item (DynamoDB items stop at 400 KB).
+    inline_result_limit_bytes: int = 300_000
+    # Assets larger than this are served by a short-lived presigned S3 redirect (Lambda answers stop at 6 MB).
+    asset_inline_limit_bytes: int = 4_000_000
 
     # Warm-path caches. A revoked key stops working within auth_cache_seconds; a provider that goes
     # offline stops being chosen within provider_cache_seconds.

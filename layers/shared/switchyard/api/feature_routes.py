@@ -4,4 +4,6 @@ from __future__ import annotations
 
 
 def register(app) -> None:
-    return None
+    from switchyard.api import jobs_routes
+
+    jobs_routes.register(app)

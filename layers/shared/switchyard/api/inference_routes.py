@@ -43,7 +43,7 @@ def _json_inference(app, endpoint: Endpoint, body: InferenceBody):
     if body.async_:
         from switchyard.api.jobs_routes import submit_async  # only the async path pays for its imports
 
-        return submit_async(account_id, endpoint, data)
+        return submit_async(app, account_id, endpoint, data)
     call = inference.plan_json_call(account_id, endpoint, data, app.current_event.request_context.request_id)
     return _provider_response(inference.execute(call))
 

@@ -70,7 +70,7 @@ class ProvidersService:
             Key={"account_id": account_id, "provider_id": beat.provider_id},
             UpdateExpression=(
                 "SET endpoint_url = :u, secret = :s, max_concurrency = :c, models = :m, last_seen = :t, "
-                "first_seen = if_not_exists(first_seen, :t)"
+                "first_seen = if_not_exists(first_seen, :t), leases = if_not_exists(leases, :empty)"
             ),
             ExpressionAttributeValues={
                 ":u": endpoint,
@@ -78,6 +78,7 @@ class ProvidersService:
                 ":c": beat.max_concurrency,
                 ":m": [m.model_dump() for m in beat.models],
                 ":t": int(now * 1000),
+                ":empty": {},
             },
         )
         self._online_cache.invalidate(account_id)
@@ -107,6 +108,68 @@ class ProvidersService:
         if not found:
             raise NoProvider(model)
         return random.choice(found)
+
+    # -- capacity: a provider runs at most max_concurrency async jobs; each running job holds a lease
+    # (lease key -> expiry) on the provider's item. Leases are counted atomically by DynamoDB, released when
+    # the job ends, and expire (swept) if a dispatcher dies holding one.
+    def acquire_slot(self, provider: Provider, lease_key: str, until_ms: int) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._table.update_item(
+                Key={"account_id": provider.account_id, "provider_id": provider.provider_id},
+                UpdateExpression="SET leases.#job = :until",
+                ConditionExpression="attribute_exists(leases) AND size(leases) < max_concurrency",
+                ExpressionAttributeNames={"#job": lease_key},
+                ExpressionAttributeValues={":until": until_ms},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_slot(self, account_id: str, provider_id: str, lease_key: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._table.update_item(
+                Key={"account_id": account_id, "provider_id": provider_id},
+                UpdateExpression="REMOVE leases.#job",
+                ConditionExpression="attribute_exists(leases)",
+                ExpressionAttributeNames={"#job": lease_key},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def expire_leases(self, now_ms: int) -> int:
+        """Drop leases past their expiry (their holder died); returns how many were dropped."""
+        from botocore.exceptions import ClientError
+
+        dropped = 0
+        kwargs: dict = {"ProjectionExpression": "account_id, provider_id, leases"}
+        while True:
+            page = self._table.scan(**kwargs)
+            for item in page.get("Items", []):
+                for job_id, until in (item.get("leases") or {}).items():
+                    if int(until) >= now_ms:
+                        continue
+                    try:
+                        self._table.update_item(
+                            Key={"account_id": item["account_id"], "provider_id": item["provider_id"]},
+                            UpdateExpression="REMOVE leases.#job",
+                            ConditionExpression="leases.#job = :until",
+                            ExpressionAttributeNames={"#job": job_id},
+                            ExpressionAttributeValues={":until": until},
+                        )
+                        dropped += 1
+                    except ClientError as exc:
+                        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                            raise
+            if "LastEvaluatedKey" not in page:
+                return dropped
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _load(self, account_id: str) -> tuple[Provider, ...]:
         from boto3.dynamodb.conditions import Key

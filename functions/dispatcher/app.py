@@ -1,0 +1,57 @@
+"""DispatcherFunction: SQS jobs queue → push each job to a provider (partial batch failures).
+
+Records run concurrently (a slow provider must not hold up the rest of the batch); a record fails only
+when its message cannot be handled at all, so SQS redelivers it and, past maxReceiveCount, parks it in
+the DLQ. Waiting for capacity or a provider is not a failure: the dispatcher re-queues with a delay.
+"""
+
+import asyncio
+import time
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    AsyncBatchProcessor,
+    EventType,
+    async_process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from switchyard.adapters.jobs_queue import JobMessage
+from switchyard.services.dispatcher import get_dispatcher
+from switchyard.services.jobs import DISPATCHER_TICK_ID, get_jobs_service
+
+logger = Logger()
+metrics = Metrics()
+processor = AsyncBatchProcessor(event_type=EventType.SQS)
+
+TICK_EVERY_SECONDS = 10.0
+_last_tick = 0.0
+
+
+def _record_liveness() -> None:
+    """At most one write per TICK_EVERY_SECONDS per container: the queue summary's stalled-worker check."""
+    global _last_tick
+    if time.monotonic() - _last_tick >= TICK_EVERY_SECONDS:
+        get_jobs_service().record_tick(DISPATCHER_TICK_ID)
+        _last_tick = time.monotonic()
+
+
+def _dispatch(body: str) -> None:
+    outcome = get_dispatcher().handle(JobMessage.from_body(body))
+    logger.info(
+        "dispatched", extra={"job_id": outcome.job_id, "action": outcome.action, "detail": outcome.detail}
+    )
+    metrics.add_metric(name=f"Jobs{outcome.action.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+
+
+async def record_handler(record: SQSRecord) -> None:
+    await asyncio.to_thread(_dispatch, record.body)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict, context) -> dict:
+    _record_liveness()
+    return async_process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,196 @@
+"""DynamoDB storage of jobs. Every state change is a conditional write, so any SQS delivery may come twice."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from switchyard.adapters import aws
+from switchyard.job_model import ACTIVE, Job, JobStatus
+
+ACTIVE_INDEX = "active_by_account"
+ACCOUNT_INDEX = "by_account"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in (
+        "ConditionalCheckFailedException",
+        "TransactionCanceledException",
+    )
+
+
+class JobsTable:
+    def __init__(self, table_name: str):
+        self.name = table_name
+        self._table = aws.table(table_name)
+
+    # -- reads
+    def get(self, job_id: str, consistent: bool = True) -> Job | None:
+        item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=consistent).get("Item")
+        return Job.from_item(item) if item and "account_id" in item else None
+
+    def batch_get(self, job_ids: list[str]) -> dict[str, Job]:
+        found: dict[str, Job] = {}
+        client = aws.resource("dynamodb")
+        for start in range(0, len(job_ids), 100):
+            keys = [{"job_id": j} for j in job_ids[start : start + 100]]
+            request = {self.name: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                page = client.batch_get_item(RequestItems=request)
+                for item in page.get("Responses", {}).get(self.name, []):
+                    job = Job.from_item(item)
+                    found[job.job_id] = job
+                request = page.get("UnprocessedKeys") or {}
+        return found
+
+    def list_for_account(
+        self,
+        account_id: str,
+        *,
+        statuses: tuple[str, ...] | None,
+        limit: int,
+        after: str | None,
+        active_only: bool,
+    ) -> tuple[list[Job], bool]:
+        """Newest first; returns (jobs, has_more). Ids sort by creation time, so `after` is a job id."""
+        from boto3.dynamodb.conditions import Attr, Key
+
+        index = ACTIVE_INDEX if active_only else ACCOUNT_INDEX
+        key_attr = "active_account" if active_only else "account_id"
+        condition = Key(key_attr).eq(account_id)
+        if after:
+            condition = condition & Key("job_id").lt(after)
+        kwargs: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ScanIndexForward": False,
+            "Limit": max(limit + 1, 25),
+        }
+        if statuses:
+            kwargs["FilterExpression"] = Attr("status").is_in(list(statuses))
+        jobs: list[Job] = []
+        while len(jobs) <= limit:
+            page = self._table.query(**kwargs)
+            jobs.extend(Job.from_item(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return jobs[:limit], len(jobs) > limit
+
+    def active_jobs(self, account_id: str | None = None) -> list[dict[str, Any]]:
+        """Active jobs (QUEUED or PROCESSING) from the sparse index: of one account, or of everyone."""
+        from boto3.dynamodb.conditions import Key
+
+        kwargs: dict[str, Any] = {"IndexName": ACTIVE_INDEX}
+        if account_id:
+            kwargs["KeyConditionExpression"] = Key("active_account").eq(account_id)
+        operation = self._table.query if account_id else self._table.scan
+        items: list[dict[str, Any]] = []
+        while True:
+            page = operation(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # -- writes
+    def create(self, job: Job) -> None:
+        self._table.put_item(Item=job.to_item(), ConditionExpression="attribute_not_exists(job_id)")
+
+    def batch_create(self, jobs: list[Job]) -> None:
+        with self._table.batch_writer() as writer:
+            for job in jobs:
+                writer.put_item(Item=job.to_item())
+
+    def update(
+        self,
+        job_id: str,
+        *,
+        set_values: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = (),
+        add: dict[str, int] | None = None,
+        condition: str | None = None,
+        condition_values: dict[str, Any] | None = None,
+    ) -> Job | None:
+        """A conditional update; None when the condition does not hold (someone else moved the job).
+
+        Conditions may refer to the reserved word `status` as `#status`.
+        """
+        names: dict[str, str] = {}
+        values: dict[str, Any] = dict(condition_values or {})
+        clauses = []
+        sets = []
+        for i, (attr, value) in enumerate((set_values or {}).items()):
+            names[f"#s{i}"], values[f":s{i}"] = attr, value
+            sets.append(f"#s{i} = :s{i}")
+        if sets:
+            clauses.append("SET " + ", ".join(sets))
+        adds = []
+        for i, (attr, value) in enumerate((add or {}).items()):
+            names[f"#a{i}"], values[f":a{i}"] = attr, value
+            adds.append(f"#a{i} :a{i}")
+        if adds:
+            clauses.append("ADD " + ", ".join(adds))
+        removes = []
+        for i, attr in enumerate(remove):
+            names[f"#r{i}"] = attr
+            removes.append(f"#r{i}")
+        if removes:
+            clauses.append("REMOVE " + ", ".join(removes))
+        kwargs: dict[str, Any] = {
+            "Key": {"job_id": job_id},
+            "UpdateExpression": " ".join(clauses),
+            "ReturnValues": "ALL_NEW",
+        }
+        if condition:
+            if "#status" in condition:
+                names["#status"] = "status"
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            return Job.from_item(self._table.update_item(**kwargs)["Attributes"])
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise
+
+    def transition(
+        self,
+        job_id: str,
+        *,
+        from_statuses: tuple[JobStatus, ...],
+        to_status: JobStatus,
+        set_values: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = (),
+        add: dict[str, int] | None = None,
+        extra_condition: str | None = None,
+        condition_values: dict[str, Any] | None = None,
+        reactivate_for: str | None = None,
+    ) -> Job | None:
+        """Move a job between states, keeping the sparse index of active work in step with the status.
+
+        `reactivate_for` is the owner's account id, needed when a finished job becomes active again.
+        """
+        values = {**(set_values or {}), "status": to_status.value}
+        removals = tuple(remove)
+        if to_status not in ACTIVE:
+            removals += ("active_account",)
+        elif reactivate_for:
+            values["active_account"] = reactivate_for
+        condition = "#status IN (" + ", ".join(f":from{i}" for i in range(len(from_statuses))) + ")"
+        cvalues = {f":from{i}": s.value for i, s in enumerate(from_statuses)}
+        if extra_condition:
+            condition += f" AND ({extra_condition})"
+        cvalues.update(condition_values or {})
+        return self.update(
+            job_id, set_values=values, remove=removals, add=add, condition=condition, condition_values=cvalues
+        )

@@ -1,0 +1,144 @@
+"""Async jobs: submission (from the inference routes), /v1/jobs, the queue summary and stored assets."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from switchyard.api import openapi_docs as docs
+from switchyard.catalog import Endpoint
+from switchyard.services.idempotency import run_once
+from switchyard.services.jobs import get_jobs_service
+from switchyard.validation import provider_body
+
+
+def public_base_url(app) -> str:
+    """The scheme and host the caller used, so result URLs point back at this gateway."""
+    event = app.current_event
+    headers = event.headers
+    proto = headers.get("x-forwarded-proto", "https").split(",")[0].strip()
+    host = headers.get("host") or event.request_context.domain_name
+    return f"{proto}://{host}"
+
+
+def _accepted(body: dict) -> Response:
+    return Response(202, "application/json", json.dumps(body))
+
+
+def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any]) -> Response:
+    jobs = get_jobs_service()
+    jobs.ensure_enabled()
+    base_url = public_base_url(app)
+
+    def create() -> dict:
+        return jobs.envelope(jobs.submit(account_id, endpoint, data), base_url)
+
+    key = app.current_event.headers.get("idempotency-key")
+    if key is None:
+        return _accepted(create())
+    envelope = run_once(
+        account_id=account_id,
+        key=key,
+        scope="job",
+        payload={"endpoint": endpoint.path, "body": provider_body(data)},
+        create=create,
+        replay=lambda first: jobs.envelope(jobs.get(account_id, first["id"]), base_url),
+    )
+    return _accepted(envelope)
+
+
+JobId = Annotated[str, Path(description="The job id (a string).", max_length=64)]
+
+
+def register(app) -> None:
+    @app.get(
+        "/v1/jobs",
+        summary="List your async jobs, newest first",
+        responses=docs.merge(docs.BAD_REQUEST, docs.UNAUTHORIZED),
+    )
+    def list_jobs(
+        status: Annotated[
+            str | None, Query(description="Only these statuses (comma-separated), e.g. QUEUED,FAILED")
+        ] = None,
+        active: Annotated[str | None, Query(description="1 = only QUEUED or PROCESSING jobs")] = None,
+        limit: Annotated[int, Query(description="Max results (1-100)")] = 50,
+        after: Annotated[
+            str | None, Query(description="Page further: the last id of the previous page")
+        ] = None,
+    ) -> dict:
+        jobs = get_jobs_service()
+        found, has_more = jobs.list(
+            app.context["account_id"],
+            status=status,
+            active=(active or "").lower() in ("1", "true", "yes"),
+            limit=limit,
+            after=after,
+        )
+        base_url = public_base_url(app)
+        data = [jobs.envelope(job, base_url) for job in found]
+        return {
+            "object": "list",
+            "data": data,
+            "has_more": has_more,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+        }
+
+    @app.get(
+        "/v1/jobs/<job_id>",
+        summary="A job's status and result",
+        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
+    )
+    def get_job(job_id: JobId) -> dict:
+        jobs = get_jobs_service()
+        return jobs.envelope(jobs.get(app.context["account_id"], job_id), public_base_url(app))
+
+    @app.post(
+        "/v1/jobs/<job_id>/cancel",
+        summary="Cancel a QUEUED or PROCESSING job",
+        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
+    )
+    def cancel_job(job_id: JobId) -> dict:
+        job, canceled = get_jobs_service().cancel(app.context["account_id"], job_id)
+        answer: dict = {"id": job.job_id, "status": job.status.value, "canceled": canceled}
+        if not canceled:
+            answer["detail"] = f"Job already finished with status {job.status.value}; nothing was canceled."
+        return answer
+
+    @app.post(
+        "/v1/jobs/<job_id>/retry",
+        summary="Re-queue a FAILED or CANCELED job",
+        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND, docs.CONFLICT, docs.ASYNC_DISABLED),
+    )
+    def retry_job(job_id: JobId):
+        jobs = get_jobs_service()
+        job = jobs.retry(app.context["account_id"], job_id)
+        return _accepted(jobs.envelope(job, public_base_url(app)))
+
+    def summary() -> dict:
+        return get_jobs_service().summary(app.context["account_id"])
+
+    app.get(
+        "/api/inference/queue/summary/",
+        summary="Counts of active work and worker health",
+        responses=docs.UNAUTHORIZED,
+    )(summary)
+    app.get("/api/inference/queue/summary", include_in_schema=False)(summary)
+
+    def asset(asset_id: Annotated[str, Path(max_length=64)]):
+        found = get_jobs_service().asset(app.context["account_id"], asset_id)
+        if found.redirect_url:
+            return Response(302, "text/plain", "", headers={"Location": found.redirect_url})
+        return Response(
+            200, found.content_type, found.content, headers={"Cache-Control": "private, max-age=300"}
+        )
+
+    app.get(
+        "/api/inference/assets/<asset_id>/",
+        summary="A stored result asset (your own only)",
+        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
+    )(asset)
+    app.get("/api/inference/assets/<asset_id>", include_in_schema=False)(asset)

@@ -1,0 +1,115 @@
+"""The async job: its states, its stored shape and its public envelope."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    PROCESSED = "PROCESSED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+
+ACTIVE = (JobStatus.QUEUED, JobStatus.PROCESSING)
+FINISHED = (JobStatus.PROCESSED, JobStatus.FAILED, JobStatus.CANCELED)
+RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELED)
+
+
+def iso(ms: int | None) -> str | None:
+    if not ms:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Job:
+    job_id: str
+    account_id: str
+    status: JobStatus
+    endpoint: str
+    inference_type: str
+    service_type: str
+    model: str
+    created_ms: int
+    queued_ms: int
+    body: str | None = None  # the provider body as JSON text (None when kept in S3 under body_key)
+    body_key: str | None = None
+    attempt: int = 0
+    gen: int = 0
+    claim_id: str | None = None
+    provider_id: str | None = None
+    lease_until_ms: int | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    result: str | None = None  # provider JSON answer (LLM) as text
+    result_key: str | None = None  # S3 key of a stored asset or large result
+    result_content_type: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    batch_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # attributes later features keep on the item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Job:
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        values = {k: v for k, v in item.items() if k in known}
+        for name in (
+            "created_ms",
+            "queued_ms",
+            "attempt",
+            "gen",
+            "lease_until_ms",
+            "started_ms",
+            "finished_ms",
+        ):
+            if values.get(name) is not None:
+                values[name] = int(values[name])
+        values["status"] = JobStatus(values["status"])
+        extra = {k: v for k, v in item.items() if k not in known and k != "active_account"}
+        return cls(**values, extra=extra)
+
+    def to_item(self) -> dict[str, Any]:
+        item = {k: v for k, v in self.__dict__.items() if k != "extra" and v is not None}
+        item["status"] = self.status.value
+        item.update(self.extra)
+        if self.status in ACTIVE:
+            item["active_account"] = self.account_id  # sparse index of active work
+        return item
+
+    @property
+    def is_media(self) -> bool:
+        return self.inference_type != "LLM"
+
+    def envelope(self, asset_base_url: str | None = None) -> dict[str, Any]:
+        """The public `inference.job` object."""
+        out: dict[str, Any] = {
+            "id": self.job_id,
+            "object": "inference.job",
+            "status": self.status.value,
+            "inference_type": self.inference_type,
+            "model": self.model,
+            "created": self.created_ms // 1000,
+            "queued_at": iso(self.queued_ms),
+        }
+        if self.started_ms:
+            out["started_at"] = iso(self.started_ms)
+        if self.finished_ms:
+            out["finished_at"] = iso(self.finished_ms)
+        out["attempts"] = self.attempt
+        if self.batch_id:
+            out["batch_id"] = self.batch_id
+        if self.status == JobStatus.PROCESSED:
+            if self.result is not None:
+                out["result"] = json.loads(self.result)
+            if self.is_media and self.result_key and asset_base_url is not None:
+                out["result_url"] = f"{asset_base_url}/api/inference/assets/{self.job_id}/"
+        if self.error_type:
+            out["error"] = {"type": self.error_type, "message": self.error_message or ""}
+        return out

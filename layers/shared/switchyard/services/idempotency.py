@@ -1,0 +1,83 @@
+"""`Idempotency-Key` for submissions, on Powertools' idempotency utility (DynamoDB persistence).
+
+The key is scoped to the account and the kind of submission; the request body is the payload that must
+match: the same key with a different body is a conflict, not a silent duplicate. A replay returns the
+existing resource as it is now (through `replay`), not a stale copy of the first answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from switchyard.errors import Conflict, InvalidRequest
+from switchyard.settings import get_settings
+
+EXPIRES_AFTER_SECONDS = 24 * 3600
+MAX_KEY_LENGTH = 255
+
+
+@lru_cache(maxsize=1)
+def _persistence():
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    return DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
+
+
+def body_fingerprint(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def run_once(
+    *,
+    account_id: str,
+    key: str,
+    scope: str,
+    payload: Any,
+    create: Callable[[], dict],
+    replay: Callable[[dict], dict],
+) -> dict:
+    """Run `create` once per (account, scope, key); later calls get `replay(first answer)`."""
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidRequest(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.", param="Idempotency-Key"
+        )
+    config = IdempotencyConfig(
+        event_key_jmespath="[account_id, scope, key]",
+        payload_validation_jmespath="fingerprint",
+        expires_after_seconds=EXPIRES_AFTER_SECONDS,
+        raise_on_no_idempotency_key=True,
+        response_hook=lambda response, _record: replay(response),
+    )
+
+    def submit_once(request: dict) -> dict:
+        return create()
+
+    guarded = idempotent_function(
+        submit_once,
+        data_keyword_argument="request",
+        persistence_store=_persistence(),
+        config=config,
+        key_prefix=f"switchyard#{scope}",
+    )
+    request = {"account_id": account_id, "scope": scope, "key": key, "fingerprint": body_fingerprint(payload)}
+    try:
+        return guarded(request=request)
+    except IdempotencyValidationError as exc:
+        raise Conflict(
+            "This Idempotency-Key was already used with a different request body; use a new key for a new request."
+        ) from exc
+    except IdempotencyAlreadyInProgressError as exc:
+        raise Conflict(
+            "A request with this Idempotency-Key is still being processed; retry shortly."
+        ) from exc

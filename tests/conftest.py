@@ -1,0 +1,287 @@
+"""Shared fixtures: the stack provisioned from template.yaml on in-process moto, the API handler,
+accounts with keys, and fake model servers on loopback."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "template.yaml"
+
+BASE_ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def reset_switchyard_caches() -> None:
+    """Forget settings, clients and services built for a previous environment."""
+    from switchyard import settings
+    from switchyard.adapters import aws
+    from switchyard.services import accounts, dispatcher, idempotency, jobs, providers, sweeper
+
+    settings.get_settings.cache_clear()
+    aws.reset_clients()
+    for factory in (
+        accounts.get_accounts_service,
+        providers.get_providers_service,
+        jobs.get_jobs_service,
+        dispatcher.get_dispatcher,
+        sweeper.get_sweeper,
+        idempotency._persistence,
+    ):
+        factory.cache_clear()
+
+
+@dataclass
+class Stack:
+    environment: dict[str, str]
+    physical: Any
+
+
+@pytest.fixture
+def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """Every resource of template.yaml on in-process moto, and the handler environment pointing at it."""
+    from moto import mock_aws
+    from switchyard_local.provision import provision
+
+    for name, value in BASE_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        stack = provision(TEMPLATE, {"ProviderEndpointPolicy": "loopback"})
+        for name, value in stack.environment.items():
+            monkeypatch.setenv(name, str(value))
+        reset_switchyard_caches()
+        yield Stack(dict(stack.environment), stack.physical)
+    reset_switchyard_caches()
+
+
+@dataclass
+class Caller:
+    account_id: str
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.api_key}"}
+
+
+@pytest.fixture
+def new_caller(aws_stack: Stack) -> Callable[[str], Caller]:
+    from switchyard.services.accounts import get_accounts_service
+
+    def create(name: str = "team") -> Caller:
+        service = get_accounts_service()
+        account = service.create_account(name)
+        return Caller(account.account_id, service.create_api_key(account.account_id).secret)
+
+    return create
+
+
+@pytest.fixture
+def caller(new_caller) -> Caller:
+    return new_caller("team-a")
+
+
+class LambdaContext:
+    function_name = "ApiFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
+    aws_request_id = "test-request"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+) -> dict:
+    """An API Gateway HTTP API (payload 2.0) event, like the ones in tests/events/."""
+    all_headers = {"host": "gateway.test", "x-forwarded-proto": "https", **(headers or {})}
+    is_binary = isinstance(body, bytes)
+    if isinstance(body, dict | list):
+        body = json.dumps(body)
+        all_headers.setdefault("content-type", "application/json")
+    raw_query = "&".join(f"{k}={v}" for k, v in (query or {}).items())
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": all_headers,
+        "queryStringParameters": query or None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "gateway.test",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "pytest",
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "timeEpoch": 0,
+        },
+        "body": base64.b64encode(body).decode() if is_binary else body,
+        "isBase64Encoded": is_binary,
+    }
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    headers: dict[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+@pytest.fixture
+def api(aws_stack: Stack) -> Callable[..., ApiResponse]:
+    """Call the ApiFunction handler the way API Gateway does."""
+    from switchyard_local.handler_loading import load_handler
+
+    handler = load_handler(ROOT / "functions" / "api", "app.handler")
+
+    def call(method: str, path: str, **kwargs: Any) -> ApiResponse:
+        result = handler(http_event(method, path, **kwargs), LambdaContext())
+        body = result.get("body") or ""
+        content = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+        return ApiResponse(result["statusCode"], headers, content)
+
+    return call
+
+
+@dataclass
+class FakeProvider:
+    url: str
+    server: Any
+
+    def last_request(self, path: str | None = None) -> dict | None:
+        return self.server.history.last(path)
+
+
+@pytest.fixture
+def start_fake_provider() -> Iterator[Callable[..., FakeProvider]]:
+    from switchyard_agent.fake_model_server import FakeServerConfig, create_app
+    from switchyard_agent.serving import serve_in_thread
+
+    running = []
+
+    def start(**config: Any) -> FakeProvider:
+        app = create_app(FakeServerConfig(**config))
+        context = serve_in_thread(app)
+        url = context.__enter__()
+        running.append(context)
+        return FakeProvider(url, app.state.fake_server)
+
+    yield start
+    for context in reversed(running):
+        context.__exit__(None, None, None)
+
+
+FAKE_MODELS = [
+    {
+        "id": "fake-llm",
+        "service_type": "llm",
+        "input_modalities": ["text"],
+        "output_modalities": ["text"],
+        "supported_features": ["chat", "completions", "streaming"],
+    },
+    {
+        "id": "fake-whisper",
+        "service_type": "stt",
+        "input_modalities": ["audio"],
+        "output_modalities": ["text"],
+    },
+    {"id": "fake-tts", "service_type": "tts", "input_modalities": ["text"], "output_modalities": ["audio"]},
+    {
+        "id": "fake-voice",
+        "service_type": "tts",
+        "input_modalities": ["text", "audio"],
+        "output_modalities": ["audio"],
+    },
+    {
+        "id": "fake-image",
+        "service_type": "image",
+        "input_modalities": ["text", "image"],
+        "output_modalities": ["image"],
+    },
+    {
+        "id": "fake-music",
+        "service_type": "music",
+        "input_modalities": ["text"],
+        "output_modalities": ["audio"],
+    },
+    {
+        "id": "fake-video",
+        "service_type": "video",
+        "input_modalities": ["text", "image"],
+        "output_modalities": ["video"],
+    },
+    {
+        "id": "fake-mesh",
+        "service_type": "mesh",
+        "input_modalities": ["text", "image"],
+        "output_modalities": ["mesh"],
+    },
+]
+
+
+def heartbeat_body(
+    endpoint_url: str, provider_id: str = "box-1", models: list | None = None, max_concurrency: int = 4
+) -> dict:
+    return {
+        "provider_id": provider_id,
+        "endpoint_url": endpoint_url,
+        "secret": "provider-secret-0123456789",
+        "max_concurrency": max_concurrency,
+        "models": copy.deepcopy(models if models is not None else FAKE_MODELS),
+    }
+
+
+@pytest.fixture
+def online_provider(api, caller, start_fake_provider) -> FakeProvider:
+    """A fake model server registered (by heartbeat) as the caller's provider."""
+    provider = start_fake_provider(stream_delay_ms=0)
+    response = api(
+        "POST", "/api/inference/agent/heartbeat/", body=heartbeat_body(provider.url), headers=caller.headers
+    )
+    assert response.status == 200, response.content
+    return provider
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests talk to loopback only; make sure no proxy setting reroutes them.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
