@@ -1,0 +1,373 @@
+"""Read a SAM/CloudFormation template as data, and the house rules the infra tests check on it.
+
+The loader keeps intrinsic functions as CloudFormation's JSON form (`!Ref X` -> {"Ref": "X"},
+`!GetAtt A.B` -> {"Fn::GetAtt": ["A", "B"]}, `!Sub s` -> {"Fn::Sub": s}, ...), so a rule can follow a
+reference to the resource it names. Each rule is a plain function of a `Template` that returns a list
+of problems (empty when the rule holds), which lets tests feed it small hand-written templates too:
+the queue and state machine rules are proven that way before the stack has any queue or workflow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# ------------------------------------------------------------------ loading
+
+
+class CfnYamlLoader(yaml.SafeLoader):
+    """SafeLoader that understands CloudFormation's short-form intrinsic tags."""
+
+
+def _construct_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+
+
+def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
+    value = _construct_node(loader, node)
+    if tag_suffix in ("Ref", "Condition"):
+        return {tag_suffix: value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        resource, _, attribute = value.partition(".")
+        return {"Fn::GetAtt": [resource, attribute]}
+    return {f"Fn::{tag_suffix}": value}
+
+
+CfnYamlLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+def load_yaml(text: str) -> dict[str, Any]:
+    return yaml.load(text, Loader=CfnYamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+# ------------------------------------------------------------------ template model
+
+SERVERLESS_FUNCTION = "AWS::Serverless::Function"
+LAMBDA_FUNCTION = "AWS::Lambda::Function"
+FUNCTION_TYPES = (SERVERLESS_FUNCTION, LAMBDA_FUNCTION)
+LAYER_TYPES = ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
+STATE_MACHINE_TYPES = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
+LAMBDA_DEFAULT_TIMEOUT = 3
+SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
+
+
+@dataclass
+class Template:
+    body: dict[str, Any]
+    root: Path  # folder that CodeUri / ContentUri / DefinitionUri are relative to
+
+    @classmethod
+    def from_file(cls, path: Path) -> Template:
+        return cls(load_yaml(path.read_text()), path.parent)
+
+    @classmethod
+    def from_text(cls, text: str, root: Path | None = None) -> Template:
+        return cls(load_yaml(text), root or Path("."))
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.body.get("Resources") or {}
+
+    @property
+    def parameters(self) -> dict[str, dict[str, Any]]:
+        return self.body.get("Parameters") or {}
+
+    def of_type(self, *types: str) -> dict[str, dict[str, Any]]:
+        return {name: res for name, res in self.resources.items() if res.get("Type") in types}
+
+    def props(self, logical_id: str) -> dict[str, Any]:
+        return self.resources[logical_id].get("Properties") or {}
+
+    def function_prop(self, logical_id: str, name: str, default: Any = None) -> Any:
+        """A function property as deployed: the resource's own value, else Globals.Function's."""
+        own = self.props(logical_id)
+        if name in own:
+            return own[name]
+        if self.resources[logical_id].get("Type") == SERVERLESS_FUNCTION:
+            globals_fn = (self.body.get("Globals") or {}).get("Function") or {}
+            if name in globals_fn:
+                return globals_fn[name]
+        return default
+
+    def function_env(self, logical_id: str) -> dict[str, Any]:
+        """Environment variables as SAM merges them (Globals first, the function's own win)."""
+        merged: dict[str, Any] = {}
+        if self.resources[logical_id].get("Type") == SERVERLESS_FUNCTION:
+            globals_fn = (self.body.get("Globals") or {}).get("Function") or {}
+            merged.update(((globals_fn.get("Environment") or {}).get("Variables")) or {})
+        merged.update(((self.props(logical_id).get("Environment") or {}).get("Variables")) or {})
+        return merged
+
+    def function_layers(self, logical_id: str) -> list[Any]:
+        """Layers as SAM merges them: Globals' list, then the function's own."""
+        layers: list[Any] = []
+        if self.resources[logical_id].get("Type") == SERVERLESS_FUNCTION:
+            layers.extend(((self.body.get("Globals") or {}).get("Function") or {}).get("Layers") or [])
+        layers.extend(self.props(logical_id).get("Layers") or [])
+        return layers
+
+    def number(self, value: Any) -> float | None:
+        """A literal number, or a Ref to a parameter's Default; None when it cannot be known here."""
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return None
+        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in self.parameters:
+            return self.number(self.parameters[value["Ref"]].get("Default"))
+        return None
+
+
+def referenced_resource(value: Any) -> str | None:
+    """The logical id a {"Ref": X} or {"Fn::GetAtt": [X, ...]} points at."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and isinstance(value["Ref"], str):
+            return value["Ref"]
+        if set(value) == {"Fn::GetAtt"}:
+            target = value["Fn::GetAtt"]
+            if isinstance(target, list) and target and isinstance(target[0], str):
+                return target[0]
+    return None
+
+
+_SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def sub_variables(text: str) -> set[str]:
+    """Names used as ${Name} or ${Name.Attr} in a Fn::Sub string (${!Literal} excluded)."""
+    return {match.split(".")[0] for match in _SUB_VARIABLE.findall(text)}
+
+
+# ------------------------------------------------------------------ rules: logging
+
+
+def log_group_problems(t: Template) -> list[str]:
+    """Every function logs to a log group of this template that has a retention."""
+    problems = []
+    log_groups = t.of_type("AWS::Logs::LogGroup")
+    for name, group in log_groups.items():
+        if (group.get("Properties") or {}).get("RetentionInDays") is None:
+            problems.append(f"log group {name} has no RetentionInDays")
+    for name in t.of_type(*FUNCTION_TYPES):
+        target = referenced_resource((t.function_prop(name, "LoggingConfig") or {}).get("LogGroup"))
+        if target is None:
+            problems.append(f"function {name} has no LoggingConfig.LogGroup naming a log group of the stack")
+        elif target not in log_groups:
+            problems.append(f"function {name} logs to {target}, which is not an AWS::Logs::LogGroup here")
+    for name in t.of_type("AWS::Serverless::HttpApi", "AWS::Serverless::Api"):
+        settings = t.props(name).get("AccessLogSettings") or {}
+        target = referenced_resource(settings.get("DestinationArn"))
+        if target not in log_groups:
+            problems.append(f"API {name} has no access log going to a log group of the stack")
+    return problems
+
+
+# ------------------------------------------------------------------ rules: queues
+
+
+def _queue_consumers(t: Template, queue: str) -> list[tuple[str, float]]:
+    """(function, batching window seconds) for every Lambda consumer of the queue."""
+    consumers = []
+    for fn in t.of_type(SERVERLESS_FUNCTION):
+        for event in (t.props(fn).get("Events") or {}).values():
+            if event.get("Type") == "SQS":
+                ev = event.get("Properties") or {}
+                if referenced_resource(ev.get("Queue")) == queue:
+                    consumers.append((fn, t.number(ev.get("MaximumBatchingWindowInSeconds")) or 0.0))
+    for mapping in t.of_type("AWS::Lambda::EventSourceMapping").values():
+        props = mapping.get("Properties") or {}
+        fn = referenced_resource(props.get("FunctionName"))
+        if referenced_resource(props.get("EventSourceArn")) == queue and fn in t.resources:
+            consumers.append((fn, t.number(props.get("MaximumBatchingWindowInSeconds")) or 0.0))
+    return consumers
+
+
+def queue_problems(t: Template) -> list[str]:
+    """Every work queue has a DLQ; its visibility timeout is >= 6x its consumer's timeout.
+
+    AWS's guidance for SQS event sources: visibility timeout at least six times the function timeout,
+    plus the batching window when one is set. A queue that is some queue's DLQ needs no DLQ itself.
+    """
+    problems = []
+    queues = t.of_type("AWS::SQS::Queue")
+    dead_letter_queues = set()
+    for props in (q.get("Properties") or {} for q in queues.values()):
+        target = referenced_resource((props.get("RedrivePolicy") or {}).get("deadLetterTargetArn"))
+        if target:
+            dead_letter_queues.add(target)
+    for name, queue in queues.items():
+        props = queue.get("Properties") or {}
+        if name not in dead_letter_queues:
+            redrive = props.get("RedrivePolicy") or {}
+            target = referenced_resource(redrive.get("deadLetterTargetArn"))
+            if target is None:
+                problems.append(f"queue {name} has no RedrivePolicy.deadLetterTargetArn (DLQ)")
+            elif target not in queues:
+                problems.append(f"queue {name} sends dead letters to {target}, which is not a queue here")
+            if target and t.number(redrive.get("maxReceiveCount")) is None:
+                problems.append(f"queue {name} has no maxReceiveCount")
+        visibility = t.number(props.get("VisibilityTimeout", SQS_DEFAULT_VISIBILITY_TIMEOUT))
+        for fn, window in _queue_consumers(t, name):
+            timeout = t.number(t.function_prop(fn, "Timeout", LAMBDA_DEFAULT_TIMEOUT))
+            if visibility is None or timeout is None:
+                problems.append(f"queue {name} / consumer {fn}: timeouts are not literals or defaults")
+            elif visibility < 6 * timeout + window:
+                problems.append(
+                    f"queue {name}: VisibilityTimeout {visibility:g}s < 6 x {fn} Timeout {timeout:g}s"
+                    + (f" + batching window {window:g}s" if window else "")
+                )
+    return problems
+
+
+# ------------------------------------------------------------------ rules: runtime and build
+
+
+def runtime_problems(t: Template, runtime: str = "python3.13", arch: str = "arm64") -> list[str]:
+    problems = []
+    for name in t.of_type(*FUNCTION_TYPES):
+        if t.function_prop(name, "Runtime") != runtime:
+            problems.append(f"function {name} runtime is {t.function_prop(name, 'Runtime')!r}, not {runtime}")
+        if t.function_prop(name, "Architectures") != [arch]:
+            problems.append(f"function {name} architectures are {t.function_prop(name, 'Architectures')!r}")
+    for name in t.of_type(*LAYER_TYPES):
+        props = t.props(name)
+        if runtime not in (props.get("CompatibleRuntimes") or []):
+            problems.append(f"layer {name} is not marked compatible with {runtime}")
+        if props.get("CompatibleArchitectures") != [arch]:
+            problems.append(f"layer {name} CompatibleArchitectures is not [{arch}]")
+    return problems
+
+
+def _has_make_target(makefile: Path, target: str) -> bool:
+    return re.search(rf"^{re.escape(target)}\s*:", makefile.read_text(), re.MULTILINE) is not None
+
+
+def build_problems(t: Template) -> list[str]:
+    """Every function and layer is built by its own Makefile target (SAM's Python builder would need
+    a python3.13 interpreter on the build machine; the makefile build does not)."""
+    problems = []
+    for name, res in {**t.of_type(SERVERLESS_FUNCTION), **t.of_type("AWS::Serverless::LayerVersion")}.items():
+        uri = t.props(name).get("CodeUri", t.props(name).get("ContentUri"))
+        if not isinstance(uri, str) or uri.startswith("s3://"):
+            continue
+        if (res.get("Metadata") or {}).get("BuildMethod") != "makefile":
+            problems.append(f"{name} is not built with Metadata.BuildMethod: makefile")
+        folder = t.root / uri
+        makefile = folder / "Makefile"
+        if not folder.is_dir():
+            problems.append(f"{name} code folder {uri} does not exist")
+        elif not makefile.is_file():
+            problems.append(f"{name} has no Makefile in {uri}")
+        elif not _has_make_target(makefile, f"build-{name}"):
+            problems.append(f"{uri}Makefile has no build-{name} target")
+    return problems
+
+
+# ------------------------------------------------------------------ rules: IAM
+
+
+def policy_problems(t: Template) -> list[str]:
+    """IAM only through SAM policy templates, each scoped to one resource of this stack."""
+    problems = []
+    for name in t.of_type(SERVERLESS_FUNCTION, "AWS::Serverless::StateMachine"):
+        policies = t.props(name).get("Policies") or []
+        if not isinstance(policies, list):
+            policies = [policies]
+        for policy in policies:
+            if not (isinstance(policy, dict) and len(policy) == 1 and "Statement" not in policy):
+                problems.append(f"{name}: {policy!r} is not a SAM policy template")
+                continue
+            template_name, params = next(iter(policy.items()))
+            if not isinstance(params, dict) or not params:
+                problems.append(f"{name}: {template_name} is not scoped to a resource")
+                continue
+            for key, value in params.items():
+                target = referenced_resource(value)
+                if target is None and isinstance(value, dict) and "Fn::Sub" in value:
+                    text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+                    target = next((v for v in sub_variables(text) if v in t.resources), None)
+                if target not in t.resources:
+                    problems.append(f"{name}: {template_name}.{key} names no resource of the stack")
+    return problems
+
+
+# ------------------------------------------------------------------ rules: template layout
+
+SECTION_ORDER = ("Parameters", "Mappings", "Conditions", "Globals", "Resources", "Outputs")
+
+
+def section_order_problems(t: Template) -> list[str]:
+    present = [key for key in t.body if key in SECTION_ORDER]
+    expected = sorted(present, key=SECTION_ORDER.index)
+    return [] if present == expected else [f"sections are {present}, expected {expected}"]
+
+
+# ------------------------------------------------------------------ rules: state machines
+
+
+def _states_problems(where: str, machine: dict[str, Any]) -> list[str]:
+    problems = []
+    states = machine.get("States") or {}
+    if machine.get("StartAt") not in states:
+        problems.append(f"{where}: StartAt {machine.get('StartAt')!r} is not a state")
+    for state_name, state in states.items():
+        here = f"{where}.{state_name}"
+        targets = [state.get("Next"), state.get("Default")]
+        targets += [choice.get("Next") for choice in state.get("Choices") or []]
+        targets += [catch.get("Next") for catch in state.get("Catch") or []]
+        for target in filter(None, targets):
+            if target not in states:
+                problems.append(f"{here}: transition to missing state {target!r}")
+        if ".waitForTaskToken" in str(state.get("Resource", "")):
+            if "TimeoutSeconds" not in state and "TimeoutSecondsPath" not in state:
+                problems.append(f"{here}: callback state without TimeoutSeconds")
+            if not state.get("Catch"):
+                problems.append(f"{here}: callback state without Catch")
+        for i, branch in enumerate(state.get("Branches") or []):
+            problems += _states_problems(f"{here}.Branches[{i}]", branch)
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                problems += _states_problems(f"{here}.{key}", state[key])
+    return problems
+
+
+def state_machine_problems(t: Template) -> list[str]:
+    """Every DefinitionUri file exists and parses; transitions resolve; callback states have
+    TimeoutSeconds and a Catch; every ${Placeholder} comes from DefinitionSubstitutions."""
+    problems = []
+    for name in t.of_type(*STATE_MACHINE_TYPES):
+        props = t.props(name)
+        uri = props.get("DefinitionUri")
+        if isinstance(uri, str):
+            path = t.root / uri
+            if not path.is_file():
+                problems.append(f"state machine {name}: DefinitionUri {uri} does not exist")
+                continue
+            text = path.read_text()
+            try:
+                definition = json.loads(text) if path.suffix == ".json" else load_yaml(text)
+            except (ValueError, yaml.YAMLError) as exc:
+                problems.append(f"state machine {name}: {uri} does not parse: {exc}")
+                continue
+        elif isinstance(props.get("Definition"), dict):
+            definition, text = props["Definition"], json.dumps(props["Definition"])
+        else:
+            continue
+        problems += _states_problems(f"state machine {name}", definition)
+        substitutions = set(props.get("DefinitionSubstitutions") or {})
+        for placeholder in sorted(set(re.findall(r"\$\{(\w+)\}", text)) - substitutions):
+            problems.append(f"state machine {name}: ${{{placeholder}}} has no DefinitionSubstitutions entry")
+    return problems

@@ -1,0 +1,291 @@
+"""House rules on template.yaml (DESIGN.md), each also proven on a small template that breaks it."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.infra.cfn_template import (
+    Template,
+    build_problems,
+    load_yaml,
+    log_group_problems,
+    policy_problems,
+    queue_problems,
+    runtime_problems,
+    section_order_problems,
+    state_machine_problems,
+)
+
+
+def small(text: str, root: Path | None = None) -> Template:
+    return Template.from_text(textwrap.dedent(text), root)
+
+
+# ------------------------------------------------------------------ the loader
+
+
+def test_given_short_form_intrinsics_when_loaded_then_they_become_their_json_form():
+    body = load_yaml(
+        textwrap.dedent(
+            """
+            A: !Ref Table
+            B: !GetAtt Queue.Arn
+            C: !Sub "${AWS::StackName}-x"
+            D: !If [Cond, !Ref X, !Ref AWS::NoValue]
+            E: !Equals [!Ref P, 0]
+            F: !GetAtt [Fn, Arn]
+            G: !Select [0, !Split [",", !Ref L]]
+            """
+        )
+    )
+
+    assert body["A"] == {"Ref": "Table"}
+    assert body["B"] == {"Fn::GetAtt": ["Queue", "Arn"]}
+    assert body["C"] == {"Fn::Sub": "${AWS::StackName}-x"}
+    assert body["D"] == {"Fn::If": ["Cond", {"Ref": "X"}, {"Ref": "AWS::NoValue"}]}
+    assert body["E"] == {"Fn::Equals": [{"Ref": "P"}, 0]}
+    assert body["F"] == {"Fn::GetAtt": ["Fn", "Arn"]}
+    assert body["G"] == {"Fn::Select": [0, {"Fn::Split": [",", {"Ref": "L"}]}]}
+
+
+# ------------------------------------------------------------------ the stack as it is
+
+
+def test_given_the_template_then_its_sections_are_in_house_order(template):
+    assert section_order_problems(template) == []
+
+
+def test_given_the_template_then_every_function_logs_to_its_own_log_group_with_retention(template):
+    assert template.of_type("AWS::Serverless::Function"), "the stack has functions"
+    assert log_group_problems(template) == []
+
+
+def test_given_the_template_then_every_function_runs_python313_on_arm64(template):
+    assert runtime_problems(template) == []
+
+
+def test_given_the_template_then_every_function_and_layer_has_a_makefile_target(template):
+    assert build_problems(template) == []
+
+
+def test_given_the_template_then_iam_is_policy_templates_scoped_to_one_resource(template):
+    assert policy_problems(template) == []
+
+
+def test_given_the_template_then_every_queue_has_a_dlq_and_a_long_enough_visibility_timeout(template):
+    assert queue_problems(template) == []
+
+
+def test_given_the_template_then_every_state_machine_definition_exists_and_is_sound(template):
+    assert state_machine_problems(template) == []
+
+
+# ------------------------------------------------------------------ the rules catch what they should
+
+
+def test_given_a_function_without_log_group_then_the_logging_rule_flags_it():
+    t = small(
+        """
+        Globals:
+          Function: {LoggingConfig: {LogGroup: !Ref Shared}}
+        Resources:
+          Shared: {Type: AWS::Logs::LogGroup, Properties: {}}
+          Covered: {Type: AWS::Serverless::Function, Properties: {}}
+          Bare:
+            Type: AWS::Lambda::Function
+            Properties: {}
+        """
+    )
+
+    assert log_group_problems(t) == [
+        "log group Shared has no RetentionInDays",
+        "function Bare has no LoggingConfig.LogGroup naming a log group of the stack",
+    ]
+
+
+QUEUES = """
+Parameters:
+  WorkerTimeout: {Type: Number, Default: 60}
+Globals:
+  Function: {Timeout: 30}
+Resources:
+  JobsDlq: {Type: AWS::SQS::Queue}
+  JobsQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: {visibility}
+      RedrivePolicy: {deadLetterTargetArn: !GetAtt JobsDlq.Arn, maxReceiveCount: 5}
+  OrphanQueue: {Type: AWS::SQS::Queue}
+  Dispatcher:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: !Ref WorkerTimeout
+      Events:
+        Jobs:
+          Type: SQS
+          Properties: {Queue: !GetAtt JobsQueue.Arn, MaximumBatchingWindowInSeconds: {window}}
+  Sweeper:
+    Type: AWS::Serverless::Function
+  SweeperMapping:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties: {FunctionName: !Ref Sweeper, EventSourceArn: !GetAtt JobsQueue.Arn}
+"""
+
+
+def queues(visibility: int, window: int = 0) -> Template:
+    text = QUEUES.replace("{visibility}", str(visibility)).replace("{window}", str(window))
+    return small(text)
+
+
+def test_given_a_queue_without_dlq_then_the_queue_rule_flags_it_but_not_the_dlq_itself():
+    assert queue_problems(queues(360)) == ["queue OrphanQueue has no RedrivePolicy.deadLetterTargetArn (DLQ)"]
+
+
+def test_given_visibility_below_six_times_the_consumer_timeout_then_the_queue_rule_flags_it():
+    problems = queue_problems(queues(359))
+
+    assert "queue JobsQueue: VisibilityTimeout 359s < 6 x Dispatcher Timeout 60s" in problems
+    assert not any("Sweeper" in p for p in problems), "Sweeper's 30 s (from Globals) is covered"
+
+
+def test_given_a_batching_window_then_the_queue_rule_adds_it_to_six_times_the_timeout():
+    assert any("batching window 5s" in p for p in queue_problems(queues(362, window=5)))
+    assert not any("JobsQueue" in p for p in queue_problems(queues(365, window=5)))
+
+
+def test_given_a_wrong_runtime_or_architecture_then_the_runtime_rule_flags_it():
+    t = small(
+        """
+        Globals:
+          Function: {Runtime: python3.13, Architectures: [arm64]}
+        Resources:
+          Good: {Type: AWS::Serverless::Function}
+          Old: {Type: AWS::Serverless::Function, Properties: {Runtime: python3.11}}
+          Intel: {Type: AWS::Serverless::Function, Properties: {Architectures: [x86_64]}}
+          Layer:
+            Type: AWS::Serverless::LayerVersion
+            Properties: {CompatibleRuntimes: [python3.12], CompatibleArchitectures: [arm64]}
+        """
+    )
+
+    assert runtime_problems(t) == [
+        "function Old runtime is 'python3.11', not python3.13",
+        "function Intel architectures are ['x86_64']",
+        "layer Layer is not marked compatible with python3.13",
+    ]
+
+
+def test_given_a_missing_makefile_target_then_the_build_rule_flags_it(tmp_path):
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "Makefile").write_text("build-Other:\n\tcp *.py $(ARTIFACTS_DIR)\n")
+    t = small(
+        """
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: fn/}
+            Metadata: {BuildMethod: makefile}
+          Gone:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: gone/}
+          Remote:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: s3://bucket/key.zip}
+        """,
+        tmp_path,
+    )
+
+    assert build_problems(t) == [
+        "fn/Makefile has no build-Fn target",
+        "Gone is not built with Metadata.BuildMethod: makefile",
+        "Gone code folder gone/ does not exist",
+    ]
+
+
+def test_given_unscoped_or_inline_policies_then_the_policy_rule_flags_them():
+    t = small(
+        """
+        Resources:
+          Table: {Type: AWS::DynamoDB::Table}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              Policies:
+                - DynamoDBCrudPolicy: {TableName: !Ref Table}
+                - DynamoDBReadPolicy: {TableName: !Sub "${Table}"}
+                - DynamoDBReadPolicy: {TableName: "*"}
+                - CloudWatchPutMetricPolicy: {}
+                - AmazonS3FullAccess
+                - Statement: [{Effect: Allow, Action: "s3:*", Resource: "*"}]
+        """
+    )
+
+    problems = policy_problems(t)
+
+    assert len(problems) == 4
+    assert "Fn: DynamoDBReadPolicy.TableName names no resource of the stack" in problems
+    assert "Fn: CloudWatchPutMetricPolicy is not scoped to a resource" in problems
+
+
+def test_given_unordered_sections_then_the_layout_rule_flags_them():
+    t = small("Resources: {}\nGlobals: {}\nParameters: {}\n")
+
+    assert section_order_problems(t) == [
+        "sections are ['Resources', 'Globals', 'Parameters'], expected ['Parameters', 'Globals', 'Resources']"
+    ]
+
+
+def test_given_broken_state_machines_then_the_workflow_rule_flags_them(tmp_path):
+    definition = {
+        "StartAt": "Gate",
+        "States": {
+            "Gate": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:dynamodb:updateItem.waitForTaskToken",
+                "Parameters": {"TableName": "${RunsTable}"},
+                "Next": "Fan",
+            },
+            "Fan": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "Nowhere", "States": {"Step": {"Type": "Pass", "End": True}}}],
+                "Next": "Missing",
+            },
+        },
+    }
+    (tmp_path / "statemachines").mkdir()
+    (tmp_path / "statemachines" / "runner.asl.json").write_text(json.dumps(definition))
+    t = small(
+        """
+        Resources:
+          Runner:
+            Type: AWS::Serverless::StateMachine
+            Properties: {DefinitionUri: statemachines/runner.asl.json, DefinitionSubstitutions: {Other: x}}
+          Lost:
+            Type: AWS::Serverless::StateMachine
+            Properties: {DefinitionUri: statemachines/lost.asl.json}
+        """,
+        tmp_path,
+    )
+
+    assert state_machine_problems(t) == [
+        "state machine Runner.Gate: callback state without TimeoutSeconds",
+        "state machine Runner.Gate: callback state without Catch",
+        "state machine Runner.Fan: transition to missing state 'Missing'",
+        "state machine Runner.Fan.Branches[0]: StartAt 'Nowhere' is not a state",
+        "state machine Runner: ${RunsTable} has no DefinitionSubstitutions entry",
+        "state machine Lost: DefinitionUri statemachines/lost.asl.json does not exist",
+    ]
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [(30, 30.0), ("45", 45.0), ({"Ref": "P"}, 60.0), ({"Ref": "Missing"}, None), ({"Fn::If": []}, None)],
+)
+def test_given_number_sources_then_numbers_resolve_from_literals_and_parameter_defaults(value, expected):
+    t = small("Parameters:\n  P: {Type: Number, Default: 60}\n")
+
+    assert t.number(value) == expected
