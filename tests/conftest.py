@@ -58,8 +58,10 @@ class Stack:
 def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """Every resource of template.yaml on in-process moto, and the handler environment pointing at it."""
     from moto import mock_aws
+    from switchyard_local import dynamodb_atomicity
     from switchyard_local.provision import provision
 
+    dynamodb_atomicity.install()
     for name, value in BASE_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

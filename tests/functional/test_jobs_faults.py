@@ -43,7 +43,7 @@ def register(api, caller, provider_url, **kwargs):
 
 
 def provider_calls(provider) -> int:
-    return sum(1 for call in provider.server.history.calls() if call["path"] == "/v1/chat/completions")
+    return sum(1 for call in provider.server.history.all() if call["path"] == "/v1/chat/completions")
 
 
 def test_provider_500_is_retried_then_failed_with_max_retries(api, caller, harness, start_fake_provider):
@@ -101,13 +101,13 @@ def test_duplicate_delivery_while_running_does_not_free_the_running_slot(
 ):
     from switchyard.services.providers import get_providers_service
 
-    provider = start_fake_provider(latency_ms=700)
+    provider = start_fake_provider(latency_ms=400)
     register(api, caller, provider.url, max_concurrency=1)
     job_id = submit(api, caller).json()["id"]
     body = harness.sqs.receive_message(QueueUrl=harness.queue_url, VisibilityTimeout=0)["Messages"][0]["Body"]
     worker = threading.Thread(target=harness.dispatch_once)
     worker.start()
-    time.sleep(0.3)
+    time.sleep(0.15)
     harness.sqs.send_message(QueueUrl=harness.queue_url, MessageBody=body)
     harness.dispatch_once()  # the duplicate: no free slot (or a stale claim), never a second run
     assert job(api, caller, job_id)["status"] == "PROCESSING"
@@ -219,7 +219,9 @@ def test_no_free_capacity_keeps_the_job_queued_until_a_slot_frees(api, caller, h
     harness.drain(lambda: job(api, caller, job_id)["status"] == "PROCESSED")
 
 
-def test_no_provider_waits_for_the_grace_period_then_fails(api, caller, harness):
+def test_no_provider_waits_for_the_grace_period_then_fails(api, caller, harness, monkeypatch):
+    monkeypatch.setenv("NO_PROVIDER_GRACE_SECONDS", "1.5")
+    reset_switchyard_caches()
     job_id = submit(api, caller).json()["id"]
     harness.dispatch_once()
     assert job(api, caller, job_id)["status"] == "QUEUED"

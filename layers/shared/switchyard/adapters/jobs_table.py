@@ -99,6 +99,18 @@ class JobsTable:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    # -- liveness items (no account_id, so they never appear in the account indexes)
+    def record_tick(self, item_id: str) -> None:
+        self._table.update_item(
+            Key={"job_id": item_id},
+            UpdateExpression="SET last_tick_ms = :now",
+            ExpressionAttributeValues={":now": now_ms()},
+        )
+
+    def last_tick_ms(self, item_id: str) -> int | None:
+        item = self._table.get_item(Key={"job_id": item_id}).get("Item")
+        return int(item["last_tick_ms"]) if item and "last_tick_ms" in item else None
+
     # -- writes
     def create(self, job: Job) -> None:
         self._table.put_item(Item=job.to_item(), ConditionExpression="attribute_not_exists(job_id)")

@@ -7,13 +7,14 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from switchyard.api import openapi_docs as docs
+from switchyard.api.caller import caller_account
 from switchyard.services.providers import Heartbeat, get_providers_service
 from switchyard.settings import get_settings
 
 
 def _heartbeat(app, beat: Heartbeat) -> dict:
     settings = get_settings()
-    provider = get_providers_service().record_heartbeat(app.context["account_id"], beat)
+    provider = get_providers_service().record_heartbeat(caller_account(app), beat)
     return {
         "provider_id": provider.provider_id,
         "status": "online",

@@ -87,11 +87,20 @@ def _error_result(error: ApiError) -> dict:
     }
 
 
+def _route_path(event: dict) -> str:
+    """The path the routes see: on a named HTTP API stage, rawPath starts with /<stage>, which
+    Powertools strips before routing; authentication must look at the same path."""
+    path = event.get("rawPath") or ""
+    stage = (event.get("requestContext") or {}).get("stage") or "$default"
+    if stage != "$default" and path.startswith(f"/{stage}/"):
+        return path[len(stage) + 1 :]
+    return path
+
+
 def resolve(event: dict, context) -> dict:
     """Authenticate first (so a caller without a key learns nothing about bodies), then route."""
     resolver = get_resolver()
-    path = event.get("rawPath") or ""
-    if path.startswith(_AUTHENTICATED_PREFIXES):
+    if _route_path(event).startswith(_AUTHENTICATED_PREFIXES):
         try:
             account_id = get_accounts_service().authenticate(
                 (event.get("headers") or {}).get("authorization")

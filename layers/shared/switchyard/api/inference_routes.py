@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from switchyard.api import openapi_docs as docs
+from switchyard.api.caller import caller_account
 from switchyard.catalog import ENDPOINTS, Endpoint
 from switchyard.schemas import (
     MULTIPART_REQUIRED,
@@ -38,7 +39,7 @@ def _provider_response(answer):
 
 
 def _json_inference(app, endpoint: Endpoint, body: InferenceBody):
-    account_id = app.context["account_id"]
+    account_id = caller_account(app)
     data = app.current_event.json_body
     if body.async_:
         from switchyard.api.jobs_routes import submit_async  # only the async path pays for its imports
@@ -56,7 +57,7 @@ def raw_body(event: dict) -> bytes:
 def _multipart_inference(app, endpoint: Endpoint):
     event = app.current_event
     call = inference.plan_multipart_call(
-        app.context["account_id"],
+        caller_account(app),
         endpoint,
         event.headers.get("content-type", ""),
         raw_body(event.raw_event),
@@ -73,7 +74,7 @@ _SYNC_ONLY.pop(503)
 def register(app) -> None:
     @app.get("/v1/models", summary="List the models you can reach right now", responses=docs.UNAUTHORIZED)
     def list_models() -> dict:
-        providers = get_providers_service().online_providers(app.context["account_id"])
+        providers = get_providers_service().online_providers(caller_account(app))
         return {"object": "list", "data": reachable_models(providers)}
 
     @app.post(

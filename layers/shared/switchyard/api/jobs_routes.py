@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from switchyard.api import openapi_docs as docs
+from switchyard.api.caller import caller_account
 from switchyard.catalog import Endpoint
 from switchyard.services.idempotency import run_once
 from switchyard.services.jobs import get_jobs_service
@@ -21,7 +22,9 @@ def public_base_url(app) -> str:
     headers = event.headers
     proto = headers.get("x-forwarded-proto", "https").split(",")[0].strip()
     host = headers.get("host") or event.request_context.domain_name
-    return f"{proto}://{host}"
+    stage = event.request_context.stage
+    prefix = f"/{stage}" if stage and stage != "$default" and event.raw_path.startswith(f"/{stage}/") else ""
+    return f"{proto}://{host}{prefix}"
 
 
 def _accepted(body: dict) -> Response:
@@ -46,6 +49,7 @@ def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any])
         payload={"endpoint": endpoint.path, "body": provider_body(data)},
         create=create,
         replay=lambda first: jobs.envelope(jobs.get(account_id, first["id"]), base_url),
+        lambda_context=app.lambda_context,
     )
     return _accepted(envelope)
 
@@ -71,7 +75,7 @@ def register(app) -> None:
     ) -> dict:
         jobs = get_jobs_service()
         found, has_more = jobs.list(
-            app.context["account_id"],
+            caller_account(app),
             status=status,
             active=(active or "").lower() in ("1", "true", "yes"),
             limit=limit,
@@ -94,7 +98,7 @@ def register(app) -> None:
     )
     def get_job(job_id: JobId) -> dict:
         jobs = get_jobs_service()
-        return jobs.envelope(jobs.get(app.context["account_id"], job_id), public_base_url(app))
+        return jobs.envelope(jobs.get(caller_account(app), job_id), public_base_url(app))
 
     @app.post(
         "/v1/jobs/<job_id>/cancel",
@@ -102,7 +106,7 @@ def register(app) -> None:
         responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
     )
     def cancel_job(job_id: JobId) -> dict:
-        job, canceled = get_jobs_service().cancel(app.context["account_id"], job_id)
+        job, canceled = get_jobs_service().cancel(caller_account(app), job_id)
         answer: dict = {"id": job.job_id, "status": job.status.value, "canceled": canceled}
         if not canceled:
             answer["detail"] = f"Job already finished with status {job.status.value}; nothing was canceled."
@@ -115,11 +119,11 @@ def register(app) -> None:
     )
     def retry_job(job_id: JobId):
         jobs = get_jobs_service()
-        job = jobs.retry(app.context["account_id"], job_id)
+        job = jobs.retry(caller_account(app), job_id)
         return _accepted(jobs.envelope(job, public_base_url(app)))
 
     def summary() -> dict:
-        return get_jobs_service().summary(app.context["account_id"])
+        return get_jobs_service().summary(caller_account(app))
 
     app.get(
         "/api/inference/queue/summary/",
@@ -129,7 +133,7 @@ def register(app) -> None:
     app.get("/api/inference/queue/summary", include_in_schema=False)(summary)
 
     def asset(asset_id: Annotated[str, Path(max_length=64)]):
-        found = get_jobs_service().asset(app.context["account_id"], asset_id)
+        found = get_jobs_service().asset(caller_account(app), asset_id)
         if found.redirect_url:
             return Response(302, "text/plain", "", headers={"Location": found.redirect_url})
         return Response(

@@ -39,6 +39,7 @@ def run_once(
     payload: Any,
     create: Callable[[], dict],
     replay: Callable[[dict], dict],
+    lambda_context: Any = None,
 ) -> dict:
     """Run `create` once per (account, scope, key); later calls get `replay(first answer)`."""
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -59,6 +60,9 @@ def run_once(
         raise_on_no_idempotency_key=True,
         response_hook=lambda response, _record: replay(response),
     )
+    if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
+        # Lets Powertools expire an in-progress record if this invocation times out mid-submission.
+        config.register_lambda_context(lambda_context)
 
     def submit_once(request: dict) -> dict:
         return create()

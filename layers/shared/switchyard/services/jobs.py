@@ -185,17 +185,13 @@ class JobsService:
 
     # -- liveness and summary
     def record_tick(self, which: str) -> None:
-        self.table.update(which, set_values={"last_tick_ms": now_ms()})
-
-    def last_tick_ms(self, which: str) -> int | None:
-        item = self.table._table.get_item(Key={"job_id": which}).get("Item")  # noqa: SLF001
-        return int(item["last_tick_ms"]) if item and "last_tick_ms" in item else None
+        self.table.record_tick(which)
 
     def summary(self, account_id: str) -> dict[str, Any]:
         active = self.table.active_jobs(account_id)
         queued = sum(1 for item in active if item.get("status") == JobStatus.QUEUED.value)
         processing = sum(1 for item in active if item.get("status") == JobStatus.PROCESSING.value)
-        dispatcher_tick = self.last_tick_ms(DISPATCHER_TICK_ID)
+        dispatcher_tick = self.table.last_tick_ms(DISPATCHER_TICK_ID)
         stale_after_ms = self.settings.dispatcher_stalled_after_seconds * 1000
         stalled = bool(queued) and (dispatcher_tick is None or now_ms() - dispatcher_tick > stale_after_ms)
         # A job queued just now has not had its chance yet: only call it stalled once work has waited.
@@ -210,7 +206,7 @@ class JobsService:
             "queued": queued,
             "processing": processing,
             "dispatcher_last_tick_at": _iso_or_none(dispatcher_tick),
-            "sweeper_last_tick_at": _iso_or_none(self.last_tick_ms(SWEEPER_TICK_ID)),
+            "sweeper_last_tick_at": _iso_or_none(self.table.last_tick_ms(SWEEPER_TICK_ID)),
         }
 
 
