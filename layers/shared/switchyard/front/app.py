@@ -1,0 +1,107 @@
+"""The Starlette app: every request becomes a payload-2.0 event for the API handler, except streaming
+completions, which are relayed from the provider as they arrive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from switchyard.front.http_api_event import RequestInfo, build_event, new_request_id, response_from_result
+from switchyard.front.lambda_context import LambdaContext
+from switchyard.front.stream_relay import PrepareStream, StreamRelay, wants_stream
+
+log = logging.getLogger(__name__)
+
+ApiHandler = Callable[[dict, Any], dict]
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# Set by the Lambda Web Adapter on AWS; never forwarded to the handler as client headers.
+_LWA_CONTEXT_HEADER = "x-amzn-lambda-context"
+_LWA_HEADERS = (b"x-amzn-lambda-context", b"x-amzn-request-context")
+
+
+def create_app(
+    api_handler: ApiHandler,
+    *,
+    prepare_stream: PrepareStream | None = None,
+    warmup: Callable[[], None] | None = None,
+    function_name: str | None = None,
+    timeout_seconds: float = 30,
+) -> Starlette:
+    """`api_handler(event, context) -> dict` is a Lambda handler for HTTP API payload-2.0 events.
+
+    `prepare_stream` defaults to `switchyard.streaming.prepare_stream`; `warmup` runs once in a worker
+    thread at startup (on Lambda that is the init phase, which the first request then does not pay).
+    `function_name` and `timeout_seconds` shape the context handed to the handler.
+    """
+    relay = StreamRelay(prepare_stream)
+    function_name = function_name or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "switchyard-api")
+    memory_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 512)
+    running_in_lambda = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+
+    async def handle(request: Request) -> Response:
+        scope = request.scope
+        body = await request.body()
+        invocation = (_lambda_context_header(scope) if running_in_lambda else None) or {}
+        request_id = invocation.get("request_id") or new_request_id()
+
+        if wants_stream(scope["method"], scope["path"], body):
+            return await relay.respond(request.headers.get("authorization"), scope["path"], body, request_id)
+
+        event = build_event(scope, body, RequestInfo(request_id=request_id))
+        for header in _LWA_HEADERS:
+            event["headers"].pop(header.decode(), None)
+        context = LambdaContext.for_invocation(
+            function_name,
+            invoked_function_arn=invocation.get("invoked_function_arn", ""),
+            memory_limit_in_mb=memory_mb,
+            aws_request_id=request_id,
+            timeout_seconds=timeout_seconds,
+        )
+        # The Rust runtime serialises `deadline` (epoch ms); the adapter's docs also name `deadline_ms`.
+        deadline = invocation.get("deadline") or invocation.get("deadline_ms")
+        if isinstance(deadline, int | float) and deadline > 0:
+            context.deadline_ms = int(deadline)
+        try:
+            result = await run_in_threadpool(api_handler, event, context)
+        except Exception:
+            # API Gateway's answer when the integration fails.
+            log.exception("API handler raised")
+            return Response(b'{"message":"Internal Server Error"}', 500, media_type="application/json")
+        parts = response_from_result(result)
+        response = Response(parts.body, parts.status)
+        response.raw_headers = [*parts.headers, (b"content-length", str(len(parts.body)).encode())]
+        return response
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        if warmup is not None:
+            await run_in_threadpool(warmup)
+        try:
+            yield
+        finally:
+            await relay.aclose()
+
+    return Starlette(routes=[Route("/{path:path}", handle, methods=_METHODS)], lifespan=lifespan)
+
+
+def _lambda_context_header(scope: dict) -> dict | None:
+    """The invocation's real context, which the Lambda Web Adapter passes as a JSON header."""
+    for name, value in scope["headers"]:
+        if name == _LWA_CONTEXT_HEADER.encode():
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return None
+            return parsed if isinstance(parsed, dict) else None
+    return None

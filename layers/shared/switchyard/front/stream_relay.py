@@ -1,0 +1,135 @@
+"""Streaming completions: let the gateway plan the provider call, then relay its bytes as they arrive.
+
+A buffered Lambda response cannot stream, so `stream: true` chat/completions requests bypass the API
+handler: `prepare_stream` (authentication, validation, provider choice) runs in a worker thread, and
+the provider's response is copied to the client chunk by chunk through one shared, pooled HTTP client
+(see upstream_client for why it is not httpx).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from switchyard.front.upstream_client import UpstreamError, UpstreamPool, UpstreamResponse, UpstreamTimeout
+
+log = logging.getLogger(__name__)
+
+STREAMING_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+# Response headers worth passing on besides the status: how to read the body, and not to cache it.
+_RELAYED_HEADERS = ("content-type", "cache-control")
+
+PrepareStream = Callable[..., Any]
+
+
+def wants_stream(method: str, path: str, body: bytes) -> bool:
+    """True for a streaming (and not async) chat/completions request."""
+    if method != "POST" or path not in STREAMING_PATHS or b'"stream"' not in body:
+        return False  # the substring test spares a JSON parse on every non-streaming request
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return False  # malformed JSON: the API handler answers it with the usual 400
+    return isinstance(payload, dict) and payload.get("stream") is True and payload.get("async") is not True
+
+
+def default_prepare_stream(*args: Any, **kwargs: Any) -> Any:
+    from switchyard.streaming import prepare_stream
+
+    return prepare_stream(*args, **kwargs)
+
+
+class StreamRelay:
+    """Owns the shared upstream client; created lazily inside the event loop that uses it."""
+
+    def __init__(self, prepare_stream: PrepareStream | None = None):
+        self._prepare_stream = prepare_stream or default_prepare_stream
+        self._pool: UpstreamPool | None = None
+
+    def _upstream(self) -> UpstreamPool:
+        if self._pool is None:
+            # Read timeout: the longest silence between two chunks, not the length of the whole stream.
+            read_timeout = float(os.environ.get("UPSTREAM_TIMEOUT_SECONDS") or 120)
+            connect_timeout = float(os.environ.get("UPSTREAM_CONNECT_TIMEOUT_SECONDS") or 5)
+            self._pool = UpstreamPool(
+                connect_timeout=min(connect_timeout, read_timeout), read_timeout=read_timeout
+            )
+        return self._pool
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
+
+    async def respond(self, authorization: str | None, path: str, body: bytes, request_id: str) -> Response:
+        try:
+            call = await run_in_threadpool(
+                self._prepare_stream, authorization, path, body, request_id=request_id
+            )
+        except Exception as error:  # noqa: BLE001 - every failure must become an HTTP answer
+            return _error_response(error)
+        return await self._relay(call)
+
+    async def _relay(self, call: Any) -> Response:
+        upstream: UpstreamResponse | None = None
+        try:
+            upstream = await self._upstream().post(call.url, call.headers, call.content)
+            chunks = upstream.chunks()
+            # Wait for the first byte before committing to a status: until then a failure is still a 502.
+            first_chunk = await anext(chunks, b"")
+        except BaseException as error:
+            if upstream is not None:
+                await upstream.aclose()
+            if not isinstance(error, UpstreamError):
+                raise
+            log.warning("Upstream %s failed before the first byte: %r", call.url, error)
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": f"Upstream provider failed: {_describe(error)}",
+                        "type": "upstream_error",
+                    }
+                },
+                status_code=502,
+            )
+        headers = {name: upstream.headers[name] for name in _RELAYED_HEADERS if name in upstream.headers}
+        return StreamingResponse(
+            _relay_chunks(upstream, first_chunk, chunks), status_code=upstream.status_code, headers=headers
+        )
+
+
+async def _relay_chunks(upstream: UpstreamResponse, first_chunk: bytes, chunks: AsyncGenerator[bytes, None]):
+    try:
+        if first_chunk:
+            yield first_chunk
+        async for chunk in chunks:
+            yield chunk
+    except UpstreamError as error:
+        # The status line is gone already: all that is left is to end the stream.
+        log.warning("Upstream stream broke off: %r", error)
+    finally:
+        # Also reached when the client goes away: closing the connection tells the provider to stop.
+        await chunks.aclose()
+        await upstream.aclose()
+
+
+def _error_response(error: Exception) -> Response:
+    status_code = getattr(error, "status_code", None)
+    to_body = getattr(error, "to_body", None)
+    if isinstance(status_code, int) and callable(to_body):  # switchyard.errors.ApiError and subclasses
+        headers = {"WWW-Authenticate": 'Bearer realm="api"'} if status_code == 401 else None
+        return JSONResponse(to_body(), status_code=status_code, headers=headers)
+    log.exception("prepare_stream failed", exc_info=error)
+    return JSONResponse(
+        {"error": {"message": "Internal server error.", "type": "internal_error"}}, status_code=500
+    )
+
+
+def _describe(error: UpstreamError) -> str:
+    return "timed out" if isinstance(error, UpstreamTimeout) else str(error)

@@ -1,0 +1,108 @@
+"""Start the event sources a template declares on its functions: SQS pollers and schedule timers."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from switchyard_local.lambda_runtime import LocalFunctionRuntime
+from switchyard_local.scheduler import ScheduleTimer, timer_for_event
+from switchyard_local.sqs_poller import SqsPoller
+from switchyard_local.stack import FunctionSpec, ProvisionedStack
+
+log = logging.getLogger(__name__)
+
+# AWS scales SQS pollers up to ScalingConfig.MaximumConcurrency; locally a couple of threads per source
+# keep one slow job from holding up the next without flooding a single-process moto.
+DEFAULT_SQS_CONCURRENCY = 2
+# Each idle poller long-polls moto once a second; a handler's batch already runs its records concurrently.
+MAX_SQS_CONCURRENCY = 4
+
+
+@dataclass
+class EventSources:
+    pollers: list[SqsPoller] = field(default_factory=list)
+    timers: list[ScheduleTimer] = field(default_factory=list)
+
+    def stop(self, timeout: float = 10) -> None:
+        for source in [*self.pollers, *self.timers]:
+            source.stop(timeout)
+
+
+def start_event_sources(
+    stack: ProvisionedStack,
+    runtime: LocalFunctionRuntime,
+    *,
+    sqs_client: Any,
+    schedule_seconds: float | None = None,
+) -> EventSources:
+    if schedule_seconds is None and os.environ.get("SWITCHYARD_LOCAL_SCHEDULE_SECONDS"):
+        schedule_seconds = float(os.environ["SWITCHYARD_LOCAL_SCHEDULE_SECONDS"])
+    sources = EventSources()
+    for function in stack.functions.values():
+        for event in function.events_of_type("SQS"):
+            poller = _poller(stack, runtime, function, event, sqs_client)
+            if poller is not None:
+                sources.pollers.append(poller)
+        for event in function.events_of_type("Schedule", "ScheduleV2"):
+            timer = timer_for_event(
+                name=f"{function.logical_id}-{event.name}",
+                event_type=event.event_type,
+                properties=event.properties,
+                invoke=_invoker(runtime, function),
+                region=stack.region,
+                account_id=stack.account_id,
+                interval_override=schedule_seconds,
+            )
+            if timer is not None:
+                sources.timers.append(timer)
+    for source in [*sources.pollers, *sources.timers]:
+        source.start()
+    return sources
+
+
+def _poller(
+    stack: ProvisionedStack,
+    runtime: LocalFunctionRuntime,
+    function: FunctionSpec,
+    event: Any,
+    sqs_client: Any,
+) -> SqsPoller | None:
+    properties = event.properties
+    if str(properties.get("Enabled", True)).lower() == "false":
+        return None
+    if event.queue_url is None:
+        log.warning(
+            "%s.%s: queue %s is not provisioned locally",
+            function.logical_id,
+            event.name,
+            properties.get("Queue"),
+        )
+        return None
+    scaling = properties.get("ScalingConfig") or {}
+    concurrency = int(
+        os.environ.get("SWITCHYARD_LOCAL_SQS_CONCURRENCY")
+        or scaling.get("MaximumConcurrency")
+        or DEFAULT_SQS_CONCURRENCY
+    )
+    return SqsPoller(
+        sqs_client=sqs_client,
+        queue_url=event.queue_url,
+        queue_arn=str(properties["Queue"]),
+        invoke=_invoker(runtime, function),
+        batch_size=int(properties.get("BatchSize", 10)),
+        report_batch_item_failures="ReportBatchItemFailures"
+        in (properties.get("FunctionResponseTypes") or []),
+        region=stack.region,
+        concurrency=max(1, min(concurrency, MAX_SQS_CONCURRENCY)),
+        name=f"sqs-{function.logical_id}-{event.name}",
+    )
+
+
+def _invoker(runtime: LocalFunctionRuntime, function: FunctionSpec):
+    def invoke(event: dict) -> Any:
+        return runtime.invoke(function, event)
+
+    return invoke

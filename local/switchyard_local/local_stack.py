@@ -1,0 +1,92 @@
+"""Bring the whole local stack up and down: moto, resources, in-process Lambda, event sources, account."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from switchyard_local.bootstrap import BootstrapCredentials, bootstrap_account
+from switchyard_local.embedded_aws import LOCAL_REGION, EmbeddedAws, point_process_at
+from switchyard_local.event_sources import EventSources, start_event_sources
+from switchyard_local.lambda_runtime import LocalFunctionRuntime, install_lambda_patch, uninstall_lambda_patch
+from switchyard_local.provision import LOCAL_CREDENTIALS, provision
+from switchyard_local.stack import ProvisionedStack
+
+log = logging.getLogger(__name__)
+
+# Parameter values that differ locally: providers run on this machine, and there is no 30 s API Gateway
+# limit in front of the local API, so streams may run as long as a slow local model needs.
+LOCAL_PARAMETER_DEFAULTS = {"ProviderEndpointPolicy": "loopback", "StreamUpstreamTimeoutSeconds": "120"}
+
+
+def local_parameter_overrides(template_parameters: Mapping[str, Any], overrides: Mapping[str, str]) -> dict:
+    defaults = {
+        name: value for name, value in LOCAL_PARAMETER_DEFAULTS.items() if name in template_parameters
+    }
+    return {**defaults, **overrides}
+
+
+@dataclass
+class RunningStack:
+    aws: EmbeddedAws
+    stack: ProvisionedStack
+    runtime: LocalFunctionRuntime
+    sources: EventSources
+    credentials: BootstrapCredentials
+
+    def stop(self) -> None:
+        # Consumers first (they call moto), then moto itself.
+        self.sources.stop(timeout=5)
+        self.runtime.wait_for_background(timeout=5)
+        uninstall_lambda_patch()
+        self.aws.stop()
+
+
+def start_local_stack(
+    template_path: Path,
+    parameter_overrides: Mapping[str, str],
+    *,
+    moto_port: int = 0,
+    schedule_seconds: float | None = None,
+) -> RunningStack:
+    from switchyard_local import dynamodb_atomicity
+    from switchyard_local.template import load_template
+
+    # The moto server answers each request on its own thread: conditional writes must not race.
+    dynamodb_atomicity.install()
+    aws = EmbeddedAws(moto_port)
+    endpoint_url = aws.start()
+    try:
+        point_process_at(endpoint_url, aws.port)
+        declared = load_template(template_path).get("Parameters") or {}
+        stack = provision(
+            template_path, local_parameter_overrides(declared, parameter_overrides), endpoint_url=endpoint_url
+        )
+        os.environ.update(stack.environment)
+        runtime = LocalFunctionRuntime(stack.functions.values())
+        install_lambda_patch(runtime)
+        sources = start_event_sources(
+            stack, runtime, sqs_client=_sqs_client(endpoint_url), schedule_seconds=schedule_seconds
+        )
+        try:
+            credentials = bootstrap_account()
+        except BaseException:
+            sources.stop(timeout=5)
+            raise
+    except BaseException:
+        uninstall_lambda_patch()
+        aws.stop()
+        raise
+    return RunningStack(aws=aws, stack=stack, runtime=runtime, sources=sources, credentials=credentials)
+
+
+def _sqs_client(endpoint_url: str) -> Any:
+    import boto3
+
+    # The pollers' own client: a long poll holds a connection, so they must not share the handlers' pool.
+    session = boto3.session.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
+    return session.client("sqs", endpoint_url=endpoint_url)

@@ -1,0 +1,147 @@
+"""Play Lambda's SQS event source: long-poll a queue, invoke the function with a batch, delete what worked.
+
+moto's own SQS->Lambda mapping delivers inside SendMessage (the sender blocks), one message at a time,
+and deletes failed messages anyway. This poller behaves like AWS instead: batches of up to BatchSize,
+partial batch responses (ReportBatchItemFailures), failed messages left to reappear after their
+visibility timeout, and moto's redrive policy moving them to the DLQ after maxReceiveCount receives.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Short enough that stop() returns quickly; long polling still answers as soon as a message lands.
+DEFAULT_WAIT_SECONDS = 1
+
+
+class SqsPoller:
+    """One SQS event source of one function, served by `concurrency` polling threads."""
+
+    def __init__(
+        self,
+        *,
+        sqs_client: Any,
+        queue_url: str,
+        queue_arn: str,
+        invoke: Callable[[dict], Any],
+        batch_size: int = 10,
+        report_batch_item_failures: bool = False,
+        region: str = "us-east-1",
+        concurrency: int = 1,
+        wait_seconds: int = DEFAULT_WAIT_SECONDS,
+        name: str = "sqs-poller",
+    ):
+        self._sqs = sqs_client
+        self._queue_url = queue_url
+        self._queue_arn = queue_arn
+        self._invoke = invoke
+        self._batch_size = max(1, min(int(batch_size), 10))  # one ReceiveMessage returns at most 10
+        self._report_failures = report_batch_item_failures
+        self._region = region
+        self._wait_seconds = wait_seconds
+        self._stopping = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-{index}", daemon=True)
+            for index in range(concurrency)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                # A moto hiccup (or a stopping server) must not end the poller; wait a little and retry.
+                if not self._stopping.is_set():
+                    log.exception("Polling %s failed", self._queue_url)
+                    self._stopping.wait(1)
+
+    def poll_once(self) -> int:
+        """Receive one batch, invoke, delete the successes. Returns how many messages were received."""
+        messages = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self._batch_size,
+            WaitTimeSeconds=self._wait_seconds,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [self._record(message) for message in messages]}
+        try:
+            result = self._invoke(event)
+        except Exception:
+            # The whole batch failed: nothing is deleted, every message comes back after its visibility
+            # timeout (and reaches the DLQ after maxReceiveCount receives).
+            log.exception("Handler failed on a batch of %d from %s", len(messages), self._queue_arn)
+            return len(messages)
+        succeeded = self._succeeded(messages, result)
+        for start in range(0, len(succeeded), 10):
+            entries = [
+                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                for index, message in enumerate(succeeded[start : start + 10])
+            ]
+            self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
+        return len(messages)
+
+    def _succeeded(self, messages: list[dict], result: Any) -> list[dict]:
+        if not self._report_failures or not isinstance(result, dict) or not result.get("batchItemFailures"):
+            return messages
+        failed: set[str] = set()
+        received = {message["MessageId"] for message in messages}
+        for failure in result["batchItemFailures"]:
+            identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+            if not identifier or identifier not in received:
+                # AWS treats a malformed or unknown identifier as a failure of the whole batch.
+                log.warning("Invalid batchItemFailures entry %r: the whole batch is retried", failure)
+                return []
+            failed.add(identifier)
+        return [message for message in messages if message["MessageId"] not in failed]
+
+    def _record(self, message: dict) -> dict:
+        record = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message.get("Body", ""),
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": {
+                name: _message_attribute(value)
+                for name, value in (message.get("MessageAttributes") or {}).items()
+            },
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._queue_arn,
+            "awsRegion": self._region,
+        }
+        if "MD5OfMessageAttributes" in message:
+            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        return record
+
+
+def _message_attribute(value: dict) -> dict:
+    """SQS API shape (StringValue, BinaryValue as bytes) -> Lambda event shape (camelCase, base64)."""
+    shaped: dict[str, Any] = {
+        "stringListValues": value.get("StringListValues", []),
+        "binaryListValues": [base64.b64encode(item).decode() for item in value.get("BinaryListValues", [])],
+        "dataType": value.get("DataType", "String"),
+    }
+    if "StringValue" in value:
+        shaped["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        shaped["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+    return shaped

@@ -1,0 +1,180 @@
+"""The front's streaming relay against a tiny upstream on loopback: chunks arrive as they are made."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from switchyard.errors import AuthenticationFailed
+from switchyard.front import create_app
+
+CHUNK_DELAY_SECONDS = 0.3
+STREAM_BODY = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+
+
+class SlowUpstream:
+    """An ASGI provider that sends three SSE chunks, CHUNK_DELAY_SECONDS apart, and keeps what it got."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.requests.append({"path": scope["path"], "headers": dict(scope["headers"]), "body": body})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        for index in range(3):
+            await send(
+                {"type": "http.response.body", "body": f"data: {index}\n\n".encode(), "more_body": True}
+            )
+            await asyncio.sleep(CHUNK_DELAY_SECONDS)
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+
+def never_called(event: dict, context) -> dict:
+    raise AssertionError("streaming requests must not reach the API handler")
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_chunks_reach_the_client_as_the_upstream_produces_them(serve) -> None:
+    upstream = SlowUpstream()
+    seen: dict = {}
+
+    def prepare_stream(authorization, path, body, request_id=None):
+        seen.update(authorization=authorization, path=path, body=body, request_id=request_id)
+        return SimpleNamespace(
+            url=f"{upstream_url}{path}",
+            headers={"authorization": "Bearer provider-secret", "content-type": "application/json"},
+            content=b'{"model":"m","stream":true}',
+        )
+
+    with (
+        serve(upstream) as upstream_url,
+        serve(create_app(never_called, prepare_stream=prepare_stream)) as front,
+    ):
+        arrivals = []
+        started = time.monotonic()
+        with httpx.stream(
+            "POST", f"{front}/v1/chat/completions", json=STREAM_BODY, headers={"Authorization": "Bearer k"}
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "text/event-stream"
+            for chunk in response.iter_raw():
+                arrivals.append((time.monotonic() - started, chunk))
+
+    body = b"".join(chunk for _, chunk in arrivals)
+    assert body == b"data: 0\n\ndata: 1\n\ndata: 2\n\ndata: [DONE]\n\n"
+    # The first chunk arrived about two chunk delays before the last: nothing was buffered. (Relative,
+    # not absolute, so that a busy machine slows both ends alike.)
+    first_at, last_at = arrivals[0][0], arrivals[-1][0]
+    assert last_at - first_at > 2 * CHUNK_DELAY_SECONDS * 0.8
+    # And the gateway's plan, not the client's request, is what reached the provider.
+    assert seen["authorization"] == "Bearer k" and seen["path"] == "/v1/chat/completions"
+    assert json.loads(seen["body"]) == STREAM_BODY and seen["request_id"]
+    (received,) = upstream.requests
+    assert received["headers"][b"authorization"] == b"Bearer provider-secret"
+    assert received["body"] == b'{"model":"m","stream":true}'
+
+
+def test_an_upstream_that_cannot_be_reached_is_a_502(serve) -> None:
+    def prepare_stream(authorization, path, body, request_id=None):
+        return SimpleNamespace(url=f"http://127.0.0.1:{closed_port()}{path}", headers={}, content=b"{}")
+
+    with serve(create_app(never_called, prepare_stream=prepare_stream)) as front:
+        response = httpx.post(f"{front}/v1/completions", json={"model": "m", "prompt": "x", "stream": True})
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "upstream_error"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "body"),
+    [
+        (AuthenticationFailed("Invalid token."), 401, {"detail": "Invalid token."}),
+        (
+            RuntimeError("bug"),
+            500,
+            {"error": {"message": "Internal server error.", "type": "internal_error"}},
+        ),
+    ],
+)
+def test_errors_before_the_stream_starts_are_answered_as_json(serve, error, status, body) -> None:
+    def prepare_stream(authorization, path, body, request_id=None):
+        raise error
+
+    with serve(create_app(never_called, prepare_stream=prepare_stream)) as front:
+        response = httpx.post(f"{front}/v1/chat/completions", json=STREAM_BODY)
+    assert (response.status_code, response.json()) == (status, body)
+
+
+class EndlessUpstream:
+    """Streams a chunk every 50 ms until its client goes away, and notes when that happened."""
+
+    def __init__(self) -> None:
+        self.disconnected = asyncio.Event()
+        self.disconnected_at: float | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.disconnected_at = time.monotonic()
+            self.disconnected.set()
+
+        watcher = asyncio.create_task(watch())
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        for _ in range(200):
+            if self.disconnected.is_set():
+                break
+            await send({"type": "http.response.body", "body": b"data: tick\n\n", "more_body": True})
+            await asyncio.sleep(0.05)
+        watcher.cancel()
+
+
+def test_a_client_that_goes_away_releases_the_provider(serve, eventually) -> None:
+    upstream = EndlessUpstream()
+
+    def prepare_stream(authorization, path, body, request_id=None):
+        return SimpleNamespace(url=f"{upstream_url}{path}", headers={}, content=b"{}")
+
+    with (
+        serve(upstream) as upstream_url,
+        serve(create_app(never_called, prepare_stream=prepare_stream)) as front,
+    ):
+        with httpx.stream("POST", f"{front}/v1/chat/completions", json=STREAM_BODY) as response:
+            assert next(response.iter_raw()).startswith(b"data: tick")
+        left_at = time.monotonic()
+        eventually(lambda: upstream.disconnected_at is not None, timeout=5)
+    assert upstream.disconnected_at - left_at < 2

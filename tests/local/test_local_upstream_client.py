@@ -1,0 +1,145 @@
+"""The front's pooled HTTP/1.1 upstream client against raw loopback servers it cannot fool itself about."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from switchyard.front.upstream_client import UpstreamError, UpstreamPool, UpstreamTimeout
+
+Responder = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        ),
+        0,
+    )
+    return head, await reader.readexactly(length)
+
+
+async def with_server(respond: Responder, scenario: Callable[[str, list], Awaitable[None]]) -> list:
+    """Run `respond` for every connection of a loopback server while `scenario(url, connections)` runs."""
+    connections: list = []
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer.get_extra_info("peername"))
+        try:
+            await respond(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(on_connection, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        await scenario(f"http://127.0.0.1:{port}/v1/chat/completions?x=1", connections)
+    return connections
+
+
+def pool(read_timeout: float = 5) -> UpstreamPool:
+    return UpstreamPool(connect_timeout=2, read_timeout=read_timeout)
+
+
+async def collect(upstream) -> bytes:
+    body = b"".join([chunk async for chunk in upstream.chunks()])
+    await upstream.aclose()
+    return body
+
+
+def test_requests_on_one_origin_reuse_a_kept_alive_connection() -> None:
+    seen: list[tuple[bytes, bytes]] = []
+
+    async def respond(reader, writer) -> None:
+        while True:  # keep-alive: serve until the client hangs up
+            head, body = await read_request(reader)
+            seen.append((head, body))
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            )
+            writer.write(b"9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n0\r\n\r\n")
+            await writer.drain()
+
+    async def scenario(url: str, connections: list) -> None:
+        client = pool()
+        for _ in range(3):
+            upstream = await client.post(url, {"authorization": "Bearer s", "Host": "evil"}, b'{"a":1}')
+            assert upstream.status_code == 200 and upstream.headers["content-type"] == "text/event-stream"
+            assert await collect(upstream) == b"data: 1\n\ndata: 2\n\n"
+        await client.aclose()
+
+    connections = asyncio.run(with_server(respond, scenario))
+    assert len(connections) == 1
+    head, body = seen[0]
+    assert head.startswith(b"POST /v1/chat/completions?x=1 HTTP/1.1\r\n")
+    assert b"authorization: Bearer s" in head and b"evil" not in head  # the client owns the Host header
+    assert body == b'{"a":1}'
+
+
+def test_a_server_that_closes_after_each_answer_still_serves_every_request() -> None:
+    async def respond(reader, writer) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+
+    async def scenario(url: str, connections: list) -> None:
+        client = pool()
+        for _ in range(3):
+            assert await collect(await client.post(url, {}, b"{}")) == b"ok"
+            await asyncio.sleep(0.01)
+        await client.aclose()
+
+    assert len(asyncio.run(with_server(respond, scenario))) == 3
+
+
+def test_a_close_delimited_body_is_read_to_the_end() -> None:
+    async def respond(reader, writer) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end")
+        await writer.drain()
+
+    async def scenario(url: str, connections: list) -> None:
+        assert await collect(await pool().post(url, {}, b"")) == b"until the end"
+
+    asyncio.run(with_server(respond, scenario))
+
+
+def test_a_silent_upstream_times_out() -> None:
+    async def respond(reader, writer) -> None:
+        await read_request(reader)
+        await asyncio.sleep(2)
+
+    async def scenario(url: str, connections: list) -> None:
+        with pytest.raises(UpstreamTimeout):
+            await pool(read_timeout=0.2).post(url, {}, b"{}")
+
+    asyncio.run(with_server(respond, scenario))
+
+
+def test_a_stream_that_breaks_off_raises() -> None:
+    async def respond(reader, writer) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
+        await writer.drain()
+
+    async def scenario(url: str, connections: list) -> None:
+        upstream = await pool().post(url, {}, b"{}")
+        with pytest.raises(UpstreamError):
+            await collect(upstream)
+
+    asyncio.run(with_server(respond, scenario))
+
+
+def test_an_unreachable_upstream_is_an_upstream_error() -> None:
+    async def scenario() -> None:
+        with pytest.raises(UpstreamError, match="connection failed"):
+            await pool().post("http://127.0.0.1:1/v1/completions", {}, b"{}")
+
+    asyncio.run(scenario())
