@@ -533,6 +533,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--fail-status", type=int, default=500, help="HTTP status of injected failures")
     parser.add_argument("--seed", type=int, default=0, help="seed of the failure injection")
+    parser.add_argument("--history-size", type=int, default=200, help="requests kept for /_debug/requests")
     parser.add_argument(
         "--models", action="append", default=[], help="ID[=SERVICE_TYPE],... (replaces the defaults)"
     )
@@ -562,6 +563,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namesp
         seed=args.seed,
         api_key=args.api_key,
         report_capabilities=not args.bare_models,
+        history_size=args.history_size,
     )
     return args, config
 

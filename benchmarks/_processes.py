@@ -1,0 +1,84 @@
+"""Start the local stack, a fake model server and the real agent as separate processes (for benchmarks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Setup:
+    gateway_url: str
+    api_key: str
+    model_server_url: str
+    agent_url: str
+    agent_secret: str
+    workdir: Path
+
+
+def _wait_for(process: subprocess.Popen, pattern: str, timeout: float = 60) -> re.Match:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        match = re.search(pattern, line or "")
+        if match:
+            return match
+    raise RuntimeError(f"{process.args[0]} did not print {pattern!r}")
+
+
+@contextmanager
+def running_stack(*, overrides: tuple[str, ...] = (), server_args: tuple[str, ...] = (), agent_args: tuple[str, ...] = ()):
+    workdir = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    processes: list[subprocess.Popen] = []
+    try:
+        stack = subprocess.Popen(
+            [str(BIN / "switchyard-local"), "up", "--port", "0", "--json", "--template", str(ROOT / "template.yaml"),
+             *(["--parameter-overrides", *overrides] if overrides else [])],
+            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        )
+        processes.append(stack)
+        ready = json.loads(stack.stdout.readline())
+        server = subprocess.Popen(
+            [str(BIN / "switchyard-fake-model-server"), "--port", "0", "--stream-delay-ms", "0", *server_args],
+            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        )
+        processes.append(server)
+        model_server_url = _wait_for(server, r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+        secret = "benchmark-secret-0123456789abcdef"
+        agent = subprocess.Popen(
+            [str(BIN / "switchyard-agent"), "--gateway", ready["base_url"], "--api-key", ready["api_key"],
+             "--upstream", model_server_url, "--listen", "127.0.0.1:0", "--secret", secret, *agent_args],
+            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        )
+        processes.append(agent)
+        agent_url = _wait_for(agent, r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+        _wait_for(agent, r"registered provider")
+        yield Setup(ready["base_url"], ready["api_key"], model_server_url, agent_url, secret, workdir)
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
