@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,8 @@ class JobsHarness:
             "Attributes"
         ]["QueueArn"]
         self.dispatcher = load_handler(ROOT / "functions" / "dispatcher", "app.handler")
+        # A fresh stack per test, but the loaded module (and its liveness throttle) lives on: start ticking anew.
+        sys.modules[self.dispatcher.__module__]._last_tick = 0.0
         self.sweeper = load_handler(ROOT / "functions" / "sweeper", "app.handler")
         self.poller = SqsPoller(
             sqs_client=_ShortVisibility(self.sqs, seconds=1),

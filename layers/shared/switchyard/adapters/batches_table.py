@@ -1,0 +1,156 @@
+"""DynamoDB storage of batches: the commit marker that makes a batch's jobs exist, and the job id list.
+
+A batch item is written CREATING (carrying the sparse `uncommitted` key, so the sweeper can find one whose
+creator died), its jobs are written next, and one conditional write CREATING -> COMMITTED makes the whole
+batch visible at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from switchyard.adapters import aws
+from switchyard.batch_model import Batch, BatchState
+
+ACCOUNT_INDEX = "by_account"
+UNCOMMITTED_INDEX = "uncommitted"
+UNCOMMITTED = "1"  # the one partition of the sparse index: only batches in flight carry it
+_COMMITTED_CACHE_LIMIT = 50_000
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class BatchesTable:
+    def __init__(self, table_name: str):
+        self.name = table_name
+        self._table = aws.table(table_name)
+        # COMMITTED is final, so a batch seen committed can be remembered for good: on a warm function the
+        # visibility check of a batch job costs nothing after the first look.
+        self._committed: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- reads
+    def get(self, batch_id: str) -> Batch | None:
+        item = self._table.get_item(Key={"batch_id": batch_id}, ConsistentRead=True).get("Item")
+        return Batch.from_item(item) if item else None
+
+    def committed(self, batch_ids: Iterable[str]) -> set[str]:
+        """Which of these batches are committed (a missing batch is not)."""
+        wanted = set(batch_ids)
+        with self._lock:
+            found = wanted & self._committed
+        unknown = sorted(wanted - found)
+        client = aws.resource("dynamodb")
+        for start in range(0, len(unknown), 100):
+            request = {
+                self.name: {
+                    "Keys": [{"batch_id": b} for b in unknown[start : start + 100]],
+                    "ProjectionExpression": "batch_id, #state",
+                    "ExpressionAttributeNames": {"#state": "state"},
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                page = client.batch_get_item(RequestItems=request)
+                for item in page.get("Responses", {}).get(self.name, []):
+                    if item.get("state") == BatchState.COMMITTED.value:
+                        found.add(item["batch_id"])
+                request = page.get("UnprocessedKeys") or {}
+        self._remember(found)
+        return found
+
+    def is_committed(self, batch_id: str) -> bool:
+        return batch_id in self.committed((batch_id,))
+
+    def list_for_account(self, account_id: str, *, limit: int, after: str | None) -> tuple[list[Batch], bool]:
+        """Committed batches, newest first (ids sort by creation time, so `after` is a batch id)."""
+        from boto3.dynamodb.conditions import Attr, Key
+
+        condition = Key("account_id").eq(account_id)
+        if after:
+            condition = condition & Key("batch_id").lt(after)
+        kwargs: dict[str, Any] = {
+            "IndexName": ACCOUNT_INDEX,
+            "KeyConditionExpression": condition,
+            "FilterExpression": Attr("state").eq(BatchState.COMMITTED.value),
+            "ScanIndexForward": False,
+            "Limit": limit + 1,
+        }
+        batches: list[Batch] = []
+        while len(batches) <= limit:
+            page = self._table.query(**kwargs)
+            batches.extend(Batch.from_item(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return batches[:limit], len(batches) > limit
+
+    def uncommitted_before(self, created_before_ms: int) -> list[Batch]:
+        """Batches still CREATING (or being abandoned) that were started before the given time."""
+        from boto3.dynamodb.conditions import Key
+
+        kwargs: dict[str, Any] = {
+            "IndexName": UNCOMMITTED_INDEX,
+            "KeyConditionExpression": Key("uncommitted").eq(UNCOMMITTED)
+            & Key("created_ms").lt(created_before_ms),
+        }
+        batches: list[Batch] = []
+        while True:
+            page = self._table.query(**kwargs)
+            batches.extend(Batch.from_item(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return batches
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # -- writes
+    def create(self, batch: Batch) -> None:
+        """Write the batch CREATING: invisible, and findable by the sweeper until it is committed."""
+        item = {**batch.to_item(), "state": BatchState.CREATING.value, "uncommitted": UNCOMMITTED}
+        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(batch_id)")
+
+    def commit(self, batch_id: str) -> bool:
+        """CREATING -> COMMITTED in one conditional write; False if the sweeper abandoned it first."""
+        if not self._move(batch_id, BatchState.CREATING, BatchState.COMMITTED, remove_uncommitted=True):
+            return False
+        self._remember({batch_id})
+        return True
+
+    def abandon(self, batch_id: str) -> bool:
+        """CREATING -> ABANDONED; False if its creator committed it after all."""
+        return self._move(batch_id, BatchState.CREATING, BatchState.ABANDONED, remove_uncommitted=False)
+
+    def delete(self, batch_id: str) -> None:
+        self._table.delete_item(Key={"batch_id": batch_id})
+
+    # -- helpers
+    def _move(
+        self, batch_id: str, from_state: BatchState, to_state: BatchState, *, remove_uncommitted: bool
+    ) -> bool:
+        update = "SET #state = :to" + (" REMOVE uncommitted" if remove_uncommitted else "")
+        try:
+            self._table.update_item(
+                Key={"batch_id": batch_id},
+                UpdateExpression=update,
+                ConditionExpression="#state = :from",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":to": to_state.value, ":from": from_state.value},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def _remember(self, batch_ids: set[str]) -> None:
+        if not batch_ids:
+            return
+        with self._lock:
+            if len(self._committed) + len(batch_ids) > _COMMITTED_CACHE_LIMIT:
+                self._committed.clear()  # bounded memory beats LRU bookkeeping on this path
+            self._committed |= batch_ids
