@@ -279,8 +279,22 @@ def build_problems(t: Template) -> list[str]:
 # ------------------------------------------------------------------ rules: IAM
 
 
+_NAME_PROPERTIES = ("Name", "TableName", "FunctionName", "QueueName", "BucketName", "StateMachineName")
+
+
+def _resource_named(t: Template, value: Any) -> str | None:
+    """The resource whose fixed name (e.g. `Name: !Sub "${AWS::StackName}-workflow"`) is exactly `value`:
+    the way to scope a policy to a resource that a !Ref or !GetAtt would make a circular dependency."""
+    for logical_id in t.resources:
+        props = t.props(logical_id)
+        if any(key in props and props[key] == value for key in _NAME_PROPERTIES):
+            return logical_id
+    return None
+
+
 def policy_problems(t: Template) -> list[str]:
-    """IAM only through SAM policy templates, each scoped to one resource of this stack."""
+    """IAM only through SAM policy templates, each scoped to one resource of this stack (named by Ref,
+    GetAtt, a Sub of its name, or the very expression of its fixed name)."""
     problems = []
     for name in t.of_type(SERVERLESS_FUNCTION, "AWS::Serverless::StateMachine"):
         policies = t.props(name).get("Policies") or []
@@ -295,7 +309,7 @@ def policy_problems(t: Template) -> list[str]:
                 problems.append(f"{name}: {template_name} is not scoped to a resource")
                 continue
             for key, value in params.items():
-                target = referenced_resource(value)
+                target = referenced_resource(value) or _resource_named(t, value)
                 if target is None and isinstance(value, dict) and "Fn::Sub" in value:
                     text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
                     target = next((v for v in sub_variables(text) if v in t.resources), None)
@@ -321,6 +335,8 @@ def section_order_problems(t: Template) -> list[str]:
 def _states_problems(where: str, machine: dict[str, Any]) -> list[str]:
     problems = []
     states = machine.get("States") or {}
+    if machine.get("QueryLanguage") == "JSONata":
+        problems.append(f"{where}: JSONata (use JSONPath; moto cannot run it)")
     if machine.get("StartAt") not in states:
         problems.append(f"{where}: StartAt {machine.get('StartAt')!r} is not a state")
     for state_name, state in states.items():
@@ -331,6 +347,12 @@ def _states_problems(where: str, machine: dict[str, Any]) -> list[str]:
         for target in filter(None, targets):
             if target not in states:
                 problems.append(f"{here}: transition to missing state {target!r}")
+        # moto's interpreter (the local stack runs these definitions) fails JSONata and Assign at run
+        # time, and has no inline Map concurrency cap: AWS's cap of 40 must be written down.
+        if state.get("QueryLanguage") == "JSONata" or "Assign" in state:
+            problems.append(f"{here}: JSONata or Assign (use JSONPath; moto cannot run them)")
+        if state.get("Type") == "Map" and "MaxConcurrency" not in state and "MaxConcurrencyPath" not in state:
+            problems.append(f"{here}: Map without MaxConcurrency")
         if ".waitForTaskToken" in str(state.get("Resource", "")):
             if "TimeoutSeconds" not in state and "TimeoutSecondsPath" not in state:
                 problems.append(f"{here}: callback state without TimeoutSeconds")

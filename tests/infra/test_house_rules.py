@@ -231,6 +231,27 @@ def test_given_unscoped_or_inline_policies_then_the_policy_rule_flags_them():
     assert "Fn: CloudWatchPutMetricPolicy is not scoped to a resource" in problems
 
 
+def test_given_a_policy_scoped_by_a_resource_fixed_name_then_the_policy_rule_accepts_only_that_name():
+    t = small(
+        """
+        Resources:
+          Machine:
+            Type: AWS::Serverless::StateMachine
+            Properties: {Name: !Sub "${AWS::StackName}-workflow"}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              Policies:
+                - StepFunctionsCallbackPolicy: {StateMachineName: !Sub "${AWS::StackName}-workflow"}
+                - StepFunctionsCallbackPolicy: {StateMachineName: !Sub "${AWS::StackName}-other"}
+        """
+    )
+
+    assert policy_problems(t) == [
+        "Fn: StepFunctionsCallbackPolicy.StateMachineName names no resource of the stack"
+    ]
+
+
 def test_given_unordered_sections_then_the_layout_rule_flags_them():
     t = small("Resources: {}\nGlobals: {}\nParameters: {}\n")
 
@@ -278,6 +299,39 @@ def test_given_broken_state_machines_then_the_workflow_rule_flags_them(tmp_path)
         "state machine Runner.Fan.Branches[0]: StartAt 'Nowhere' is not a state",
         "state machine Runner: ${RunsTable} has no DefinitionSubstitutions entry",
         "state machine Lost: DefinitionUri statemachines/lost.asl.json does not exist",
+    ]
+
+
+def test_given_what_moto_cannot_run_then_the_workflow_rule_flags_it(tmp_path):
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "StartAt": "Note",
+                    "States": {"Note": {"Type": "Pass", "Assign": {"x": 1}, "End": True}},
+                },
+                "Next": "Shape",
+            },
+            "Shape": {"Type": "Pass", "QueryLanguage": "JSONata", "End": True},
+        },
+    }
+    (tmp_path / "flow.asl.json").write_text(json.dumps(definition))
+    t = small(
+        """
+        Resources:
+          Flow:
+            Type: AWS::Serverless::StateMachine
+            Properties: {DefinitionUri: flow.asl.json}
+        """,
+        tmp_path,
+    )
+
+    assert state_machine_problems(t) == [
+        "state machine Flow.Each: Map without MaxConcurrency",
+        "state machine Flow.Each.ItemProcessor.Note: JSONata or Assign (use JSONPath; moto cannot run them)",
+        "state machine Flow.Shape: JSONata or Assign (use JSONPath; moto cannot run them)",
     ]
 
 

@@ -105,6 +105,9 @@ class Job:
         out["attempts"] = self.attempt
         if self.batch_id:
             out["batch_id"] = self.batch_id
+        if self.extra.get("workflow_run_id"):  # a workflow step's job
+            out["workflow_run_id"] = self.extra["workflow_run_id"]
+            out["workflow_step_id"] = self.extra.get("workflow_step_id")
         if self.status == JobStatus.PROCESSED:
             if self.result is not None:
                 out["result"] = json.loads(self.result)

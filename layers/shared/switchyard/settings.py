@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     jobs_table: str = "switchyard-jobs"
     idempotency_table: str = "switchyard-idempotency"
     jobs_queue_url: str = ""
+    runs_table: str = "switchyard-runs"
+    workflow_state_machine_arn: str = ""
+    batches_table: str = "switchyard-batches"
 
     # Which provider endpoint addresses are acceptable (SSRF guard): "public" refuses private,
     # loopback, link-local, metadata and reserved addresses; "loopback" also allows 127.0.0.0/8 and ::1.
@@ -41,10 +44,20 @@ class Settings(BaseSettings):
     # A QUEUED job the dispatcher has not looked at for this long lost its message: the sweeper re-sends it.
     lost_message_after_seconds: float = 90.0
     dispatcher_stalled_after_seconds: float = 60.0
+    # A batch still being created after this long was left by a crashed request: the sweeper deletes it
+    # and its jobs. Longer than any function that creates batches may run (StreamFunction: up to 900 s),
+    # though a creator that outlives it only loses its own batch (its commit is conditional).
+    batch_abandon_after_seconds: float = 960.0
     # Results larger than this live in S3 instead of the job item (DynamoDB items stop at 400 KB).
     inline_result_limit_bytes: int = 300_000
     # Assets larger than this are served by a short-lived presigned S3 redirect (Lambda answers stop at 6 MB).
     asset_inline_limit_bytes: int = 4_000_000
+
+    # Workflows: a step's or gate's timeout when its spec sets none, and how long a step may wait for its
+    # dependencies (gates upstream can take days) before it times out.
+    workflow_step_timeout_seconds: int = 24 * 3600
+    workflow_gate_timeout_seconds: int = 7 * 24 * 3600
+    workflow_max_wait_seconds: int = 30 * 24 * 3600
 
     # Warm-path caches. A revoked key stops working within auth_cache_seconds; a provider that goes
     # offline stops being chosen within provider_cache_seconds.

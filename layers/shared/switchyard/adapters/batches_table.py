@@ -70,15 +70,18 @@ class BatchesTable:
 
     def list_for_account(self, account_id: str, *, limit: int, after: str | None) -> tuple[list[Batch], bool]:
         """Committed batches, newest first (ids sort by creation time, so `after` is a batch id)."""
-        from boto3.dynamodb.conditions import Attr, Key
-
-        condition = Key("account_id").eq(account_id)
+        # Plain expressions: boto3's Key()/Attr() builder is not safe to share between threads.
+        condition = "account_id = :account"
+        values: dict[str, Any] = {":account": account_id, ":committed": BatchState.COMMITTED.value}
         if after:
-            condition = condition & Key("batch_id").lt(after)
+            condition += " AND batch_id < :after"
+            values[":after"] = after
         kwargs: dict[str, Any] = {
             "IndexName": ACCOUNT_INDEX,
             "KeyConditionExpression": condition,
-            "FilterExpression": Attr("state").eq(BatchState.COMMITTED.value),
+            "FilterExpression": "#state = :committed",
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
             "Limit": limit + 1,
         }
@@ -93,12 +96,10 @@ class BatchesTable:
 
     def uncommitted_before(self, created_before_ms: int) -> list[Batch]:
         """Batches still CREATING (or being abandoned) that were started before the given time."""
-        from boto3.dynamodb.conditions import Key
-
         kwargs: dict[str, Any] = {
             "IndexName": UNCOMMITTED_INDEX,
-            "KeyConditionExpression": Key("uncommitted").eq(UNCOMMITTED)
-            & Key("created_ms").lt(created_before_ms),
+            "KeyConditionExpression": "uncommitted = :marker AND created_ms < :before",
+            "ExpressionAttributeValues": {":marker": UNCOMMITTED, ":before": created_before_ms},
         }
         batches: list[Batch] = []
         while True:

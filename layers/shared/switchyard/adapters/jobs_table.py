@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from switchyard.adapters import aws
+from switchyard.batch_model import JobSummary
 from switchyard.job_model import ACTIVE, Job, JobStatus
 
 ACTIVE_INDEX = "active_by_account"
@@ -57,15 +60,21 @@ class JobsTable:
         limit: int,
         after: str | None,
         active_only: bool,
+        keep: Callable[[list[Job]], list[Job]] | None = None,
     ) -> tuple[list[Job], bool]:
-        """Newest first; returns (jobs, has_more). Ids sort by creation time, so `after` is a job id."""
-        from boto3.dynamodb.conditions import Attr, Key
+        """Newest first; returns (jobs, has_more). Ids sort by creation time, so `after` is a job id.
 
+        `keep` filters each page before it counts towards `limit` (callers hide jobs not yet visible).
+        """
+        # Plain expressions throughout: boto3's Key()/Attr() builder is shared by all threads using a
+        # resource and reset on every call, so concurrent callers could swap each other's placeholders.
         index = ACTIVE_INDEX if active_only else ACCOUNT_INDEX
         key_attr = "active_account" if active_only else "account_id"
-        condition = Key(key_attr).eq(account_id)
+        condition = f"{key_attr} = :account"
+        values: dict[str, Any] = {":account": account_id}
         if after:
-            condition = condition & Key("job_id").lt(after)
+            condition += " AND job_id < :after"
+            values[":after"] = after
         kwargs: dict[str, Any] = {
             "IndexName": index,
             "KeyConditionExpression": condition,
@@ -73,11 +82,16 @@ class JobsTable:
             "Limit": max(limit + 1, 25),
         }
         if statuses:
-            kwargs["FilterExpression"] = Attr("status").is_in(list(statuses))
+            placeholders = [f":st{i}" for i in range(len(statuses))]
+            kwargs["FilterExpression"] = f"#status IN ({', '.join(placeholders)})"
+            kwargs["ExpressionAttributeNames"] = {"#status": "status"}
+            values.update(zip(placeholders, statuses, strict=True))
+        kwargs["ExpressionAttributeValues"] = values
         jobs: list[Job] = []
         while len(jobs) <= limit:
             page = self._table.query(**kwargs)
-            jobs.extend(Job.from_item(item) for item in page.get("Items", []))
+            found = [Job.from_item(item) for item in page.get("Items", [])]
+            jobs.extend(keep(found) if keep else found)
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -85,11 +99,10 @@ class JobsTable:
 
     def active_jobs(self, account_id: str | None = None) -> list[dict[str, Any]]:
         """Active jobs (QUEUED or PROCESSING) from the sparse index: of one account, or of everyone."""
-        from boto3.dynamodb.conditions import Key
-
         kwargs: dict[str, Any] = {"IndexName": ACTIVE_INDEX}
         if account_id:
-            kwargs["KeyConditionExpression"] = Key("active_account").eq(account_id)
+            kwargs["KeyConditionExpression"] = "active_account = :account"
+            kwargs["ExpressionAttributeValues"] = {":account": account_id}
         operation = self._table.query if account_id else self._table.scan
         items: list[dict[str, Any]] = []
         while True:
@@ -119,6 +132,47 @@ class JobsTable:
         with self._table.batch_writer() as writer:
             for job in jobs:
                 writer.put_item(Item=job.to_item())
+
+    def batch_delete(self, job_ids: list[str]) -> None:
+        with self._table.batch_writer() as writer:
+            for job_id in dict.fromkeys(job_ids):
+                writer.delete_item(Key={"job_id": job_id})
+
+    def summaries(self, job_ids: list[str]) -> dict[str, JobSummary]:
+        """Id, status and inference type of many jobs: BatchGetItem of 100 keys, projected to those three
+        attributes, the chunks read in parallel."""
+        unique = list(dict.fromkeys(job_ids))
+        chunks = [unique[start : start + 100] for start in range(0, len(unique), 100)]
+        found: dict[str, JobSummary] = {}
+        if len(chunks) <= 1:
+            pages = [self._summaries(chunk) for chunk in chunks]
+        else:
+            with ThreadPoolExecutor(max_workers=min(8, len(chunks))) as pool:
+                pages = list(pool.map(self._summaries, chunks))
+        for page in pages:
+            found.update(page)
+        return found
+
+    def _summaries(self, job_ids: list[str]) -> dict[str, JobSummary]:
+        client = aws.client("dynamodb")  # a client (unlike a resource) may be shared between threads
+        request: dict[str, Any] = {
+            self.name: {
+                "Keys": [{"job_id": {"S": job_id}} for job_id in job_ids],
+                "ProjectionExpression": "job_id, #status, inference_type",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ConsistentRead": True,
+            }
+        }
+        found: dict[str, JobSummary] = {}
+        while request:
+            page = client.batch_get_item(RequestItems=request)
+            for item in page.get("Responses", {}).get(self.name, []):
+                job_id = item["job_id"]["S"]
+                found[job_id] = JobSummary(
+                    job_id, JobStatus(item["status"]["S"]), item.get("inference_type", {}).get("S", "")
+                )
+            request = page.get("UnprocessedKeys") or {}
+        return found
 
     def update(
         self,

@@ -107,19 +107,18 @@ class AccountsService:
         return key
 
     def list_api_keys(self, account_id: str) -> list[ApiKeyInfo]:
-        from boto3.dynamodb.conditions import Key
-
         page = self._keys.query(
-            IndexName="by_account", KeyConditionExpression=Key("account_id").eq(account_id)
+            IndexName="by_account",
+            KeyConditionExpression="account_id = :a",
+            ExpressionAttributeValues={":a": account_id},
         )
         return [self._key_info(item) for item in page.get("Items", [])]
 
     def revoke_api_key(self, account_id: str, key_id: str) -> ApiKeyInfo:
-        from boto3.dynamodb.conditions import Key
-
         page = self._keys.query(
             IndexName="by_account",
-            KeyConditionExpression=Key("account_id").eq(account_id) & Key("key_id").eq(key_id),
+            KeyConditionExpression="account_id = :a AND key_id = :k",
+            ExpressionAttributeValues={":a": account_id, ":k": key_id},
         )
         items = page.get("Items", [])
         if not items:

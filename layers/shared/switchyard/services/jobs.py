@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from switchyard.adapters.batches_table import BatchesTable
 from switchyard.adapters.jobs_queue import JobMessage, JobsQueue
 from switchyard.adapters.jobs_table import JobsTable, now_ms
 from switchyard.adapters.media_store import MediaStore
@@ -40,6 +41,7 @@ class JobsService:
         self.table = JobsTable(settings.jobs_table)
         self.queue = JobsQueue(settings.jobs_queue_url)
         self.media = MediaStore(settings.media_bucket)
+        self.batches = BatchesTable(settings.batches_table)
 
     def ensure_enabled(self) -> None:
         if not self.settings.async_enabled:
@@ -88,9 +90,22 @@ class JobsService:
     # -- reading
     def get(self, account_id: str, job_id: str) -> Job:
         job = self.table.get(job_id)
-        if job is None or job.account_id != account_id:
+        if job is None or job.account_id != account_id or not self.visible([job]):
             raise NotFound(f"No job '{job_id}'.")
         return job
+
+    def visible(self, jobs: list[Job]) -> list[Job]:
+        """Jobs of a batch that is not committed (still being created, or abandoned) do not exist yet.
+
+        Only batch jobs need a look-up, one per distinct batch, and a committed batch is remembered.
+        """
+        committed = self.batches.committed({job.batch_id for job in jobs if job.batch_id})
+        return [job for job in jobs if not job.batch_id or job.batch_id in committed]
+
+    def visible_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`visible` for raw job items (the active-work index)."""
+        committed = self.batches.committed({item["batch_id"] for item in items if item.get("batch_id")})
+        return [item for item in items if not item.get("batch_id") or item["batch_id"] in committed]
 
     def envelope(self, job: Job, asset_base_url: str | None) -> dict[str, Any]:
         if job.status == JobStatus.PROCESSED and not job.is_media and job.result is None and job.result_key:
@@ -113,7 +128,7 @@ class JobsService:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidRequest(f"limit: must be between 1 and {MAX_LIST_LIMIT}.", param="limit")
         return self.table.list_for_account(
-            account_id, statuses=statuses, limit=limit, after=after, active_only=active
+            account_id, statuses=statuses, limit=limit, after=after, active_only=active, keep=self.visible
         )
 
     # -- changing
@@ -122,6 +137,13 @@ class JobsService:
         job = self.get(account_id, job_id)
         if job.status in FINISHED:
             return job, False
+        canceled = self.cancel_active(job_id)
+        if canceled is None:  # it finished in the meantime
+            return self.get(account_id, job_id), False
+        return canceled, True
+
+    def cancel_active(self, job_id: str) -> Job | None:
+        """QUEUED or PROCESSING -> CANCELED (conditional); None if the job had already finished."""
         canceled = self.table.transition(
             job_id,
             from_statuses=ACTIVE,
@@ -129,10 +151,9 @@ class JobsService:
             set_values={"finished_ms": now_ms()},
             remove=("lease_until_ms",),
         )
-        if canceled is None:  # it finished in the meantime
-            return self.get(account_id, job_id), False
-        self.after_finish(canceled)
-        return canceled, True
+        if canceled is not None:
+            self.after_finish(canceled)
+        return canceled
 
     def retry(self, account_id: str, job_id: str) -> Job:
         job = self.get(account_id, job_id)
@@ -140,6 +161,11 @@ class JobsService:
         if job.status not in RETRYABLE:
             raise Conflict(
                 f"Job '{job_id}' is {job.status.value}; only FAILED or CANCELED jobs can be retried."
+            )
+        if job.extra.get("workflow_run_id"):  # its step has ended; a re-run would change nothing
+            raise Conflict(
+                f"Job '{job_id}' is step '{job.extra.get('workflow_step_id')}' of workflow run "
+                f"'{job.extra['workflow_run_id']}'; start a new run instead of retrying the job."
             )
         now = now_ms()
         requeued = self.table.transition(
@@ -170,7 +196,11 @@ class JobsService:
 
     def after_finish(self, job: Job) -> None:
         """Work that follows a job's end, whoever ended it (dispatcher, cancel, sweeper)."""
-        return None
+        if job.extra.get("task_token"):
+            # A workflow step's job: answer the step's task token (imported lazily: few jobs are steps).
+            from switchyard.services.workflow_runner import report_job_end
+
+            report_job_end(job)
 
     # -- assets
     def asset(self, account_id: str, job_id: str) -> Asset:
@@ -188,7 +218,7 @@ class JobsService:
         self.table.record_tick(which)
 
     def summary(self, account_id: str) -> dict[str, Any]:
-        active = self.table.active_jobs(account_id)
+        active = self.visible_items(self.table.active_jobs(account_id))
         queued = sum(1 for item in active if item.get("status") == JobStatus.QUEUED.value)
         processing = sum(1 for item in active if item.get("status") == JobStatus.PROCESSING.value)
         dispatcher_tick = self.table.last_tick_ms(DISPATCHER_TICK_ID)

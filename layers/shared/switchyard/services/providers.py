@@ -172,9 +172,10 @@ class ProvidersService:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _load(self, account_id: str) -> tuple[Provider, ...]:
-        from boto3.dynamodb.conditions import Key
-
-        items, kwargs = [], {"KeyConditionExpression": Key("account_id").eq(account_id)}
+        # Plain expressions: boto3's Key()/Attr() builder is shared by every thread using a resource and is
+        # reset on each call, so concurrent queries (the dispatcher's threads, the front's) can mix them up.
+        items = []
+        kwargs: dict = {"KeyConditionExpression": "account_id = :a", "ExpressionAttributeValues": {":a": account_id}}
         while True:
             page = self._table.query(**kwargs)
             items.extend(page.get("Items", []))

@@ -1,5 +1,5 @@
 """The sweeper (scheduled): re-queues work whose message was lost or whose runner died, frees expired
-provider slots, and records that it ran."""
+provider slots, deletes batches whose creation crashed, and records that it ran."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from switchyard.adapters.jobs_table import now_ms
 from switchyard.job_model import Job, JobStatus
+from switchyard.services.batches import BatchesService, get_batches_service
 from switchyard.services.jobs import SWEEPER_TICK_ID, JobsService, get_jobs_service
 from switchyard.services.providers import ProvidersService, get_providers_service
 from switchyard.settings import Settings, get_settings
@@ -22,19 +23,30 @@ class SweepReport:
     requeued_expired: list[str] = field(default_factory=list)
     failed_expired: list[str] = field(default_factory=list)
     expired_leases: int = 0
+    abandoned_batches: list[str] = field(default_factory=list)
 
 
 class Sweeper:
-    def __init__(self, settings: Settings, jobs: JobsService, providers: ProvidersService):
+    def __init__(
+        self,
+        settings: Settings,
+        jobs: JobsService,
+        providers: ProvidersService,
+        batches: BatchesService | None = None,
+    ):
         self.settings = settings
         self.jobs = jobs
         self.providers = providers
+        self.batches = batches
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
         now = now_ms()
         lost_after_ms = int(self.settings.lost_message_after_seconds * 1000)
-        for item in self.jobs.table.active_jobs():
+        if self.batches is not None:
+            report.abandoned_batches = self.batches.delete_abandoned()
+        # Jobs of a batch still being created are inert: never re-queued (nor counted) before its commit.
+        for item in self.jobs.visible_items(self.jobs.table.active_jobs()):
             job = Job.from_item(item)
             if job.status == JobStatus.QUEUED:
                 last_seen = int(job.extra.get("seen_ms") or job.queued_ms)
@@ -99,4 +111,4 @@ class Sweeper:
 
 @lru_cache(maxsize=1)
 def get_sweeper() -> Sweeper:
-    return Sweeper(get_settings(), get_jobs_service(), get_providers_service())
+    return Sweeper(get_settings(), get_jobs_service(), get_providers_service(), get_batches_service())

@@ -1,0 +1,21 @@
+"""WorkflowStepFunction: the workflow state machine's Lambda tasks (statemachines/workflow.asl.json).
+
+`action` says which: start_job (create an inference step's job carrying its task token), record (a
+step's outcome; wakes or skips its dependents), finish (the run's outcome). An exception fails the task,
+which the state machine catches and records.
+"""
+
+from aws_lambda_powertools import Logger
+from switchyard.services.workflow_runner import get_workflow_runner
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def handler(event: dict, context) -> dict:
+    answer = get_workflow_runner().handle(event)
+    logger.info(
+        "workflow task",
+        extra={"run_id": event.get("run_id"), "step_id": event.get("step_id"), "action": event.get("action")},
+    )
+    return answer
