@@ -74,8 +74,15 @@ def end_to_end(setup, jobs: int, clients: int) -> tuple[float, list[float]]:
     return jobs / elapsed, latencies
 
 
-def embedded_aws_ceiling(endpoint_url: str, environment: dict, jobs: int, clients: int) -> float:
-    """The same AWS calls a job makes (submit, dispatch, one poll), straight to the embedded AWS."""
+def embedded_aws_ceiling(endpoint_url: str, environment: dict, jobs: int, clients: int, *, bulk: bool) -> float:
+    """Jobs per second the embedded AWS sustains for the AWS calls a job makes (submit: PutItem +
+    SendMessage; dispatch: ReceiveMessage batch, four UpdateItems, DeleteMessageBatch; one status poll:
+    GetItem), made straight to it from `clients` threads of this process.
+
+    bulk=False keeps every queue shallow (10 messages): moto's best case. bulk=True submits every job
+    first and then drains, the access pattern of the end-to-end run, where moto's SQS slows down with
+    queue depth (every call scans the whole queue).
+    """
     import boto3
     from botocore.config import Config
 
@@ -84,44 +91,73 @@ def embedded_aws_ceiling(endpoint_url: str, environment: dict, jobs: int, client
     dynamodb = session.client("dynamodb", endpoint_url=endpoint_url, config=config)
     sqs = session.client("sqs", endpoint_url=endpoint_url, config=config)
     table, providers = environment["JOBS_TABLE"], environment["PROVIDERS_TABLE"]
-    # One queue per client, so a client only ever receives its own jobs (as each dispatcher batch does).
-    queues = [sqs.create_queue(QueueName=f"ceiling-{uuid.uuid4().hex[:8]}")["QueueUrl"] for _ in range(clients)]
-    provider_key = {"account_id": {"S": "ceiling"}, "provider_id": {"S": "p"}}
+    queue_url = sqs.create_queue(QueueName=f"ceiling-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    provider_key = {"account_id": {"S": f"ceiling-{uuid.uuid4().hex[:6]}"}, "provider_id": {"S": "p"}}
     dynamodb.put_item(TableName=providers, Item={**provider_key, "leases": {"M": {}}, "max_concurrency": {"N": "100000"}})
     per_client = jobs // clients
+    prefix = uuid.uuid4().hex[:6]
 
-    def work(worker: int) -> None:
-        queue_url = queues[worker]
-        for batch_start in range(0, per_client, 10):
-            ids = [f"ceiling-{worker}-{batch_start + i}" for i in range(min(10, per_client - batch_start))]
-            for job_id in ids:  # submit: PutItem + SendMessage
-                dynamodb.put_item(TableName=table, Item={"job_id": {"S": job_id}, "status": {"S": "QUEUED"}, "gen": {"N": "0"}})
-                sqs.send_message(QueueUrl=queue_url, MessageBody=job_id)
-            received = []
-            while len(received) < len(ids):  # the event source: ReceiveMessage (batch)
-                received += sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            for message in received:  # dispatch: slot, claim, result, release
-                job_key = {"job_id": {"S": message["Body"]}}
-                lease = {"#l": f"l{message['MessageId']}"}
-                dynamodb.update_item(TableName=providers, Key=provider_key, UpdateExpression="SET leases.#l = :t",
-                                     ConditionExpression="size(leases) < max_concurrency", ExpressionAttributeNames=lease,
-                                     ExpressionAttributeValues={":t": {"N": "1"}})
-                dynamodb.update_item(TableName=table, Key=job_key, UpdateExpression="SET #s = :p",
-                                     ConditionExpression="#s = :q", ExpressionAttributeNames={"#s": "status"},
-                                     ExpressionAttributeValues={":p": {"S": "PROCESSING"}, ":q": {"S": "QUEUED"}})
-                dynamodb.update_item(TableName=table, Key=job_key, UpdateExpression="SET #s = :d, #r = :r",
-                                     ExpressionAttributeNames={"#s": "status", "#r": "result"},
-                                     ExpressionAttributeValues={":d": {"S": "PROCESSED"}, ":r": {"S": "{}"}})
-                dynamodb.update_item(TableName=providers, Key=provider_key, UpdateExpression="REMOVE leases.#l",
-                                     ExpressionAttributeNames=lease)
-            sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(received)])
-            for job_id in ids:  # one status poll
-                dynamodb.get_item(TableName=table, Key={"job_id": {"S": job_id}})
+    def submit(job_id: str) -> None:
+        dynamodb.put_item(TableName=table, Item={"job_id": {"S": job_id}, "status": {"S": "QUEUED"}, "gen": {"N": "0"}})
+        sqs.send_message(QueueUrl=queue_url, MessageBody=job_id)
+
+    def dispatch(message: dict) -> None:
+        job_key = {"job_id": {"S": message["Body"]}}
+        lease = {"#l": f"l{message['MessageId']}"}
+        dynamodb.update_item(TableName=providers, Key=provider_key, UpdateExpression="SET leases.#l = :t",
+                             ConditionExpression="size(leases) < max_concurrency", ExpressionAttributeNames=lease,
+                             ExpressionAttributeValues={":t": {"N": "1"}})
+        try:
+            dynamodb.update_item(TableName=table, Key=job_key, UpdateExpression="SET #s = :p",
+                                 ConditionExpression="#s = :q", ExpressionAttributeNames={"#s": "status"},
+                                 ExpressionAttributeValues={":p": {"S": "PROCESSING"}, ":q": {"S": "QUEUED"}})
+            dynamodb.update_item(TableName=table, Key=job_key, UpdateExpression="SET #s = :d, #r = :r",
+                                 ExpressionAttributeNames={"#s": "status", "#r": "result"},
+                                 ExpressionAttributeValues={":d": {"S": "PROCESSED"}, ":r": {"S": "{}"}})
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            pass  # moto handed the same message to two receivers at once; the claim stops the second
+        dynamodb.update_item(TableName=providers, Key=provider_key, UpdateExpression="REMOVE leases.#l",
+                             ExpressionAttributeNames=lease)
+
+    def drain(count: int) -> None:
+        done = 0
+        while done < count:
+            received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=min(10, count - done)).get("Messages", [])
+            for message in received:
+                dispatch(message)
+            if received:
+                sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(received)])
+            done += len(received)
+
+    def poll(job_id: str) -> None:
+        dynamodb.get_item(TableName=table, Key={"job_id": {"S": job_id}})
+
+    def shallow(worker: int) -> None:
+        for start in range(0, per_client, 10):
+            ids = [f"{prefix}-{worker}-{start + i}" for i in range(min(10, per_client - start))]
+            for job_id in ids:
+                submit(job_id)
+            drain(len(ids))
+            for job_id in ids:
+                poll(job_id)
+
+    def submit_share(worker: int) -> None:
+        for i in range(per_client):
+            submit(f"{prefix}-{worker}-{i}")
+
+    def drain_share(worker: int) -> None:
+        drain(per_client)
+        for i in range(per_client):
+            poll(f"{prefix}-{worker}-{i}")
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(work, range(clients)))
+        if bulk:
+            list(pool.map(submit_share, range(clients)))
+            list(pool.map(drain_share, range(clients)))
+        else:
+            list(pool.map(shallow, range(clients)))
     return per_client * clients / (time.perf_counter() - started)
 
 
@@ -190,13 +226,16 @@ def main() -> None:
 
         state = json.loads((Path(setup.workdir) / ".switchyard" / "local-stack.json").read_text())
         rate, latencies = end_to_end(setup, args.jobs, args.clients)
-        ceiling = embedded_aws_ceiling(state["aws_endpoint_url"], state["environment"], args.jobs, args.clients)
+        ceiling_bulk = embedded_aws_ceiling(state["aws_endpoint_url"], state["environment"], args.jobs, args.clients, bulk=True)
+        ceiling = embedded_aws_ceiling(state["aws_endpoint_url"], state["environment"], args.jobs, args.clients, bulk=False)
 
     print(f"\nAsync jobs through the local stack ({args.jobs} jobs, {args.clients} submitting clients, fake provider)")
     print(f"  end-to-end throughput:               {rate:8.1f} jobs/s")
     print(f"  submit-to-provider latency:   p50 {percentile(latencies, .5) * 1000:8.1f} ms   p99 {percentile(latencies, .99) * 1000:8.1f} ms  ({len(latencies)} samples)")
-    print(f"  embedded AWS ceiling, same calls:    {ceiling:8.1f} jobs/s")
-    print(f"  share of the ceiling used:           {rate / ceiling:8.0%}  (target >= 60%)")
+    print(f"  embedded AWS ceiling, same calls, same pattern (submit all, then drain): {ceiling_bulk:6.1f} jobs/s"
+          f"  -> share used {rate / ceiling_bulk:4.0%}")
+    print(f"  embedded AWS ceiling, same calls, queues kept at 10 (moto's best case):   {ceiling:6.1f} jobs/s"
+          f"  -> share used {rate / ceiling:4.0%}  (target >= 60%)")
 
     sample = 50
     counts, invocations = billable_requests_per_job(sample)
@@ -206,7 +245,7 @@ def main() -> None:
     for (service, operation), count in counts.items():
         if service == "dynamodb":
             per_job["DynamoDB writes" if operation in DYNAMODB_WRITES else "DynamoDB reads"] += count / sample
-        elif service == "sqs":
+        elif service == "sqs" and operation != "GetQueueAttributes":  # the harness's own depth checks
             per_job["SQS requests"] += count / sample
         elif service == "s3":
             per_job["S3 PUT" if operation.startswith("Put") else "S3 GET"] += count / sample
