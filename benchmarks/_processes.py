@@ -40,29 +40,70 @@ def _wait_for(process: subprocess.Popen, pattern: str, timeout: float = 60) -> r
 
 
 @contextmanager
-def running_stack(*, overrides: tuple[str, ...] = (), server_args: tuple[str, ...] = (), agent_args: tuple[str, ...] = ()):
+def running_stack(
+    *, overrides: tuple[str, ...] = (), server_args: tuple[str, ...] = (), agent_args: tuple[str, ...] = ()
+):
     workdir = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     processes: list[subprocess.Popen] = []
     try:
         stack = subprocess.Popen(
-            [str(BIN / "switchyard-local"), "up", "--port", "0", "--json", "--template", str(ROOT / "template.yaml"),
-             *(["--parameter-overrides", *overrides] if overrides else [])],
-            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+            [
+                str(BIN / "switchyard-local"),
+                "up",
+                "--port",
+                "0",
+                "--json",
+                "--template",
+                str(ROOT / "template.yaml"),
+                *(["--parameter-overrides", *overrides] if overrides else []),
+            ],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
         )
         processes.append(stack)
         ready = json.loads(stack.stdout.readline())
         server = subprocess.Popen(
-            [str(BIN / "switchyard-fake-model-server"), "--port", "0", "--stream-delay-ms", "0", *server_args],
-            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            [
+                str(BIN / "switchyard-fake-model-server"),
+                "--port",
+                "0",
+                "--stream-delay-ms",
+                "0",
+                *server_args,
+            ],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
         )
         processes.append(server)
         model_server_url = _wait_for(server, r"listening on (http://127\.0\.0\.1:\d+)").group(1)
         secret = "benchmark-secret-0123456789abcdef"
         agent = subprocess.Popen(
-            [str(BIN / "switchyard-agent"), "--gateway", ready["base_url"], "--api-key", ready["api_key"],
-             "--upstream", model_server_url, "--listen", "127.0.0.1:0", "--secret", secret, *agent_args],
-            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            [
+                str(BIN / "switchyard-agent"),
+                "--gateway",
+                ready["base_url"],
+                "--api-key",
+                ready["api_key"],
+                "--upstream",
+                model_server_url,
+                "--listen",
+                "127.0.0.1:0",
+                "--secret",
+                secret,
+                *agent_args,
+            ],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
         )
         processes.append(agent)
         agent_url = _wait_for(agent, r"listening on (http://127\.0\.0\.1:\d+)").group(1)

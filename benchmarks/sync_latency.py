@@ -49,7 +49,14 @@ def cold_import_seconds(runs: int = 5) -> float:
         "import time, sys; sys.path.insert(0, 'functions/api'); t = time.perf_counter(); import app; "
         "print(time.perf_counter() - t)"
     )
-    samples = [float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout) for _ in range(runs)]
+    samples = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(runs)
+    ]
     return statistics.median(samples)
 
 
@@ -57,16 +64,21 @@ def warm_path_dynamodb_calls() -> int:
     """Count AWS calls of one warm synchronous request through the real handler on in-process moto."""
     import os
 
-    os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x",
-                      POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="ERROR")
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="x",
+        AWS_SECRET_ACCESS_KEY="x",
+        POWERTOOLS_METRICS_DISABLED="true",
+        POWERTOOLS_LOG_LEVEL="ERROR",
+    )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     sys.path.insert(0, str(ROOT))
     import botocore.client
     from moto import mock_aws
-
     from switchyard_agent.fake_model_server import FakeServerConfig, create_app
     from switchyard_agent.serving import serve_in_thread
     from switchyard_local.provision import provision
+
     from tests.conftest import LambdaContext, heartbeat_body, http_event, reset_switchyard_caches
 
     with mock_aws(), serve_in_thread(create_app(FakeServerConfig())) as provider_url:
@@ -80,8 +92,15 @@ def warm_path_dynamodb_calls() -> int:
         accounts = get_accounts_service()
         account = accounts.create_account("bench")
         headers = {"authorization": f"Bearer {accounts.create_api_key(account.account_id).secret}"}
-        handler(http_event("POST", "/api/inference/agent/heartbeat/", body=heartbeat_body(provider_url), headers=headers), LambdaContext())
-        handler(http_event("POST", "/v1/chat/completions", body=CHAT, headers=headers), LambdaContext())  # warm
+        handler(
+            http_event(
+                "POST", "/api/inference/agent/heartbeat/", body=heartbeat_body(provider_url), headers=headers
+            ),
+            LambdaContext(),
+        )
+        handler(
+            http_event("POST", "/v1/chat/completions", body=CHAT, headers=headers), LambdaContext()
+        )  # warm
         calls = []
         real = botocore.client.BaseClient._make_api_call
 
@@ -91,7 +110,9 @@ def warm_path_dynamodb_calls() -> int:
 
         botocore.client.BaseClient._make_api_call = counting
         try:
-            result = handler(http_event("POST", "/v1/chat/completions", body=CHAT, headers=headers), LambdaContext())
+            result = handler(
+                http_event("POST", "/v1/chat/completions", body=CHAT, headers=headers), LambdaContext()
+            )
         finally:
             botocore.client.BaseClient._make_api_call = real
         assert result["statusCode"] == 200, result
@@ -128,23 +149,35 @@ def main() -> None:
     ms = 1000.0
     print(f"\nSynchronous chat completion, {args.requests} requests each, interleaved, on loopback (ms)")
     print(f"{'path':<34}{'p50':>8}{'p99':>8}{'mean':>8}")
-    for name, label in (("model server", "model server directly"), ("agent", "provider agent directly"), ("gateway", "through the gateway")):
+    for name, label in (
+        ("model server", "model server directly"),
+        ("agent", "provider agent directly"),
+        ("gateway", "through the gateway"),
+    ):
         values = samples[name]
-        print(f"{label:<34}{percentile(values, .5) * ms:8.2f}{percentile(values, .99) * ms:8.2f}{statistics.mean(values) * ms:8.2f}")
-    added_p50 = (percentile(samples["gateway"], .5) - percentile(samples["agent"], .5)) * ms
-    added_p99 = (percentile(samples["gateway"], .99) - percentile(samples["agent"], .99)) * ms
-    print(f"gateway adds: p50 {added_p50:.2f} ms (target <= 5), p99 {added_p99:.2f} ms (target <= 10); "
-          f"ratio gateway/direct p50 {percentile(samples['gateway'], .5) / percentile(samples['agent'], .5):.2f}x")
+        print(
+            f"{label:<34}{percentile(values, 0.5) * ms:8.2f}{percentile(values, 0.99) * ms:8.2f}{statistics.mean(values) * ms:8.2f}"
+        )
+    added_p50 = (percentile(samples["gateway"], 0.5) - percentile(samples["agent"], 0.5)) * ms
+    added_p99 = (percentile(samples["gateway"], 0.99) - percentile(samples["agent"], 0.99)) * ms
+    print(
+        f"gateway adds: p50 {added_p50:.2f} ms (target <= 5), p99 {added_p99:.2f} ms (target <= 10); "
+        f"ratio gateway/direct p50 {percentile(samples['gateway'], 0.5) / percentile(samples['agent'], 0.5):.2f}x"
+    )
 
     print(f"\nStreaming time to first byte, {args.stream_requests} requests each (ms)")
     for name in ("agent", "gateway"):
-        print(f"{name:<34}{percentile(ttfb[name], .5) * ms:8.2f}{percentile(ttfb[name], .99) * ms:8.2f}")
-    added_ttfb = (percentile(ttfb["gateway"], .5) - percentile(ttfb["agent"], .5)) * ms
-    print(f"gateway adds to TTFB at p50: {added_ttfb:.2f} ms (target <= 5); ratio "
-          f"{percentile(ttfb['gateway'], .5) / percentile(ttfb['agent'], .5):.2f}x")
+        print(f"{name:<34}{percentile(ttfb[name], 0.5) * ms:8.2f}{percentile(ttfb[name], 0.99) * ms:8.2f}")
+    added_ttfb = (percentile(ttfb["gateway"], 0.5) - percentile(ttfb["agent"], 0.5)) * ms
+    print(
+        f"gateway adds to TTFB at p50: {added_ttfb:.2f} ms (target <= 5); ratio "
+        f"{percentile(ttfb['gateway'], 0.5) / percentile(ttfb['agent'], 0.5):.2f}x"
+    )
 
     print(f"\nDynamoDB calls of a warm synchronous request: {warm_path_dynamodb_calls()} (target <= 1)")
-    print(f"Cold import of functions/api/app.py (median of 5 fresh interpreters): {cold_import_seconds() * ms:.0f} ms")
+    print(
+        f"Cold import of functions/api/app.py (median of 5 fresh interpreters): {cold_import_seconds() * ms:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ from pathlib import Path
 
 LOCAL_STATE = Path(".switchyard") / "local-stack.json"
 # Template logical id → the environment variable the services read.
-STACK_TABLES = {"AccountsTable": "ACCOUNTS_TABLE", "ApiKeysTable": "API_KEYS_TABLE", "ProvidersTable": "PROVIDERS_TABLE"}
+STACK_TABLES = {
+    "AccountsTable": "ACCOUNTS_TABLE",
+    "ApiKeysTable": "API_KEYS_TABLE",
+    "ProvidersTable": "PROVIDERS_TABLE",
+}
 
 
 def use_local_stack(state_file: Path) -> None:
@@ -74,7 +78,12 @@ def run(args: argparse.Namespace) -> dict | list:
     if args.command == "create-account":
         account = service.create_account(args.name)
         key = service.create_api_key(account.account_id, "default")
-        return {"account_id": account.account_id, "name": account.name, "key_id": key.key_id, "api_key": key.secret}
+        return {
+            "account_id": account.account_id,
+            "name": account.name,
+            "key_id": key.key_id,
+            "api_key": key.secret,
+        }
     if args.command == "list-accounts":
         return [vars(a) for a in service.list_accounts()]
     if args.command == "create-key":

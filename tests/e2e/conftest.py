@@ -74,12 +74,27 @@ class LocalStack:
 
 
 def start_local_stack(workdir: Path, *overrides: str) -> LocalStack:
-    args = [str(BIN / "switchyard-local"), "up", "--port", "0", "--json", "--template", str(ROOT / "template.yaml"),
-            "--schedule-seconds", "2"]
+    args = [
+        str(BIN / "switchyard-local"),
+        "up",
+        "--port",
+        "0",
+        "--json",
+        "--template",
+        str(ROOT / "template.yaml"),
+        "--schedule-seconds",
+        "2",
+    ]
     if overrides:
         args += ["--parameter-overrides", *overrides]
-    process = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        args,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     line = process.stdout.readline()
     if not line:
         process.kill()
@@ -103,12 +118,30 @@ class Provider:
     processes: list
 
 
-def start_provider(stack: LocalStack, workdir: Path, api_key: str | None = None, *server_args: str) -> Provider:
-    server = _spawn([str(BIN / "switchyard-fake-model-server"), "--port", "0", "--stream-delay-ms", "20", *server_args], workdir)
+def start_provider(
+    stack: LocalStack, workdir: Path, api_key: str | None = None, *server_args: str
+) -> Provider:
+    server = _spawn(
+        [str(BIN / "switchyard-fake-model-server"), "--port", "0", "--stream-delay-ms", "20", *server_args],
+        workdir,
+    )
     model_server_url = _wait_for_line(server, r"listening on (http://127\.0\.0\.1:\d+)").group(1)
     agent = _spawn(
-        [str(BIN / "switchyard-agent"), "--gateway", stack.base_url, "--api-key", api_key or stack.api_key,
-         "--upstream", model_server_url, "--listen", "127.0.0.1:0", "--heartbeat-interval", "5", "--max-concurrency", "8"],
+        [
+            str(BIN / "switchyard-agent"),
+            "--gateway",
+            stack.base_url,
+            "--api-key",
+            api_key or stack.api_key,
+            "--upstream",
+            model_server_url,
+            "--listen",
+            "127.0.0.1:0",
+            "--heartbeat-interval",
+            "5",
+            "--max-concurrency",
+            "8",
+        ],
         workdir,
     )
     agent_url = _wait_for_line(agent, r"listening on (http://127\.0\.0\.1:\d+)").group(1)
@@ -128,7 +161,9 @@ def provider(local_stack, tmp_path_factory) -> Iterator[Provider]:
 def client(local_stack, provider):
     from openai import OpenAI
 
-    return OpenAI(base_url=local_stack.openai_base_url, api_key=local_stack.api_key, max_retries=0, timeout=30)
+    return OpenAI(
+        base_url=local_stack.openai_base_url, api_key=local_stack.api_key, max_retries=0, timeout=30
+    )
 
 
 @pytest.fixture(scope="session")
@@ -140,6 +175,10 @@ def http(local_stack) -> Iterator[httpx.Client]:
 def admin(local_stack: LocalStack, *args: str) -> dict | list:
     """The admin CLI against the running stack (it finds it through the stack's state file)."""
     result = subprocess.run(
-        [str(BIN / "switchyard-admin"), *args], cwd=local_stack.workdir, capture_output=True, text=True, check=True
+        [str(BIN / "switchyard-admin"), *args],
+        cwd=local_stack.workdir,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(result.stdout)

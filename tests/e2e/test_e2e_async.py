@@ -88,7 +88,12 @@ def test_idempotency_key(http, local_stack, provider):
 
 def test_async_on_upload_endpoint_is_400(http, local_stack, provider):
     files = {"file": ("a.wav", b"RIFF0000WAVE", "audio/wav")}
-    response = http.post("/v1/audio/transcriptions", data={"model": "fake-whisper", "async": "true"}, files=files, headers=local_stack.headers())
+    response = http.post(
+        "/v1/audio/transcriptions",
+        data={"model": "fake-whisper", "async": "true"},
+        files=files,
+        headers=local_stack.headers(),
+    )
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request"
 

@@ -25,16 +25,27 @@ def poll(fetch, done, timeout=90.0, every=0.25):
 def test_a_256_item_batch_runs_to_done(http, local_stack, provider):
     headers = local_stack.headers()
     requests = [
-        {"endpoint": "/v1/chat/completions", "body": {"model": "fake-llm", "messages": [{"role": "user", "content": f"item {i}"}]}}
+        {
+            "endpoint": "/v1/chat/completions",
+            "body": {"model": "fake-llm", "messages": [{"role": "user", "content": f"item {i}"}]},
+        }
         if i % 4
-        else {"endpoint": "/v1/images/generations", "body": {"model": "fake-image", "prompt": f"item {i}", "response_format": "b64_json"}}
+        else {
+            "endpoint": "/v1/images/generations",
+            "body": {"model": "fake-image", "prompt": f"item {i}", "response_format": "b64_json"},
+        }
         for i in range(256)
     ]
     accepted = http.post("/v1/batches", json={"label": "e2e", "requests": requests}, headers=headers)
     assert accepted.status_code == 202, accepted.text
     batch = accepted.json()
     assert batch["status"] == "PENDING" and batch["total"] == 256 and batch["queued"] == 256
-    done = poll(lambda: http.get(f"/v1/batches/{batch['id']}", headers=headers).json(), lambda b: b["status"] == "DONE", timeout=240, every=1)
+    done = poll(
+        lambda: http.get(f"/v1/batches/{batch['id']}", headers=headers).json(),
+        lambda b: b["status"] == "DONE",
+        timeout=240,
+        every=1,
+    )
     assert done["processed"] == 256 and done["failed"] == 0
     assert {j["inference_type"] for j in done["jobs"]} == {"LLM", "IMAGE"}
     first_image = next(j for j in done["jobs"] if j["inference_type"] == "IMAGE")
@@ -74,7 +85,9 @@ def test_a_workflow_template_runs_with_an_approval(http, local_stack, provider):
     waiting = poll(run, lambda r: steps(r)["review"]["status"] == "waiting")
     assert steps(waiting)["image"]["status"] == "succeeded"
     assert {"from": "image", "to": "review"} in waiting["edges"]
-    approved = http.post(f"/v1/workflows/runs/{run_id}/steps/review/approve", json={"comment": "ship it"}, headers=headers)
+    approved = http.post(
+        f"/v1/workflows/runs/{run_id}/steps/review/approve", json={"comment": "ship it"}, headers=headers
+    )
     assert approved.status_code == 200
     again = http.post(f"/v1/workflows/runs/{run_id}/steps/review/approve", headers=headers)
     assert again.status_code == 409
@@ -88,10 +101,18 @@ def test_a_rejected_gate_ends_its_branch(http, local_stack, provider):
     headers = local_stack.headers()
     spec = {
         "steps": [
-            {"id": "draft", "endpoint": "/v1/completions", "body": {"model": "fake-llm", "prompt": "a slogan"}},
+            {
+                "id": "draft",
+                "endpoint": "/v1/completions",
+                "body": {"model": "fake-llm", "prompt": "a slogan"},
+            },
             {"id": "review", "type": "gate", "depends_on": ["draft"]},
-            {"id": "speak", "endpoint": "/v1/audio/speech", "depends_on": ["review"],
-             "body": {"model": "fake-tts", "input": "{{steps.draft.output.text}}", "voice": "alloy"}},
+            {
+                "id": "speak",
+                "endpoint": "/v1/audio/speech",
+                "depends_on": ["review"],
+                "body": {"model": "fake-tts", "input": "{{steps.draft.output.text}}", "voice": "alloy"},
+            },
         ]
     }
     run_id = http.post("/v1/workflows/runs", json={"spec": spec}, headers=headers).json()["id"]
@@ -100,7 +121,12 @@ def test_a_rejected_gate_ends_its_branch(http, local_stack, provider):
         return http.get(f"/v1/workflows/runs/{run_id}", headers=headers).json()
 
     poll(run, lambda r: any(s["id"] == "review" and s["status"] == "waiting" for s in r["steps"]))
-    assert http.post(f"/v1/workflows/runs/{run_id}/steps/review/reject", json={"comment": "no"}, headers=headers).status_code == 200
+    assert (
+        http.post(
+            f"/v1/workflows/runs/{run_id}/steps/review/reject", json={"comment": "no"}, headers=headers
+        ).status_code
+        == 200
+    )
     done = poll(run, lambda r: r["status"] != "RUNNING")
     assert done["status"] == "REJECTED"
     assert {s["id"]: s["status"] for s in done["steps"]}["speak"] == "skipped"

@@ -25,7 +25,9 @@ def test_models_list_shows_capabilities(client):
 
 
 def test_chat_completion(client):
-    completion = client.chat.completions.create(model="fake-llm", messages=[{"role": "user", "content": "Say hi"}])
+    completion = client.chat.completions.create(
+        model="fake-llm", messages=[{"role": "user", "content": "Say hi"}]
+    )
     assert completion.choices[0].message.content
     assert completion.usage.total_tokens > 0
 
@@ -44,7 +46,7 @@ def test_streaming_chat_arrives_in_chunks_as_the_provider_sends_them(client):
     assert "".join(text)
     # The fake server waits 20 ms between chunks; relayed as sent, most gaps show that pause (a buffered
     # relay would deliver every chunk at once).
-    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
+    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
     assert sum(gap >= 0.01 for gap in gaps) >= len(gaps) // 2
 
 
@@ -58,7 +60,11 @@ def test_raw_sse_ends_with_done(local_stack, provider, http):
 
 
 def test_streaming_completions(client):
-    pieces = [c.choices[0].text for c in client.completions.create(model="fake-llm", prompt="Once upon", stream=True) if c.choices]
+    pieces = [
+        c.choices[0].text
+        for c in client.completions.create(model="fake-llm", prompt="Once upon", stream=True)
+        if c.choices
+    ]
     assert "".join(pieces)
 
 
@@ -67,12 +73,16 @@ def test_completions(client):
 
 
 def test_image_generation(client):
-    image = client.images.generate(model="fake-image", prompt="a lighthouse at dusk", response_format="b64_json")
+    image = client.images.generate(
+        model="fake-image", prompt="a lighthouse at dusk", response_format="b64_json"
+    )
     assert image.data[0].b64_json
 
 
 def test_speech_is_real_audio(client):
-    audio = client.audio.speech.create(model="fake-tts", voice="alloy", input="Hello there", response_format="wav")
+    audio = client.audio.speech.create(
+        model="fake-tts", voice="alloy", input="Hello there", response_format="wav"
+    )
     with wave.open(io.BytesIO(audio.content)) as clip:
         assert clip.getnframes() > 0
 
@@ -108,11 +118,22 @@ def test_auth_errors_are_detail_shaped(local_stack, http, headers, expected):
 
 def test_seed_error_cases(local_stack, provider, http):
     headers = local_stack.headers()
-    response = http.post("/v1/chat/completions", content=b"{oops", headers={**headers, "Content-Type": "application/json"})
+    response = http.post(
+        "/v1/chat/completions", content=b"{oops", headers={**headers, "Content-Type": "application/json"}
+    )
     assert response.status_code == 400 and "detail" in response.json()
-    response = http.post("/v1/chat/completions", json={"model": "qwen3-8b", "messages": [{"role": "user", "content": "x"}]}, headers=headers)
+    response = http.post(
+        "/v1/chat/completions",
+        json={"model": "qwen3-8b", "messages": [{"role": "user", "content": "x"}]},
+        headers=headers,
+    )
     assert response.status_code == 404
-    assert response.json() == {"error": {"message": "No online provider serving model 'qwen3-8b' for this user.", "type": "no_provider"}}
+    assert response.json() == {
+        "error": {
+            "message": "No online provider serving model 'qwen3-8b' for this user.",
+            "type": "no_provider",
+        }
+    }
     response = http.post("/v1/chat/completions", json={"model": "fake-llm"}, headers=headers)
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request"
@@ -123,7 +144,15 @@ def test_upstream_failure_is_502(local_stack, tmp_path_factory):
     from tests.e2e.conftest import _stop, start_provider
 
     account = admin(local_stack, "create-account", "flaky-team")
-    flaky = start_provider(local_stack, tmp_path_factory.mktemp("flaky"), account["api_key"], "--fail-rate", "1", "--fail-status", "500")
+    flaky = start_provider(
+        local_stack,
+        tmp_path_factory.mktemp("flaky"),
+        account["api_key"],
+        "--fail-rate",
+        "1",
+        "--fail-status",
+        "500",
+    )
     try:
         response = httpx.post(
             f"{local_stack.base_url}/v1/chat/completions",
@@ -162,7 +191,9 @@ def test_revoked_key_stops_working(local_stack, http):
 
 
 def test_agent_refuses_requests_without_the_shared_secret(provider):
-    response = httpx.post(f"{provider.agent_url}/v1/chat/completions", json={"model": "fake-llm"}, trust_env=False)
+    response = httpx.post(
+        f"{provider.agent_url}/v1/chat/completions", json={"model": "fake-llm"}, trust_env=False
+    )
     assert response.status_code == 401
 
 

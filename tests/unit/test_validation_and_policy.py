@@ -6,7 +6,6 @@ import base64
 import json
 
 import pytest
-
 from switchyard.endpoint_policy import check_endpoint_url
 from switchyard.errors import InvalidRequest, MalformedJson
 from switchyard.job_model import Job, JobStatus
@@ -106,8 +105,15 @@ def test_binary_answers_are_stored_as_they_are():
 
 def _job(**overrides) -> Job:
     values = dict(
-        job_id="job_1", account_id="a", status=JobStatus.QUEUED, endpoint="/v1/images/generations",
-        inference_type="IMAGE", service_type="image", model="flux", created_ms=1718312400000, queued_ms=1718312400000,
+        job_id="job_1",
+        account_id="a",
+        status=JobStatus.QUEUED,
+        endpoint="/v1/images/generations",
+        inference_type="IMAGE",
+        service_type="image",
+        model="flux",
+        created_ms=1718312400000,
+        queued_ms=1718312400000,
     )
     values.update(overrides)
     return Job(**values)
@@ -115,15 +121,23 @@ def _job(**overrides) -> Job:
 
 def test_envelope_matches_the_seed_shape():
     assert _job().envelope("https://gw") == {
-        "id": "job_1", "object": "inference.job", "status": "QUEUED", "inference_type": "IMAGE",
-        "model": "flux", "created": 1718312400, "queued_at": "2024-06-13T21:00:00Z", "attempts": 0,
+        "id": "job_1",
+        "object": "inference.job",
+        "status": "QUEUED",
+        "inference_type": "IMAGE",
+        "model": "flux",
+        "created": 1718312400,
+        "queued_at": "2024-06-13T21:00:00Z",
+        "attempts": 0,
     }
 
 
 def test_processed_media_envelope_has_a_result_url_and_llm_has_result():
     media = _job(status=JobStatus.PROCESSED, result_key="assets/a/job_1", finished_ms=1718312401000)
     assert media.envelope("https://gw")["result_url"] == "https://gw/api/inference/assets/job_1/"
-    llm = _job(status=JobStatus.PROCESSED, inference_type="LLM", result=json.dumps({"choices": [{"index": 0}]}))
+    llm = _job(
+        status=JobStatus.PROCESSED, inference_type="LLM", result=json.dumps({"choices": [{"index": 0}]})
+    )
     assert llm.envelope("https://gw")["result"]["choices"] == [{"index": 0}]
 
 

@@ -175,7 +175,10 @@ class ProvidersService:
         # Plain expressions: boto3's Key()/Attr() builder is shared by every thread using a resource and is
         # reset on each call, so concurrent queries (the dispatcher's threads, the front's) can mix them up.
         items = []
-        kwargs: dict = {"KeyConditionExpression": "account_id = :a", "ExpressionAttributeValues": {":a": account_id}}
+        kwargs: dict = {
+            "KeyConditionExpression": "account_id = :a",
+            "ExpressionAttributeValues": {":a": account_id},
+        }
         while True:
             page = self._table.query(**kwargs)
             items.extend(page.get("Items", []))
