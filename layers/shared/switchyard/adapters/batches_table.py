@@ -14,16 +14,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from switchyard.adapters import aws
+from switchyard.adapters.dynamo_updates import is_condition_failure
 from switchyard.batch_model import Batch, BatchState
 
 ACCOUNT_INDEX = "by_account"
 UNCOMMITTED_INDEX = "uncommitted"
 UNCOMMITTED = "1"  # the one partition of the sparse index: only batches in flight carry it
 _COMMITTED_CACHE_LIMIT = 50_000
-
-
-def _is_condition_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class BatchesTable:
@@ -143,7 +140,7 @@ class BatchesTable:
                 ExpressionAttributeValues={":to": to_state.value, ":from": from_state.value},
             )
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 return False
             raise
         return True

@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from switchyard.adapters import aws
+from switchyard.adapters.dynamo_updates import is_condition_failure, update_arguments
 from switchyard.batch_model import JobSummary
 from switchyard.job_model import ACTIVE, Job, JobStatus
 
@@ -19,13 +20,6 @@ ACCOUNT_INDEX = "by_account"
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _is_condition_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") in (
-        "ConditionalCheckFailedException",
-        "TransactionCanceledException",
-    )
 
 
 class JobsTable:
@@ -188,44 +182,18 @@ class JobsTable:
 
         Conditions may refer to the reserved word `status` as `#status`.
         """
-        names: dict[str, str] = {}
-        values: dict[str, Any] = dict(condition_values or {})
-        clauses = []
-        sets = []
-        for i, (attr, value) in enumerate((set_values or {}).items()):
-            names[f"#s{i}"], values[f":s{i}"] = attr, value
-            sets.append(f"#s{i} = :s{i}")
-        if sets:
-            clauses.append("SET " + ", ".join(sets))
-        adds = []
-        for i, (attr, value) in enumerate((add or {}).items()):
-            names[f"#a{i}"], values[f":a{i}"] = attr, value
-            adds.append(f"#a{i} :a{i}")
-        if adds:
-            clauses.append("ADD " + ", ".join(adds))
-        removes = []
-        for i, attr in enumerate(remove):
-            names[f"#r{i}"] = attr
-            removes.append(f"#r{i}")
-        if removes:
-            clauses.append("REMOVE " + ", ".join(removes))
-        kwargs: dict[str, Any] = {
-            "Key": {"job_id": job_id},
-            "UpdateExpression": " ".join(clauses),
-            "ReturnValues": "ALL_NEW",
-        }
-        if condition:
-            if "#status" in condition:
-                names["#status"] = "status"
-            kwargs["ConditionExpression"] = condition
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
+        kwargs = update_arguments(
+            set_values=set_values,
+            remove=remove,
+            add=add,
+            condition=condition,
+            condition_values=condition_values,
+        )
+        kwargs["Key"] = {"job_id": job_id}
         try:
             return Job.from_item(self._table.update_item(**kwargs)["Attributes"])
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 return None
             raise
 

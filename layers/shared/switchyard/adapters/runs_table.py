@@ -12,6 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from switchyard.adapters import aws
+from switchyard.adapters.dynamo_updates import is_condition_failure, update_arguments
 
 ACCOUNT_INDEX = "by_account"
 RUN_SK = "run"
@@ -24,10 +25,6 @@ def step_key(run_id: str, step_id: str) -> dict[str, str]:
 
 def run_key(run_id: str) -> dict[str, str]:
     return {"run_id": run_id, "sk": RUN_SK}
-
-
-def _is_condition_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class RunsTable:
@@ -58,44 +55,21 @@ class RunsTable:
 
         Conditions may name the reserved word `status` as `#status`; `names` maps other placeholders.
         """
-        names = dict(names or {})
-        values: dict[str, Any] = dict(condition_values or {})
-        clauses = []
-        sets = []
-        for i, (attr, value) in enumerate((set_values or {}).items()):
-            names[f"#s{i}"], values[f":s{i}"] = attr, value
-            sets.append(f"#s{i} = :s{i}")
-        if sets:
-            clauses.append("SET " + ", ".join(sets))
-        adds = []
-        for i, (attr, value) in enumerate((add or {}).items()):
-            names[f"#a{i}"], values[f":a{i}"] = attr, value
-            adds.append(f"#a{i} :a{i}")
-        if adds:
-            clauses.append("ADD " + ", ".join(adds))
-        removes = []
-        for i, attr in enumerate(remove):
-            names[f"#r{i}"] = attr
-            removes.append(f"#r{i}")
-        if removes:
-            clauses.append("REMOVE " + ", ".join(removes))
-        kwargs: dict[str, Any] = {
-            "Key": key,
-            "UpdateExpression": " ".join(clauses),
-            "ReturnValues": "ALL_NEW",
-            # Never create an item by updating a key that does not exist.
-            "ConditionExpression": "attribute_exists(run_id)" + (f" AND ({condition})" if condition else ""),
-        }
-        if condition and "#status" in condition:
-            names["#status"] = "status"
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
+        # Never create an item by updating a key that does not exist.
+        guard = "attribute_exists(run_id)" + (f" AND ({condition})" if condition else "")
+        kwargs = update_arguments(
+            set_values=set_values,
+            remove=remove,
+            add=add,
+            condition=guard,
+            condition_values=condition_values,
+            names=names,
+        )
+        kwargs["Key"] = key
         try:
             return self._table.update_item(**kwargs)["Attributes"]
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 return None
             raise
 
