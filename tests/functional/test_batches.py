@@ -11,7 +11,6 @@ import boto3
 import pytest
 
 from tests.conftest import heartbeat_body, reset_switchyard_caches
-from tests.functional.jobs_harness import JobsHarness
 
 CHAT = {"model": "fake-llm", "messages": [{"role": "user", "content": "hello"}]}
 MIXED = [
@@ -32,22 +31,7 @@ class Crash(BaseException):
     """The function dies here: no `except Exception` clean-up runs, as when Lambda times out or is killed."""
 
 
-@pytest.fixture
-def jobs_env(aws_stack, monkeypatch):
-    for name, value in {
-        "RETRY_BACKOFF_BASE_SECONDS": "0",
-        "CAPACITY_WAIT_SECONDS": "0",
-        "NO_PROVIDER_GRACE_SECONDS": "60",
-        "JOB_UPSTREAM_TIMEOUT_SECONDS": "5",
-    }.items():
-        monkeypatch.setenv(name, value)
-    reset_switchyard_caches()
-    return aws_stack
-
-
-@pytest.fixture
-def harness(jobs_env) -> JobsHarness:
-    return JobsHarness(jobs_env.environment)
+JOB_SETTINGS = {"NO_PROVIDER_GRACE_SECONDS": "60", "JOB_UPSTREAM_TIMEOUT_SECONDS": "5"}
 
 
 @pytest.fixture

@@ -6,30 +6,14 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from tests.conftest import heartbeat_body, reset_switchyard_caches
-from tests.functional.jobs_harness import JobsHarness
 from tests.functional.test_jobs_lifecycle import job, submit
 
-
-@pytest.fixture
-def jobs_env(aws_stack, monkeypatch):
-    for name, value in {
-        "RETRY_BACKOFF_BASE_SECONDS": "0",
-        "CAPACITY_WAIT_SECONDS": "0",
-        "NO_PROVIDER_GRACE_SECONDS": "0.3",
-        "JOB_UPSTREAM_TIMEOUT_SECONDS": "0.5",
-        "JOB_MAX_ATTEMPTS": "3",
-    }.items():
-        monkeypatch.setenv(name, value)
-    reset_switchyard_caches()
-    return aws_stack
-
-
-@pytest.fixture
-def harness(jobs_env) -> JobsHarness:
-    return JobsHarness(jobs_env.environment)
+JOB_SETTINGS = {
+    "NO_PROVIDER_GRACE_SECONDS": "0.3",
+    "JOB_UPSTREAM_TIMEOUT_SECONDS": "0.5",
+    "JOB_MAX_ATTEMPTS": "3",
+}
 
 
 def register(api, caller, provider_url, **kwargs):

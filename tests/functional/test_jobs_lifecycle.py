@@ -12,22 +12,7 @@ from tests.functional.jobs_harness import JobsHarness
 CHAT = {"model": "fake-llm", "messages": [{"role": "user", "content": "hello"}], "async": True}
 
 
-@pytest.fixture
-def jobs_env(aws_stack, monkeypatch):
-    for name, value in {
-        "RETRY_BACKOFF_BASE_SECONDS": "0",
-        "CAPACITY_WAIT_SECONDS": "0",
-        "NO_PROVIDER_GRACE_SECONDS": "0.3",
-        "JOB_UPSTREAM_TIMEOUT_SECONDS": "2",
-    }.items():
-        monkeypatch.setenv(name, value)
-    reset_switchyard_caches()
-    return aws_stack
-
-
-@pytest.fixture
-def harness(jobs_env) -> JobsHarness:
-    return JobsHarness(jobs_env.environment)
+JOB_SETTINGS = {"NO_PROVIDER_GRACE_SECONDS": "0.3", "JOB_UPSTREAM_TIMEOUT_SECONDS": "2"}
 
 
 def submit(api, caller, path="/v1/chat/completions", body=None, headers=None):
