@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
 from switchyard_agent.config import parse_args
 from switchyard_agent.runtime import Agent
+from switchyard_agent.serving import run_event_loop
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # httpx logs every request at INFO; with a heartbeat every few seconds that drowns everything else.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        asyncio.run(Agent(config).run())
+        run_event_loop(Agent(config).run())
     except KeyboardInterrupt:  # a Ctrl-C that arrived before the signal handlers were installed
         pass
     except OSError as exc:

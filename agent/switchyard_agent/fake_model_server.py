@@ -31,7 +31,13 @@ from starlette.routing import Route
 from switchyard_agent import fake_media, fake_responses
 from switchyard_agent.capabilities import DEFAULT_CAPABILITIES, SERVICE_TYPES, infer_service_type
 from switchyard_agent.multipart_form import UploadedFile, parse_multipart
-from switchyard_agent.serving import bind_socket, make_server, serve_until_signalled, socket_url
+from switchyard_agent.serving import (
+    bind_socket,
+    make_server,
+    run_event_loop,
+    serve_until_signalled,
+    socket_url,
+)
 
 MAX_IMAGE_SIDE = 256  # keeps every generated image a few hundred bytes
 MAX_AUDIO_SECONDS = 3.0
@@ -583,5 +589,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = make_server(create_app(config), log_level=args.log_level, graceful_timeout=2)
     # Scripts starting us with --port 0 read the port from this line.
     print(f"switchyard-fake-model-server listening on {socket_url(sock)}", flush=True)
-    asyncio.run(serve_until_signalled(server, sock))
+    run_event_loop(serve_until_signalled(server, sock))
     return 0
