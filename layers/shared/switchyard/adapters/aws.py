@@ -23,24 +23,22 @@ def _build(kind: str, service: str) -> Any:
     )
 
 
-def client(service: str) -> Any:
-    key = f"client:{service}"
+def _cached(kind: str, service: str) -> Any:
+    key = f"{kind}:{service}"
     found = _clients.get(key)
     if found is None:
         with _lock:
-            found = _clients.get(key) or _build("client", service)
+            found = _clients.get(key) or _build(kind, service)
             _clients[key] = found
     return found
+
+
+def client(service: str) -> Any:
+    return _cached("client", service)
 
 
 def resource(service: str) -> Any:
-    key = f"resource:{service}"
-    found = _clients.get(key)
-    if found is None:
-        with _lock:
-            found = _clients.get(key) or _build("resource", service)
-            _clients[key] = found
-    return found
+    return _cached("resource", service)
 
 
 def table(name: str) -> Any:

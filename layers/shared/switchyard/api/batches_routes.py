@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
 from switchyard.api.inference_routes import raw_body
+from switchyard.api.pagination import list_page
 from switchyard.services.batches import MAX_ITEMS, get_batches_service, parse_batch_request
 from switchyard.services.idempotency import run_once
 from switchyard.validation import parse_json_object
@@ -84,13 +85,7 @@ def register(app) -> None:
         ] = None,
     ) -> dict:
         data, has_more = get_batches_service().list(caller_account(app), limit=limit, after=after)
-        return {
-            "object": "list",
-            "data": data,
-            "has_more": has_more,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-        }
+        return list_page(data, has_more)
 
     @app.get(
         "/v1/batches/<batch_id>",

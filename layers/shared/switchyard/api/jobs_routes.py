@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
+from switchyard.api.pagination import list_page
 from switchyard.catalog import Endpoint
 from switchyard.services.idempotency import run_once
 from switchyard.services.jobs import get_jobs_service
@@ -83,13 +84,7 @@ def register(app) -> None:
         )
         base_url = public_base_url(app)
         data = [jobs.envelope(job, base_url) for job in found]
-        return {
-            "object": "list",
-            "data": data,
-            "has_more": has_more,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-        }
+        return list_page(data, has_more)
 
     @app.get(
         "/v1/jobs/<job_id>",

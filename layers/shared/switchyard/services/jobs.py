@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -248,10 +247,6 @@ def _iso_or_none(ms: int | None) -> str | None:
 
 def new_claim_id() -> str:
     return secrets.token_hex(8)
-
-
-def seconds_since(ms: int) -> float:
-    return time.time() - ms / 1000
 
 
 @lru_cache(maxsize=1)
