@@ -22,7 +22,6 @@ from switchyard.services.jobs import DISPATCHER_TICK_ID, get_jobs_service
 
 logger = Logger()
 metrics = Metrics()
-processor = AsyncBatchProcessor(event_type=EventType.SQS)
 
 TICK_EVERY_SECONDS = 10.0
 _last_tick = 0.0
@@ -52,6 +51,10 @@ async def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
     _record_liveness()
+    # A processor per invocation: it holds the batch being processed. On AWS one container runs one
+    # invocation at a time, but the local stack's pollers invoke this module from several threads at once,
+    # and a shared processor handed one batch's records to the other (jobs ran twice, others never).
+    processor = AsyncBatchProcessor(event_type=EventType.SQS)
     return async_process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -82,7 +82,7 @@ class SqsPoller:
         ).get("Messages", [])
         if not messages:
             return 0
-        event = {"Records": [self._record(message) for message in messages]}
+        event = self.event_for(messages)
         try:
             result = self._invoke(event)
         except Exception:
@@ -112,6 +112,10 @@ class SqsPoller:
                 return []
             failed.add(identifier)
         return [message for message in messages if message["MessageId"] not in failed]
+
+    def event_for(self, messages: list[dict]) -> dict:
+        """The Lambda event for received messages, as the SQS event source mapping builds it."""
+        return {"Records": [self._record(message) for message in messages]}
 
     def _record(self, message: dict) -> dict:
         record = {

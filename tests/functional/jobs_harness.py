@@ -38,6 +38,13 @@ class JobsHarness:
             wait_seconds=0,
         )
 
+    def receive_event(self, count: int = 10) -> dict:
+        """Receive up to `count` messages and build the dispatcher's event, without invoking it."""
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=count, VisibilityTimeout=60
+        ).get("Messages", [])
+        return self.poller.event_for(messages)
+
     def dispatch_once(self) -> int:
         return self.poller.poll_once()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.conftest import heartbeat_body, reset_switchyard_caches
+from tests.conftest import LambdaContext, heartbeat_body, reset_switchyard_caches
 from tests.functional.test_jobs_lifecycle import job, submit
 
 JOB_SETTINGS = {
@@ -78,6 +78,33 @@ def test_duplicate_delivery_runs_the_job_once(api, caller, harness, online_provi
     harness.drain()
     assert job(api, caller, job_id)["status"] == "PROCESSED"
     assert provider_calls(online_provider) == 1
+
+
+def test_concurrent_dispatcher_invocations_each_run_their_own_batch(
+    api, caller, harness, start_fake_provider
+):
+    # The local stack's pollers invoke the dispatcher from two threads at once (AWS would use two
+    # containers): neither invocation may run, or report on, the other's records.
+    provider = start_fake_provider(stream_delay_ms=0, latency_ms=150)
+    register(api, caller, provider.url, max_concurrency=32)
+    ids = [submit(api, caller).json()["id"] for _ in range(20)]
+    events = [harness.receive_event(), harness.receive_event()]
+    assert sum(len(event["Records"]) for event in events) == 20
+    results: list = [None, None]
+    start = threading.Barrier(2)
+
+    def invoke(index: int) -> None:
+        start.wait()
+        results[index] = harness.dispatcher(events[index], LambdaContext())
+
+    threads = [threading.Thread(target=invoke, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == [{"batchItemFailures": []}, {"batchItemFailures": []}]
+    assert [job(api, caller, job_id)["status"] for job_id in ids] == ["PROCESSED"] * 20
+    assert provider_calls(provider) == 20
 
 
 def test_duplicate_delivery_while_running_does_not_free_the_running_slot(
