@@ -46,6 +46,8 @@ def running_stack(
     workdir = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     processes: list[subprocess.Popen] = []
+    # The stack's log (handlers log to it): kept in the run's directory for a look after a surprising figure.
+    stack_log = (workdir / "stack.log").open("w")
     try:
         stack = subprocess.Popen(
             [
@@ -60,7 +62,7 @@ def running_stack(
             ],
             cwd=workdir,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=stack_log,
             text=True,
             env=env,
         )
@@ -117,6 +119,7 @@ def running_stack(
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+        stack_log.close()
 
 
 def percentile(values: list[float], fraction: float) -> float:

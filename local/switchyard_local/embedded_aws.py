@@ -23,9 +23,10 @@ class EmbeddedAws:
     def start(self) -> str:
         from moto.server import ThreadedMotoServer
 
-        from switchyard_local.moto_speedups import defer_moto_batch_import
+        from switchyard_local.moto_speedups import defer_moto_batch_import, speed_up_sqs
 
         defer_moto_batch_import()
+        speed_up_sqs()
 
         # One log line per AWS call drowns everything else out.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)

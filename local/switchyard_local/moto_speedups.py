@@ -1,9 +1,14 @@
-"""Startup shortcuts for the embedded moto, applied by `switchyard-local up` only.
+"""Speedups for the embedded moto, applied by `switchyard-local up` only.
 
-moto's Step Functions interpreter imports `moto.batch.utils` for one enum; importing that submodule
-runs `moto/batch/__init__.py`, which imports the Batch backend and with it all of EC2 (~1.2 s of CPU,
-a third of the local stack's startup). A stand-in package keeps `moto.batch.utils` importable and
-loads the real backend only when something asks for `moto.batch.batch_backends`.
+- Startup: moto's Step Functions interpreter imports `moto.batch.utils` for one enum; importing that
+  submodule runs `moto/batch/__init__.py`, which imports the Batch backend and with it all of EC2 (~1.2 s
+  of CPU, a third of the local stack's startup). A stand-in package keeps `moto.batch.utils` importable
+  and loads the real backend only when something asks for `moto.batch.batch_backends`.
+- SQS per-call cost: moto asks "is this message visible / delayed?" through `unix_time_millis()`, which
+  builds two datetimes per question, and checks each received message's retention period by computing
+  every queue attribute (three full scans of the queue, twice). A receive of 10 from a queue 300 deep
+  took ~630 ms; with the same answers computed directly it takes ~18 ms, and a send ~11 ms -> ~3 ms.
+  Behaviour is unchanged: the clock is the same epoch clock, the retention rule the same comparison.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -42,3 +48,26 @@ def defer_moto_batch_import() -> None:
 
     stand_in.__getattr__ = load_backends_on_demand  # type: ignore[method-assign]
     sys.modules["moto.batch"] = stand_in
+
+
+def speed_up_sqs() -> None:
+    from moto.sqs import models
+
+    if getattr(models, "_switchyard_fast_clock", False):
+        return
+    original_unix_time = models.unix_time
+
+    def unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else original_unix_time(dt)
+
+    def unix_time_millis(dt: Any = None) -> float:
+        return unix_time(dt) * 1000.0
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention_seconds = int(self.get_queue(queue_name).message_retention_period)
+        return retention_seconds + message.sent_timestamp / 1000 > time.time()
+
+    models.unix_time = unix_time
+    models.unix_time_millis = unix_time_millis
+    models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+    models._switchyard_fast_clock = True
