@@ -9,6 +9,8 @@
   every queue attribute (three full scans of the queue, twice). A receive of 10 from a queue 300 deep
   took ~630 ms; with the same answers computed directly it takes ~18 ms, and a send ~11 ms -> ~3 ms.
   Behaviour is unchanged: the clock is the same epoch clock, the retention rule the same comparison.
+- Request routing: moto's server lists its package directory (`os.listdir` plus an `isdir` per entry)
+  on every request to see whether the host names a backend; the list is fixed once moto is installed.
 """
 
 from __future__ import annotations
@@ -71,3 +73,13 @@ def speed_up_sqs() -> None:
     models.unix_time_millis = unix_time_millis
     models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
     models._switchyard_fast_clock = True
+
+
+def cache_moto_module_list() -> None:
+    from moto import backends
+
+    if getattr(backends, "_switchyard_cached_modules", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    backends._switchyard_cached_modules = True
