@@ -1,9 +1,11 @@
-"""Make moto's DynamoDB writes atomic, as DynamoDB's are.
+"""Make moto's DynamoDB calls atomic, as DynamoDB's are.
 
 moto checks a ConditionExpression and then writes, with nothing in between to stop a second thread doing
 the same: two concurrent conditional updates of one item can both succeed. Real DynamoDB never allows
-that, and the dispatcher's "a job is never run twice" rests on it. One lock around each write (and the
-transactional calls) restores the guarantee for the embedded AWS, in-process or behind the moto server.
+that, and the dispatcher's "a job is never run twice" rests on it. Reads have the mirror problem: moto
+hands back the stored item and turns it into a response afterwards, so a write landing meanwhile fails
+the read ("dictionary changed size during iteration"). One lock around each whole DynamoDB call (parse,
+backend, response) restores both guarantees for the embedded AWS, in-process or behind the moto server.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import functools
 import threading
 
 _lock = threading.RLock()
-_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
 _installed = False
 
 
@@ -20,17 +21,14 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
-    for name in _WRITES:
-        original = getattr(DynamoDBBackend, name, None)
-        if original is None:
-            continue
+    original = DynamoHandler.call_action
 
-        @functools.wraps(original)
-        def serialized(self, *args, __original=original, **kwargs):
-            with _lock:
-                return __original(self, *args, **kwargs)
+    @functools.wraps(original)
+    def serialized(self, *args, **kwargs):
+        with _lock:
+            return original(self, *args, **kwargs)
 
-        setattr(DynamoDBBackend, name, serialized)
+    DynamoHandler.call_action = serialized
     _installed = True
