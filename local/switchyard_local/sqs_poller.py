@@ -16,8 +16,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Short enough that stop() returns quickly; long polling still answers as soon as a message lands.
-DEFAULT_WAIT_SECONDS = 1
+# What Lambda's pollers use. An idle poll is a request to the embedded AWS in this very process: polling
+# once a second per thread showed up in the synchronous path's tail latency. stop() does not wait for it.
+DEFAULT_WAIT_SECONDS = 20
 
 
 class SqsPoller:
@@ -46,6 +47,8 @@ class SqsPoller:
         self._region = region
         self._wait_seconds = wait_seconds
         self._stopping = threading.Event()
+        self._idle = threading.Condition()
+        self._batches_in_flight = 0
         self._threads = [
             threading.Thread(target=self._run, name=f"{name}-{index}", daemon=True)
             for index in range(concurrency)
@@ -56,10 +59,14 @@ class SqsPoller:
             thread.start()
 
     def stop(self, timeout: float = 10) -> None:
+        """Stop polling; wait (up to `timeout`) for batches being handled, not for idle long polls.
+
+        A long poll still open answers within its wait time; whatever it brings is handed straight back
+        to the queue, and the daemon thread ends.
+        """
         self._stopping.set()
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(timeout)
+        with self._idle:
+            self._idle.wait_for(lambda: self._batches_in_flight == 0, timeout)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -82,14 +89,27 @@ class SqsPoller:
         ).get("Messages", [])
         if not messages:
             return 0
-        event = self.event_for(messages)
+        with self._idle:
+            self._batches_in_flight += 1
         try:
-            result = self._invoke(event)
+            if self._stopping.is_set():
+                self._release(messages)
+            else:
+                self._handle(messages)
+        finally:
+            with self._idle:
+                self._batches_in_flight -= 1
+                self._idle.notify_all()
+        return len(messages)
+
+    def _handle(self, messages: list[dict]) -> None:
+        try:
+            result = self._invoke(self.event_for(messages))
         except Exception:
             # The whole batch failed: nothing is deleted, every message comes back after its visibility
             # timeout (and reaches the DLQ after maxReceiveCount receives).
             log.exception("Handler failed on a batch of %d from %s", len(messages), self._queue_arn)
-            return len(messages)
+            return
         succeeded = self._succeeded(messages, result)
         for start in range(0, len(succeeded), 10):
             entries = [
@@ -97,7 +117,17 @@ class SqsPoller:
                 for index, message in enumerate(succeeded[start : start + 10])
             ]
             self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
-        return len(messages)
+
+    def _release(self, messages: list[dict]) -> None:
+        """Received while stopping: make them visible again at once rather than after the timeout."""
+        entries = [
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+            for index, message in enumerate(messages)
+        ]
+        try:
+            self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
+        except Exception:
+            log.debug("Could not release %d messages of %s while stopping", len(messages), self._queue_arn)
 
     def _succeeded(self, messages: list[dict], result: Any) -> list[dict]:
         if not self._report_failures or not isinstance(result, dict) or not result.get("batchItemFailures"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -143,3 +144,27 @@ def poll(result_or_error, *, report_failures: bool = True) -> list[str]:
 )
 def test_which_messages_a_batch_result_deletes(result, report_failures: bool, deleted: list[str]) -> None:
     assert poll(result, report_failures=report_failures) == deleted
+
+
+def test_stop_does_not_wait_out_an_idle_long_poll(moto_server: str):
+    sqs = boto3.client("sqs", endpoint_url=moto_server, region_name="us-east-1", **LOCAL_CREDENTIALS)
+    queue_url = sqs.create_queue(QueueName="idle")["QueueUrl"]
+    poller = SqsPoller(sqs_client=sqs, queue_url=queue_url, queue_arn="arn", invoke=lambda event: None)
+    poller.start()
+    time.sleep(0.3)  # the poller is now inside a 20 s long poll
+    started = time.monotonic()
+    poller.stop(timeout=10)
+    assert time.monotonic() - started < 1
+
+
+def test_messages_received_while_stopping_go_straight_back_to_the_queue(moto_server: str):
+    sqs = boto3.client("sqs", endpoint_url=moto_server, region_name="us-east-1", **LOCAL_CREDENTIALS)
+    queue_url = sqs.create_queue(QueueName="stopping", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody="late")
+    invoked = []
+    poller = SqsPoller(sqs_client=sqs, queue_url=queue_url, queue_arn="arn", invoke=invoked.append)
+    poller.stop()  # stopped before its long poll answered
+    assert poller.poll_once() == 1
+    assert invoked == []
+    again = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0)["Messages"]
+    assert [message["Body"] for message in again] == ["late"]
