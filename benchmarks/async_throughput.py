@@ -7,6 +7,8 @@ ceiling for the same calls (measured in the same run), and billable AWS requests
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import os
 import sys
 import threading
@@ -14,7 +16,9 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -76,16 +80,45 @@ def end_to_end(setup, jobs: int, clients: int) -> tuple[float, list[float]]:
     return jobs / elapsed, latencies
 
 
+@dataclass
+class JobTrace:
+    """The DynamoDB calls one plain async job made through the real handlers, phase by phase.
+
+    SQS calls are not replayed verbatim (receipt handles differ on every receive): the ceiling makes the
+    same SQS calls structurally (SendMessage per job, ReceiveMessage and DeleteMessageBatch per 10).
+    """
+
+    job_id: str
+    submit: list[tuple[str, dict]]
+    dispatch: list[tuple[str, dict]]
+    poll: list[tuple[str, dict]]
+    provider_item: dict
+    tables: dict[str, str]  # environment variable -> table name, in the recording stack
+
+
+def _with_job_id(value: Any, recorded: str, replacement: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(recorded, replacement)
+    if isinstance(value, dict):
+        return {
+            _with_job_id(k, recorded, replacement): _with_job_id(v, recorded, replacement)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set):
+        return type(value)(_with_job_id(v, recorded, replacement) for v in value)
+    return value
+
+
 def embedded_aws_ceiling(
-    endpoint_url: str, environment: dict, jobs: int, clients: int, *, bulk: bool
+    endpoint_url: str, environment: dict, trace: JobTrace, jobs: int, clients: int, *, bulk: bool
 ) -> float:
-    """Jobs per second the embedded AWS sustains for the AWS calls a job makes (submit: PutItem +
-    SendMessage; dispatch: ReceiveMessage batch, four UpdateItems, DeleteMessageBatch; one status poll:
-    GetItem), made straight to it from `clients` threads of this process.
+    """Jobs per second the embedded AWS sustains for the AWS calls a job makes, made straight to it from
+    `clients` threads of this process: the recorded DynamoDB calls of a real job (same items, same update
+    and condition expressions, same tables and indexes) under a fresh job id, plus SendMessage per job and
+    ReceiveMessage / DeleteMessageBatch per 10.
 
     bulk=False keeps every queue shallow (10 messages): moto's best case. bulk=True submits every job
-    first and then drains, the access pattern of the end-to-end run, where moto's SQS slows down with
-    queue depth (every call scans the whole queue).
+    first and then drains, the access pattern of the end-to-end run.
     """
     import boto3
     from botocore.config import Config
@@ -94,58 +127,28 @@ def embedded_aws_ceiling(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
     )
     config = Config(max_pool_connections=clients * 2)
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url, config=config)
+    # The resource's client takes the same (unserialised) parameters the handlers' Table calls made.
+    dynamodb = session.resource("dynamodb", endpoint_url=endpoint_url, config=config).meta.client
     sqs = session.client("sqs", endpoint_url=endpoint_url, config=config)
-    table, providers = environment["JOBS_TABLE"], environment["PROVIDERS_TABLE"]
+    renamed = {trace.tables[name]: environment[name] for name in trace.tables}
     queue_url = sqs.create_queue(QueueName=f"ceiling-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    provider_key = {"account_id": {"S": f"ceiling-{uuid.uuid4().hex[:6]}"}, "provider_id": {"S": "p"}}
-    dynamodb.put_item(
-        TableName=providers, Item={**provider_key, "leases": {"M": {}}, "max_concurrency": {"N": "100000"}}
-    )
+    dynamodb.put_item(TableName=environment["PROVIDERS_TABLE"], Item=trace.provider_item)
     per_client = jobs // clients
     prefix = uuid.uuid4().hex[:6]
 
-    def submit(job_id: str) -> None:
-        dynamodb.put_item(
-            TableName=table, Item={"job_id": {"S": job_id}, "status": {"S": "QUEUED"}, "gen": {"N": "0"}}
-        )
-        sqs.send_message(QueueUrl=queue_url, MessageBody=job_id)
+    def replay(calls: list[tuple[str, dict]], job_id: str) -> None:
+        for operation, params in calls:
+            params = _with_job_id(params, trace.job_id, job_id)
+            if "TableName" in params:
+                params["TableName"] = renamed.get(params["TableName"], params["TableName"])
+            try:
+                getattr(dynamodb, _snake(operation))(**params)
+            except dynamodb.exceptions.ConditionalCheckFailedException:
+                return  # moto handed one message to two receivers at once; the claim stops the second
 
-    def dispatch(message: dict) -> None:
-        job_key = {"job_id": {"S": message["Body"]}}
-        lease = {"#l": f"l{message['MessageId']}"}
-        dynamodb.update_item(
-            TableName=providers,
-            Key=provider_key,
-            UpdateExpression="SET leases.#l = :t",
-            ConditionExpression="size(leases) < max_concurrency",
-            ExpressionAttributeNames=lease,
-            ExpressionAttributeValues={":t": {"N": "1"}},
-        )
-        try:
-            dynamodb.update_item(
-                TableName=table,
-                Key=job_key,
-                UpdateExpression="SET #s = :p",
-                ConditionExpression="#s = :q",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":p": {"S": "PROCESSING"}, ":q": {"S": "QUEUED"}},
-            )
-            dynamodb.update_item(
-                TableName=table,
-                Key=job_key,
-                UpdateExpression="SET #s = :d, #r = :r",
-                ExpressionAttributeNames={"#s": "status", "#r": "result"},
-                ExpressionAttributeValues={":d": {"S": "PROCESSED"}, ":r": {"S": "{}"}},
-            )
-        except dynamodb.exceptions.ConditionalCheckFailedException:
-            pass  # moto handed the same message to two receivers at once; the claim stops the second
-        dynamodb.update_item(
-            TableName=providers,
-            Key=provider_key,
-            UpdateExpression="REMOVE leases.#l",
-            ExpressionAttributeNames=lease,
-        )
+    def submit(job_id: str) -> None:
+        replay(trace.submit, job_id)
+        sqs.send_message(QueueUrl=queue_url, MessageBody=job_id)
 
     def drain(count: int) -> None:
         done = 0
@@ -154,7 +157,7 @@ def embedded_aws_ceiling(
                 "Messages", []
             )
             for message in received:
-                dispatch(message)
+                replay(trace.dispatch, message["Body"])
             if received:
                 sqs.delete_message_batch(
                     QueueUrl=queue_url,
@@ -164,26 +167,23 @@ def embedded_aws_ceiling(
                 )
             done += len(received)
 
-    def poll(job_id: str) -> None:
-        dynamodb.get_item(TableName=table, Key={"job_id": {"S": job_id}})
-
     def shallow(worker: int) -> None:
         for start in range(0, per_client, 10):
-            ids = [f"{prefix}-{worker}-{start + i}" for i in range(min(10, per_client - start))]
+            ids = [f"job_{prefix}{worker:02d}{start + i:06d}" for i in range(min(10, per_client - start))]
             for job_id in ids:
                 submit(job_id)
             drain(len(ids))
             for job_id in ids:
-                poll(job_id)
+                replay(trace.poll, job_id)
 
     def submit_share(worker: int) -> None:
         for i in range(per_client):
-            submit(f"{prefix}-{worker}-{i}")
+            submit(f"job_{prefix}{worker:02d}{i:06d}")
 
     def drain_share(worker: int) -> None:
         drain(per_client)
         for i in range(per_client):
-            poll(f"{prefix}-{worker}-{i}")
+            replay(trace.poll, f"job_{prefix}{worker:02d}{i:06d}")
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -195,8 +195,13 @@ def embedded_aws_ceiling(
     return per_client * clients / (time.perf_counter() - started)
 
 
-def billable_requests_per_job(jobs: int = 50) -> tuple[Counter, int]:
-    """Count the AWS calls of `jobs` plain async jobs, submit to one poll, through the real handlers."""
+def _snake(operation: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
+
+
+def billable_requests_per_job(jobs: int = 50) -> tuple[Counter, int, JobTrace]:
+    """Count the AWS calls of `jobs` plain async jobs, submit to one poll, through the real handlers, then
+    record the DynamoDB calls of one more job, phase by phase, for the ceiling to replay."""
     os.environ.update(
         AWS_DEFAULT_REGION="us-east-1",
         AWS_ACCESS_KEY_ID="x",
@@ -242,9 +247,13 @@ def billable_requests_per_job(jobs: int = 50) -> tuple[Counter, int]:
             http_event("GET", "/v1/models", headers=headers), LambdaContext()
         )  # warm caches, as a warm container has them
         real = botocore.client.BaseClient._make_api_call
+        recorded: list[tuple[str, dict]] = []
 
         def counting(client, operation, params):
-            counts[(client.meta.service_model.service_name, operation)] += 1
+            service = client.meta.service_model.service_name
+            counts[(service, operation)] += 1
+            if service == "dynamodb":
+                recorded.append((operation, copy.deepcopy(params)))
             return real(client, operation, params)
 
         botocore.client.BaseClient._make_api_call = counting
@@ -254,15 +263,42 @@ def billable_requests_per_job(jobs: int = 50) -> tuple[Counter, int]:
                 result = api(
                     http_event("POST", "/v1/chat/completions", body=BODY, headers=headers), LambdaContext()
                 )
-                ids.append(__import__("json").loads(result["body"])["id"])
+                ids.append(json.loads(result["body"])["id"])
             invocations = 0
             while harness.depth():
                 invocations += 1 if harness.dispatch_once() else 0
             for job_id in ids:
                 api(http_event("GET", f"/v1/jobs/{job_id}", headers=headers), LambdaContext())
+            sampled = Counter(counts)
+            phases = []
+            for step in ("submit", "dispatch", "poll"):
+                recorded.clear()
+                if step == "submit":
+                    result = api(
+                        http_event("POST", "/v1/chat/completions", body=BODY, headers=headers),
+                        LambdaContext(),
+                    )
+                    job_id = json.loads(result["body"])["id"]
+                elif step == "dispatch":
+                    while harness.depth():
+                        harness.dispatch_once()
+                else:
+                    api(http_event("GET", f"/v1/jobs/{job_id}", headers=headers), LambdaContext())
+                phases.append(list(recorded))
         finally:
             botocore.client.BaseClient._make_api_call = real
-    return counts, invocations
+        from switchyard.adapters import aws
+
+        provider_item = aws.table(stack.environment["PROVIDERS_TABLE"]).scan()["Items"][0]
+        provider_item["leases"] = {}
+        provider_item["max_concurrency"] = 1_000_000
+        trace = JobTrace(
+            job_id,
+            *phases,
+            provider_item=provider_item,
+            tables={name: value for name, value in stack.environment.items() if name.endswith("_TABLE")},
+        )
+    return sampled, invocations, trace
 
 
 def main() -> None:
@@ -276,15 +312,15 @@ def main() -> None:
         server_args=("--stream-delay-ms", "0", "--history-size", str(args.jobs + 100)),
         agent_args=("--max-concurrency", "64"),
     ) as setup:
-        import json
-
         state = json.loads((Path(setup.workdir) / ".switchyard" / "local-stack.json").read_text())
         rate, latencies = end_to_end(setup, args.jobs, args.clients)
+        sample = 50
+        counts, invocations, trace = billable_requests_per_job(sample)
         ceiling_bulk = embedded_aws_ceiling(
-            state["aws_endpoint_url"], state["environment"], args.jobs, args.clients, bulk=True
+            state["aws_endpoint_url"], state["environment"], trace, args.jobs, args.clients, bulk=True
         )
         ceiling = embedded_aws_ceiling(
-            state["aws_endpoint_url"], state["environment"], args.jobs, args.clients, bulk=False
+            state["aws_endpoint_url"], state["environment"], trace, args.jobs, args.clients, bulk=False
         )
 
     print(
@@ -303,8 +339,6 @@ def main() -> None:
         f"  -> share used {rate / ceiling:4.0%}  (target >= 60%)"
     )
 
-    sample = 50
-    counts, invocations = billable_requests_per_job(sample)
     per_job: dict[str, float] = Counter()
     per_job["API Gateway (HTTP API)"] = 2  # the submit and the status poll
     per_job["Lambda invocations"] = (
