@@ -16,7 +16,7 @@ class EmbeddedAws:
 
     moto's own ThreadedMotoServer binds every interface by default and closes the connection after each
     response (werkzeug's choice), so every AWS call of the stack paid a TCP connect, a new server thread
-    and a close: about half of a DynamoDB GetItem's 9 ms here.
+    and a close: a DynamoDB GetItem took 5.2-6.8 ms that way here, 4.0-4.7 ms on a kept connection.
     """
 
     def __init__(self, port: int = 0):
