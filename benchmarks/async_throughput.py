@@ -121,6 +121,7 @@ def embedded_aws_ceiling(
     first and then drains, the access pattern of the end-to-end run.
     """
     import boto3
+    from botocore import xform_name
     from botocore.config import Config
 
     session = boto3.session.Session(
@@ -142,7 +143,7 @@ def embedded_aws_ceiling(
             if "TableName" in params:
                 params["TableName"] = renamed.get(params["TableName"], params["TableName"])
             try:
-                getattr(dynamodb, _snake(operation))(**params)
+                getattr(dynamodb, xform_name(operation))(**params)
             except dynamodb.exceptions.ConditionalCheckFailedException:
                 return  # moto handed one message to two receivers at once; the claim stops the second
 
@@ -193,10 +194,6 @@ def embedded_aws_ceiling(
         else:
             list(pool.map(shallow, range(clients)))
     return per_client * clients / (time.perf_counter() - started)
-
-
-def _snake(operation: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
 
 
 def billable_requests_per_job(jobs: int = 50) -> tuple[Counter, int, JobTrace]:

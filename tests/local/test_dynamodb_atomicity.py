@@ -11,14 +11,7 @@ from switchyard_local import dynamodb_atomicity
 
 
 @pytest.fixture
-def table(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def table(local_aws_environment):
     dynamodb_atomicity.install()
     with mock_aws():
         resource = boto3.resource("dynamodb", region_name="us-east-1")

@@ -11,14 +11,7 @@ from switchyard_local.moto_speedups import speed_up_sqs
 
 
 @pytest.fixture
-def sqs(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def sqs(local_aws_environment):
     speed_up_sqs()
     with mock_aws():
         yield boto3.client("sqs", region_name="us-east-1")
