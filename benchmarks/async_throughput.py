@@ -332,7 +332,7 @@ def main() -> None:
         f"  -> share used {rate / ceiling_bulk:4.0%}"
     )
     print(
-        f"  embedded AWS ceiling, same calls, queues kept at 10 (moto's best case):   {ceiling:6.1f} jobs/s"
+        f"  embedded AWS ceiling, same calls, queues kept at 10 messages:             {ceiling:6.1f} jobs/s"
         f"  -> share used {rate / ceiling:4.0%}  (target >= 60%)"
     )
 
