@@ -1,4 +1,4 @@
-"""`switchyard-local up`: the whole gateway on this machine, on 127.0.0.1 only, in one process."""
+"""`switchyard-local up`: the whole gateway on this machine, on 127.0.0.1 only (moto in a child process)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from switchyard_local.process_io import claim_stdout
 from switchyard_local.state_file import STATE_FILE, remove_state_file, write_state_file
 
 log = logging.getLogger("switchyard_local")
@@ -59,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def up(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    ready_output = _claim_stdout() if args.json else sys.stdout
+    ready_output = claim_stdout() if args.json else sys.stdout
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -79,7 +80,9 @@ def up(args: argparse.Namespace) -> int:
     try:
         from switchyard_local.local_stack import start_local_stack
 
-        running = start_local_stack(template, overrides, schedule_seconds=args.schedule_seconds)
+        running = start_local_stack(
+            template, overrides, schedule_seconds=args.schedule_seconds, log_level=args.log_level
+        )
         app = _front_app(running)
         port = listener.getsockname()[1]
         state = _state(running, port)
@@ -119,18 +122,6 @@ def run_event_loop(main: Any) -> Any:
 
 def _raise_stop(signum: int, frame: Any) -> None:
     raise _Stop()
-
-
-def _claim_stdout():
-    """Keep the real stdout for the one ready line; everything else printed later goes to stderr.
-
-    Handlers log (Powertools) to stdout; a parent that reads only the first line would otherwise see
-    its pipe fill up and this process block.
-    """
-    ready_output = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
-    sys.stdout.flush()
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    return ready_output
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, str]:

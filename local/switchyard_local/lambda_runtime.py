@@ -1,10 +1,7 @@
-"""Run the template's Lambda handlers in-process, for every way moto invokes a function.
+"""Run the template's Lambda handlers in this process, as Lambda's Invoke would.
 
-moto runs Lambda code in Docker, which the local stack does not have. Every invocation path (boto3
-`invoke`, `InvocationType=Event`, Step Functions Lambda tasks, moto's own event sources) goes through
-`moto.awslambda.models.LambdaFunction.invoke`; replacing that one method with a call into the real
-handler makes all of them run real code. Not emulated: the function timeout and per-function isolation
-(all handlers share one interpreter and one environment).
+Not emulated: the function timeout and per-function isolation (all handlers share one interpreter and
+one environment).
 """
 
 from __future__ import annotations
@@ -19,6 +16,7 @@ from typing import Any
 from switchyard.front.lambda_context import LambdaContext
 
 from switchyard_local.handler_loading import Handler, load_handler
+from switchyard_local.lambda_patch import InvocationResult
 from switchyard_local.stack import FunctionSpec
 
 log = logging.getLogger(__name__)
@@ -67,6 +65,27 @@ class LocalFunctionRuntime:
         """Call the handler; its exceptions propagate."""
         return self.handler(function)(event, self.context(function))
 
+    def handle_invocation(
+        self, function_name: str, payload: bytes, invocation_type: str
+    ) -> InvocationResult | None:
+        """Lambda's Invoke: `RequestResponse` runs the handler and answers its result (an exception comes
+        back as Lambda's error payload, flagged `Unhandled`), `Event` starts it in the background,
+        `DryRun` only checks the function exists. None when no function has that name or ARN."""
+        function = self.function(function_name)
+        if function is None:
+            return None
+        event = json.loads(payload) if payload else {}
+        if invocation_type == "Event":
+            self.invoke_in_background(function, event)
+            return InvocationResult(b"")
+        if invocation_type == "DryRun":
+            return InvocationResult(b"")
+        try:
+            return InvocationResult(json.dumps(self.invoke(function, event)).encode())
+        except Exception as error:
+            log.info("%s raised %s: %s", function.logical_id, type(error).__name__, error, exc_info=True)
+            return InvocationResult(json.dumps(error_payload(error)).encode(), function_error="Unhandled")
+
     def invoke_in_background(self, function: FunctionSpec, event: Any) -> None:
         """`InvocationType=Event`: the caller gets its answer at once, errors only reach the log."""
 
@@ -98,58 +117,3 @@ def error_payload(error: BaseException) -> dict[str, Any]:
         "errorType": type(error).__name__,
         "stackTrace": traceback.format_tb(error.__traceback__),
     }
-
-
-# ---------------------------------------------------------------- the moto patch
-
-_original_invoke: Any = None
-
-
-def install_lambda_patch(runtime: LocalFunctionRuntime) -> None:
-    """Route moto's Lambda invocations of the runtime's functions to their handlers in-process."""
-    from moto.awslambda.models import LambdaFunction
-
-    global _original_invoke
-    if _original_invoke is None:
-        _original_invoke = LambdaFunction.invoke
-    original = _original_invoke
-
-    def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
-        function = runtime.function(self.function_name)
-        if function is None:  # created by someone else: moto's own behaviour
-            return original(self, body, request_headers, response_headers)
-        event = json.loads(body) if body else {}
-        invocation_type = _header(request_headers, "x-amz-invocation-type") or "RequestResponse"
-        if invocation_type == "Event":
-            runtime.invoke_in_background(function, event)
-            return b""
-        if invocation_type == "DryRun":
-            return b""
-        try:
-            result = runtime.invoke(function, event)
-            return json.dumps(result).encode()
-        except Exception as error:
-            log.info("%s raised %s: %s", function.logical_id, type(error).__name__, error, exc_info=True)
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps(error_payload(error)).encode()
-
-    LambdaFunction.invoke = invoke
-
-
-def uninstall_lambda_patch() -> None:
-    from moto.awslambda.models import LambdaFunction
-
-    global _original_invoke
-    if _original_invoke is not None:
-        LambdaFunction.invoke = _original_invoke
-        _original_invoke = None
-
-
-def _header(headers: Any, name: str) -> str | None:
-    # werkzeug and botocore headers are case-insensitive; moto's internal callers pass plain dicts.
-    if not headers:
-        return None
-    value = headers.get(name)
-    if value is None:
-        value = next((v for k, v in dict(headers).items() if k.lower() == name), None)
-    return value

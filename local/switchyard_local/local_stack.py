@@ -1,4 +1,7 @@
-"""Bring the whole local stack up and down: moto, resources, in-process Lambda, event sources, account."""
+"""Bring the whole local stack up and down: moto, resources, in-process Lambda, event sources, account.
+
+moto runs in a child process (`aws_process`); everything else, handlers included, runs in this one.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from switchyard_local.aws_process import EmbeddedAwsProcess
 from switchyard_local.bootstrap import BootstrapCredentials, bootstrap_account
-from switchyard_local.embedded_aws import LOCAL_REGION, EmbeddedAws, point_process_at
+from switchyard_local.embedded_aws import LOCAL_REGION, point_process_at
 from switchyard_local.event_sources import EventSources, start_event_sources
-from switchyard_local.lambda_runtime import LocalFunctionRuntime, install_lambda_patch, uninstall_lambda_patch
+from switchyard_local.lambda_endpoint import LambdaEndpoint
+from switchyard_local.lambda_runtime import LocalFunctionRuntime
 from switchyard_local.provision import LOCAL_CREDENTIALS, provision
 from switchyard_local.stack import ProvisionedStack
 
@@ -32,35 +37,34 @@ def local_parameter_overrides(template_parameters: Mapping[str, Any], overrides:
 
 @dataclass
 class RunningStack:
-    aws: EmbeddedAws
+    aws: EmbeddedAwsProcess
+    lambda_endpoint: LambdaEndpoint
     stack: ProvisionedStack
     runtime: LocalFunctionRuntime
     sources: EventSources
     credentials: BootstrapCredentials
 
     def stop(self) -> None:
-        # Consumers first (they call moto), then moto itself.
+        # Consumers first (they call moto), then moto itself, then what moto calls back.
         self.sources.stop(timeout=5)
         self.runtime.wait_for_background(timeout=5)
-        uninstall_lambda_patch()
         self.aws.stop()
+        self.lambda_endpoint.stop()
 
 
 def start_local_stack(
     template_path: Path,
     parameter_overrides: Mapping[str, str],
     *,
-    moto_port: int = 0,
     schedule_seconds: float | None = None,
+    log_level: str = "WARNING",
 ) -> RunningStack:
-    from switchyard_local import dynamodb_atomicity
     from switchyard_local.template import load_template
 
-    # The moto server answers each request on its own thread: conditional writes must not race.
-    dynamodb_atomicity.install()
-    aws = EmbeddedAws(moto_port)
-    endpoint_url = aws.start()
+    lambda_endpoint = LambdaEndpoint()
+    aws = EmbeddedAwsProcess(lambda_endpoint.start(), log_level=log_level)
     try:
+        endpoint_url = aws.start()
         point_process_at(endpoint_url, aws.port)
         declared = load_template(template_path).get("Parameters") or {}
         stack = provision(
@@ -68,7 +72,7 @@ def start_local_stack(
         )
         os.environ.update(stack.environment)
         runtime = LocalFunctionRuntime(stack.functions.values())
-        install_lambda_patch(runtime)
+        lambda_endpoint.serve(runtime)
         sources = start_event_sources(
             stack, runtime, sqs_client=_sqs_client(endpoint_url), schedule_seconds=schedule_seconds
         )
@@ -78,10 +82,17 @@ def start_local_stack(
             sources.stop(timeout=5)
             raise
     except BaseException:
-        uninstall_lambda_patch()
         aws.stop()
+        lambda_endpoint.stop()
         raise
-    return RunningStack(aws=aws, stack=stack, runtime=runtime, sources=sources, credentials=credentials)
+    return RunningStack(
+        aws=aws,
+        lambda_endpoint=lambda_endpoint,
+        stack=stack,
+        runtime=runtime,
+        sources=sources,
+        credentials=credentials,
+    )
 
 
 def _sqs_client(endpoint_url: str) -> Any:

@@ -38,11 +38,8 @@ def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """
     from moto import mock_aws
     from switchyard_local import dynamodb_atomicity
-    from switchyard_local.lambda_runtime import (
-        LocalFunctionRuntime,
-        install_lambda_patch,
-        uninstall_lambda_patch,
-    )
+    from switchyard_local.lambda_patch import install_lambda_patch, uninstall_lambda_patch
+    from switchyard_local.lambda_runtime import LocalFunctionRuntime
     from switchyard_local.provision import provision
 
     dynamodb_atomicity.install()

@@ -1,17 +1,26 @@
-"""The moto Lambda patch: boto3 invoke, Event invocations and Step Functions tasks run the real handler."""
+"""The moto Lambda patch: boto3 invoke, Event invocations and Step Functions tasks run the real handler.
+
+Each test runs twice: with moto in this process (`mock_aws`, as the functional tests use it), and with
+the embedded AWS in its own process forwarding invocations to this one's Lambda endpoint (the local stack).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
+from switchyard_local.aws_process import EmbeddedAwsProcess
 from switchyard_local.handler_loading import load_handler
-from switchyard_local.lambda_runtime import LocalFunctionRuntime, install_lambda_patch, uninstall_lambda_patch
+from switchyard_local.lambda_endpoint import LambdaEndpoint
+from switchyard_local.lambda_patch import install_lambda_patch, uninstall_lambda_patch
+from switchyard_local.lambda_runtime import LocalFunctionRuntime
 from switchyard_local.provision import provision
+from switchyard_local.stack import ProvisionedStack
 
 TEMPLATE = """
 Globals:
@@ -40,12 +49,14 @@ Resources:
 """
 
 ECHO = """
+import os
 import pathlib
 
 def handler(event, context):
     if event.get("touch"):
         pathlib.Path(event["touch"]).write_text(context.aws_request_id)
     return {
+        "pid": os.getpid(),
         "event": event,
         "function_name": context.function_name,
         "memory": context.memory_limit_in_mb,
@@ -63,21 +74,34 @@ def explode(event, context):
 """
 
 
-@pytest.fixture
-def functions_stack(tmp_path: Path, local_aws_environment) -> Iterator[LocalFunctionRuntime]:
+@pytest.fixture(params=["moto in process", "moto in its own process"])
+def functions_stack(
+    request, tmp_path: Path, local_aws_environment, monkeypatch
+) -> Iterator[ProvisionedStack]:
     (tmp_path / "echo").mkdir()
     (tmp_path / "echo" / "app.py").write_text(ECHO)
     (tmp_path / "boom" / "nested").mkdir(parents=True)
     (tmp_path / "boom" / "nested" / "module.py").write_text(BOOM)
     (tmp_path / "template.yaml").write_text(TEMPLATE)
-    with mock_aws():
-        stack = provision(tmp_path / "template.yaml")
-        runtime = LocalFunctionRuntime(stack.functions.values())
-        install_lambda_patch(runtime)
-        try:
-            yield stack
-        finally:
-            uninstall_lambda_patch()
+    if request.param == "moto in process":
+        with mock_aws():
+            stack = provision(tmp_path / "template.yaml")
+            install_lambda_patch(LocalFunctionRuntime(stack.functions.values()))
+            try:
+                yield stack
+            finally:
+                uninstall_lambda_patch()
+        return
+    endpoint = LambdaEndpoint()
+    aws = EmbeddedAwsProcess(endpoint.start())
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", aws.start())
+        stack = provision(tmp_path / "template.yaml", endpoint_url=aws.endpoint_url)
+        endpoint.serve(LocalFunctionRuntime(stack.functions.values()))
+        yield stack
+    finally:
+        aws.stop()
+        endpoint.stop()
 
 
 def test_boto3_invoke_runs_the_real_handler_with_a_context(functions_stack) -> None:
@@ -87,6 +111,7 @@ def test_boto3_invoke_runs_the_real_handler_with_a_context(functions_stack) -> N
     assert response["StatusCode"] == 200 and "FunctionError" not in response
     answer = json.loads(response["Payload"].read())
     assert answer["event"] == {"hello": "world"}
+    assert answer["pid"] == os.getpid()  # the handler ran here, wherever moto runs
     assert answer["function_name"] == "switchyard-local-Echo"
     assert answer["memory"] == 256
     assert answer["arn"] == functions_stack.functions["Echo"].arn
@@ -127,7 +152,8 @@ def test_a_step_functions_lambda_task_runs_the_handler(functions_stack, eventual
         )
     )
     assert described["status"] == "SUCCEEDED", described
-    assert json.loads(described["output"])["event"] == {"step": 1}
+    output = json.loads(described["output"])
+    assert output["event"] == {"step": 1} and output["pid"] == os.getpid()
 
 
 def test_handlers_with_the_same_module_name_do_not_shadow_each_other(tmp_path: Path) -> None:

@@ -1,0 +1,137 @@
+"""The embedded AWS in a process of its own, started and stopped by the local stack.
+
+Why a second process: moto answers every AWS call in Python. Sharing one interpreter with the gateway
+put moto's CPU and the gateway's under one lock, so a synchronous request waited behind whatever moto
+was doing for the async jobs, and the whole stack ran on one core of a two-core box.
+
+The child is `python -m switchyard_local.aws_process --lambda-endpoint URL`. It serves moto on a free
+127.0.0.1 port, forwards moto's Lambda invocations to the stack's `LambdaEndpoint`, prints one JSON line
+`{"endpoint_url": ..., "port": ...}` when it serves, and stops when its stdin closes: when the stack
+stops it, or when the stack's process dies in any way, so no moto is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import signal
+import subprocess
+import sys
+import threading
+
+from switchyard_local.embedded_aws import point_process_at
+from switchyard_local.process_io import claim_stdout
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_SECONDS = 5
+
+
+class EmbeddedAwsProcess:
+    """Starts the child, waits for its ready line, and stops it."""
+
+    def __init__(self, lambda_endpoint_url: str, *, log_level: str = "WARNING"):
+        self._lambda_endpoint_url = lambda_endpoint_url
+        self._log_level = log_level
+        self._process: subprocess.Popen | None = None
+        self.endpoint_url = ""
+        self.port = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> str:
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "switchyard_local.aws_process",
+                "--lambda-endpoint",
+                self._lambda_endpoint_url,
+                "--log-level",
+                self._log_level,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,  # the ready line only; the child sends everything else to stderr
+            text=True,
+        )
+        line = self._process.stdout.readline()
+        self._process.stdout.close()
+        if not line:
+            code = self._process.wait()
+            self._process = None
+            raise RuntimeError(
+                f"the embedded AWS exited with code {code} before it was ready (its log is above)"
+            )
+        ready = json.loads(line)
+        self.endpoint_url, self.port = ready["endpoint_url"], ready["port"]
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.stdin.close()  # the child's signal to stop
+        try:
+            process.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            log.warning("the embedded AWS did not stop within %s s; killing it", STOP_TIMEOUT_SECONDS)
+            process.kill()
+            process.wait()
+
+
+# ---------------------------------------------------------------- the child
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m switchyard_local.aws_process", description=__doc__)
+    parser.add_argument("--lambda-endpoint", required=True, help="the stack's Lambda Invoke endpoint")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s (aws): %(message)s"
+    )
+    # Ctrl-C in a terminal reaches the whole process group: the stack stops its consumers first and then
+    # closes this process's stdin. SIGTERM (someone stopping this process alone) stops it too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
+    ready_output = claim_stdout()
+
+    from switchyard_local import dynamodb_atomicity
+    from switchyard_local.embedded_aws import EmbeddedAws
+    from switchyard_local.lambda_endpoint import ForwardingInvoker
+    from switchyard_local.lambda_patch import install_lambda_patch
+
+    # The server answers each request on its own thread: conditional writes must not race.
+    dynamodb_atomicity.install()
+    install_lambda_patch(ForwardingInvoker(args.lambda_endpoint))
+    aws = EmbeddedAws()
+    endpoint_url = aws.start()
+    # moto's Step Functions interpreter calls Lambda, SQS and DynamoDB through boto3, back into this server.
+    point_process_at(endpoint_url, aws.port)
+    threading.Thread(
+        target=_wait_for_stdin_to_close, args=(stopped,), name="parent-watch", daemon=True
+    ).start()
+    # moto's modules and botocore's models live as long as the process: keep them out of the collector's way.
+    gc.freeze()
+    ready_output.write(json.dumps({"endpoint_url": endpoint_url, "port": aws.port}) + "\n")
+    ready_output.close()
+    stopped.wait()
+    aws.stop()
+    return 0
+
+
+def _wait_for_stdin_to_close(stopped: threading.Event) -> None:
+    # os.read, not sys.stdin: a daemon thread blocked inside a buffered reader holds its lock, and the
+    # interpreter aborts when it finds that lock taken at shutdown.
+    while os.read(sys.stdin.fileno(), 4096):
+        pass
+    stopped.set()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

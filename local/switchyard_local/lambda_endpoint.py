@@ -1,0 +1,139 @@
+"""Lambda's Invoke API between the embedded AWS's process and the process that runs the handlers.
+
+The embedded AWS (moto) runs in a process of its own, so that its CPU does not compete with the
+gateway's for one interpreter lock. Handlers stay in the stack's process: they share its caches, its
+log and its shutdown. moto's invocations (Step Functions Lambda tasks, boto3 `invoke`) therefore cross
+over: `ForwardingInvoker` (in moto's process) posts them, as Lambda's own Invoke request
+`POST /2015-03-31/functions/{name}/invocations`, to `LambdaEndpoint` (in the stack's process).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote, unquote, urlsplit
+
+from switchyard_local.lambda_patch import InvocationResult, LambdaInvoker
+
+log = logging.getLogger(__name__)
+
+_PATH_PREFIX = "/2015-03-31/functions/"
+_PATH_SUFFIX = "/invocations"
+# A Lambda function may run for 15 minutes; Step Functions waits that long for a task.
+_INVOKE_TIMEOUT_SECONDS = 15 * 60 + 30
+
+
+class LambdaEndpoint:
+    """Serves Invoke on 127.0.0.1 for an invoker that is set once the stack's functions are known."""
+
+    def __init__(self) -> None:
+        self._invoker: LambdaInvoker | None = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> str:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="lambda-endpoint", daemon=True
+        )
+        self._thread.start()
+        return self.url
+
+    def serve(self, invoker: LambdaInvoker) -> None:
+        self._invoker = invoker
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def answer(self, function_name: str, payload: bytes, invocation_type: str) -> InvocationResult | None:
+        if self._invoker is None:
+            raise LookupError("the stack's functions are not loaded yet")
+        return self._invoker.handle_invocation(function_name, payload, invocation_type)
+
+
+def _handler_class(endpoint: LambdaEndpoint) -> type[BaseHTTPRequestHandler]:
+    class InvokeRequestHandler(BaseHTTPRequestHandler):
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body are separate writes: without this, Nagle holds the body back 40 ms.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            path = urlsplit(self.path).path
+            if not (path.startswith(_PATH_PREFIX) and path.endswith(_PATH_SUFFIX)):
+                self._reply(404, b'{"Type": "User", "message": "Unknown operation"}')
+                return
+            function_name = unquote(path[len(_PATH_PREFIX) : -len(_PATH_SUFFIX)])
+            payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            invocation_type = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+            try:
+                result = endpoint.answer(function_name, payload, invocation_type)
+            except LookupError as error:
+                self._reply(503, str(error).encode())
+                return
+            if result is None:
+                message = {"Type": "User", "message": f"Function not found: {function_name}"}
+                self._reply(404, json.dumps(message).encode())
+                return
+            headers = {"X-Amz-Function-Error": result.function_error} if result.function_error else {}
+            status = {"Event": 202, "DryRun": 204}.get(invocation_type, 200)
+            self._reply(status, result.payload, headers)
+
+        def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
+            log.debug("lambda endpoint: " + format, *args)
+
+    return InvokeRequestHandler
+
+
+class ForwardingInvoker:
+    """An invoker for moto's Lambda patch that forwards each invocation to a `LambdaEndpoint`."""
+
+    def __init__(self, endpoint_url: str):
+        parts = urlsplit(endpoint_url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+
+    def handle_invocation(
+        self, function_name: str, payload: bytes, invocation_type: str
+    ) -> InvocationResult | None:
+        # A connection per invocation: these are Step Functions tasks, a handful a second at most.
+        connection = http.client.HTTPConnection(self._host, self._port, timeout=_INVOKE_TIMEOUT_SECONDS)
+        try:
+            connection.request(
+                "POST",
+                f"{_PATH_PREFIX}{quote(function_name, safe='')}{_PATH_SUFFIX}",
+                body=payload,
+                headers={"X-Amz-Invocation-Type": invocation_type, "Content-Type": "application/json"},
+            )
+            response = connection.getresponse()
+            body = response.read()
+        finally:
+            connection.close()
+        if response.status == 404:
+            return None
+        if response.status >= 300:
+            raise RuntimeError(f"the local Lambda endpoint answered {response.status}: {body[:200]!r}")
+        return InvocationResult(body, response.getheader("X-Amz-Function-Error"))
