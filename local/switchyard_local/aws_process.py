@@ -16,6 +16,7 @@ import argparse
 import gc
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ class EmbeddedAwsProcess:
         self._lambda_endpoint_url = lambda_endpoint_url
         self._log_level = log_level
         self._process: subprocess.Popen | None = None
+        self.returncode: int | None = None  # once stopped: 0 when the child stopped cleanly
         self.endpoint_url = ""
         self.port = 0
 
@@ -80,7 +82,7 @@ class EmbeddedAwsProcess:
         except subprocess.TimeoutExpired:
             log.warning("the embedded AWS did not stop within %s s; killing it", STOP_TIMEOUT_SECONDS)
             process.kill()
-            process.wait()
+        self.returncode = process.wait()
 
 
 # ---------------------------------------------------------------- the child

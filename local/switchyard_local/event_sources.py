@@ -15,9 +15,9 @@ from switchyard_local.stack import FunctionSpec, ProvisionedStack
 log = logging.getLogger(__name__)
 
 # AWS scales SQS pollers up to ScalingConfig.MaximumConcurrency; locally a couple of threads per source
-# keep one slow job from holding up the next without flooding a single-process moto.
+# keep one slow job from holding up the next without flooding moto, which answers in one Python process.
 DEFAULT_SQS_CONCURRENCY = 2
-# Each idle poller long-polls moto once a second; a handler's batch already runs its records concurrently.
+# Each poller holds a connection to moto; a handler's batch already runs its records concurrently.
 MAX_SQS_CONCURRENCY = 4
 
 
