@@ -71,6 +71,7 @@ class Stack:
 def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """Every resource of template.yaml on in-process moto, and the handler environment pointing at it."""
     from moto import mock_aws
+    from switchyard.ttl_cache import wait_for_refreshes
     from switchyard_local import dynamodb_atomicity
     from switchyard_local.provision import provision
 
@@ -84,6 +85,7 @@ def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             monkeypatch.setenv(name, str(value))
         reset_switchyard_caches()
         yield Stack(dict(stack.environment), stack.physical)
+        wait_for_refreshes()  # a cache reload still running must not reach past the AWS double
     reset_switchyard_caches()
 
 

@@ -61,7 +61,11 @@ class AccountsService:
         self._accounts = aws.table(settings.accounts_table)
         self._keys = aws.table(settings.api_keys_table)
         # Caches only successful lookups, so a new key works at once and a revoked one stops within the TTL.
-        self._auth_cache: TtlCache[str] = TtlCache(settings.auth_cache_seconds)
+        # Reloaded in the background in the last quarter of its life: under steady traffic no request
+        # waits for the lookup.
+        self._auth_cache: TtlCache[str] = TtlCache(
+            settings.auth_cache_seconds, refresh_ahead_seconds=settings.auth_cache_seconds / 4
+        )
 
     # -- accounts
     def create_account(self, name: str) -> Account:

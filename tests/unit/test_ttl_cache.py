@@ -1,0 +1,105 @@
+"""The warm-path cache: bounded staleness, and reloads that no request waits for under steady traffic."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from switchyard import ttl_cache
+from switchyard.ttl_cache import TtlCache, wait_for_refreshes
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(ttl_cache.time, "monotonic", clock)
+    return clock
+
+
+class Loader:
+    """Counts loads; each returns the next number, or raises what `fail_with` holds."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail_with: Exception | None = None
+        self.gate: threading.Event | None = None
+        self.threads: list[str] = []
+
+    def __call__(self) -> int:
+        self.threads.append(threading.current_thread().name)
+        if self.gate is not None:
+            self.gate.wait(5)
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.calls += 1
+        return self.calls
+
+
+def test_a_fresh_entry_is_served_without_loading(clock):
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5), Loader()
+    assert cache.get_or_load("k", load) == 1
+    clock.now += 1.4
+    assert cache.get_or_load("k", load) == 1
+    assert load.calls == 1
+
+
+def test_in_its_last_stretch_an_entry_is_served_while_one_background_reload_runs(clock):
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5), Loader()
+    cache.get_or_load("k", load)
+    clock.now += 1.6
+    load.gate = threading.Event()
+    # Many requests in the window: every one gets the cached value at once, one reload starts.
+    assert [cache.get_or_load("k", load) for _ in range(5)] == [1] * 5
+    load.gate.set()
+    wait_for_refreshes()
+    assert load.calls == 2 and load.threads[-1] == "cache-refresh"
+    assert cache.get_or_load("k", load) == 2
+
+
+def test_an_expired_entry_is_loaded_by_the_request_itself(clock):
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5), Loader()
+    cache.get_or_load("k", load)
+    clock.now += 2.0
+    assert cache.get_or_load("k", load) == 2
+    assert load.threads == ["MainThread", "MainThread"]
+
+
+def test_without_refresh_ahead_nothing_runs_in_the_background(clock):
+    cache, load = TtlCache(2.0), Loader()
+    cache.get_or_load("k", load)
+    clock.now += 1.9
+    assert cache.get_or_load("k", load) == 1
+    wait_for_refreshes()
+    assert load.calls == 1
+
+
+def test_a_reload_that_began_before_an_invalidation_is_not_stored(clock):
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5), Loader()
+    cache.get_or_load("k", load)
+    clock.now += 1.6
+    load.gate = threading.Event()
+    cache.get_or_load("k", load)  # starts the background reload, which reads "before" the write below
+    cache.invalidate("k")  # e.g. a heartbeat or a revoked key
+    load.gate.set()
+    wait_for_refreshes()
+    load.gate = None
+    assert cache.get_or_load("k", load) == 3  # read afresh, not the reload's value 2
+
+
+def test_a_failed_background_reload_drops_the_entry_so_the_next_request_finds_out(clock):
+    cache, load = TtlCache(10.0, refresh_ahead_seconds=2.5), Loader()
+    cache.get_or_load("key-hash", load)
+    clock.now += 8
+    load.fail_with = PermissionError("revoked")
+    assert cache.get_or_load("key-hash", load) == 1  # still within its life
+    wait_for_refreshes()
+    with pytest.raises(PermissionError):
+        cache.get_or_load("key-hash", load)
