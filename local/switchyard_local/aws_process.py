@@ -27,6 +27,7 @@ from switchyard_local.process_io import claim_stdout
 
 log = logging.getLogger(__name__)
 
+START_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 5
 
 
@@ -60,14 +61,21 @@ class EmbeddedAwsProcess:
             stdout=subprocess.PIPE,  # the ready line only; the child sends everything else to stderr
             text=True,
         )
-        line = self._process.stdout.readline()
-        self._process.stdout.close()
+        line = _read_line(self._process.stdout, START_TIMEOUT_SECONDS)
         if not line:
-            code = self._process.wait()
-            self._process = None
+            process, self._process = self._process, None
+            timed_out = process.poll() is None
+            if timed_out:
+                process.kill()  # first: the reader thread may still be blocked on its stdout
+            code = process.wait()
+            process.stdin.close()
+            process.stdout.close()
+            if timed_out:
+                raise RuntimeError(f"the embedded AWS was not ready within {START_TIMEOUT_SECONDS} s")
             raise RuntimeError(
                 f"the embedded AWS exited with code {code} before it was ready (its log is above)"
             )
+        self._process.stdout.close()
         ready = json.loads(line)
         self.endpoint_url, self.port = ready["endpoint_url"], ready["port"]
         return self.endpoint_url
@@ -97,10 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s (aws): %(message)s"
     )
     # Ctrl-C in a terminal reaches the whole process group: the stack stops its consumers first and then
-    # closes this process's stdin. SIGTERM (someone stopping this process alone) stops it too.
+    # closes this process's stdin. SIGTERM stops it at once (sent to a whole group, e.g. by a service
+    # manager, that stops moto before the stack has stopped its consumers: they log failed calls).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _raise_stop)
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
     ready_output = claim_stdout()
 
     from switchyard_local import dynamodb_atomicity
@@ -122,18 +131,45 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     ready_output.write(json.dumps({"endpoint_url": endpoint_url, "port": aws.port}) + "\n")
     ready_output.close()
-    stopped.wait()
-    aws.stop()
+    try:
+        stopped.wait()
+    except _Stop:
+        pass
+    finally:
+        aws.stop()
     return 0
+
+
+class _Stop(Exception):
+    """SIGTERM, raised in the main thread. (Setting the event from the handler could deadlock: the
+    handler runs on the main thread, which may be holding the event's lock inside wait().)"""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop()
+
+
+def _read_line(stream, timeout: float) -> str:
+    """The child's first line, or "" if it closes stdout or says nothing within `timeout`."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return lines[0] if lines else ""
 
 
 def _wait_for_stdin_to_close(stopped: threading.Event) -> None:
     # os.read, not sys.stdin: a daemon thread blocked inside a buffered reader holds its lock, and the
     # interpreter aborts when it finds that lock taken at shutdown.
-    while os.read(sys.stdin.fileno(), 4096):
-        pass
-    stopped.set()
+    try:
+        while os.read(sys.stdin.fileno(), 4096):
+            pass
+    finally:  # EOF, or stdin unusable: either way nobody can stop this process through it any more
+        stopped.set()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except _Stop:  # SIGTERM before the server was up
+        sys.exit(0)

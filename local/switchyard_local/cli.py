@@ -88,7 +88,7 @@ def up(args: argparse.Namespace) -> int:
         state = _state(running, port)
 
         def on_ready() -> None:
-            # Everything built so far (botocore models, moto backends, handler modules) lives as long as the
+            # Everything built so far (botocore models, handler modules, the app) lives as long as the
             # process: keep it out of the collector's way, or a full collection stalls requests for tens of ms.
             gc.freeze()
             write_state_file(state, state_path)

@@ -25,6 +25,7 @@ _PATH_PREFIX = "/2015-03-31/functions/"
 _PATH_SUFFIX = "/invocations"
 # A Lambda function may run for 15 minutes; Step Functions waits that long for a task.
 _INVOKE_TIMEOUT_SECONDS = 15 * 60 + 30
+_NOT_FOUND = "ResourceNotFoundException"
 
 
 class LambdaEndpoint:
@@ -63,8 +64,12 @@ class LambdaEndpoint:
 
     def answer(self, function_name: str, payload: bytes, invocation_type: str) -> InvocationResult | None:
         if self._invoker is None:
-            raise LookupError("the stack's functions are not loaded yet")
+            raise EndpointNotReady("the stack's functions are not loaded yet")
         return self._invoker.handle_invocation(function_name, payload, invocation_type)
+
+
+class EndpointNotReady(Exception):
+    pass
 
 
 def _handler_class(endpoint: LambdaEndpoint) -> type[BaseHTTPRequestHandler]:
@@ -77,23 +82,40 @@ def _handler_class(endpoint: LambdaEndpoint) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             path = urlsplit(self.path).path
             if not (path.startswith(_PATH_PREFIX) and path.endswith(_PATH_SUFFIX)):
-                self._reply(404, b'{"Type": "User", "message": "Unknown operation"}')
+                self._error(400, "UnknownOperationException", f"Unknown operation {path}")
                 return
             function_name = unquote(path[len(_PATH_PREFIX) : -len(_PATH_SUFFIX)])
             payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             invocation_type = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
             try:
+                if payload:
+                    json.loads(payload)
+            except ValueError:
+                self._error(400, "InvalidRequestContentException", "Could not parse request body into json")
+                return
+            try:
                 result = endpoint.answer(function_name, payload, invocation_type)
-            except LookupError as error:
-                self._reply(503, str(error).encode())
+            except EndpointNotReady as error:
+                self._error(503, "ServiceException", str(error))
+                return
+            except Exception as error:
+                log.exception("Local invocation of %s failed", function_name)
+                self._error(500, type(error).__name__, str(error))
                 return
             if result is None:
-                message = {"Type": "User", "message": f"Function not found: {function_name}"}
-                self._reply(404, json.dumps(message).encode())
+                self._error(404, _NOT_FOUND, f"Function not found: {function_name}")
+                return
+            if invocation_type == "DryRun":
+                self.send_response(204)
+                self.end_headers()
                 return
             headers = {"X-Amz-Function-Error": result.function_error} if result.function_error else {}
-            status = {"Event": 202, "DryRun": 204}.get(invocation_type, 200)
-            self._reply(status, result.payload, headers)
+            self._reply(202 if invocation_type == "Event" else 200, result.payload, headers)
+
+        def _error(self, status: int, error_type: str, message: str) -> None:
+            # Lambda's error shape: the type in a header and in the body.
+            body = json.dumps({"Type": "User", "message": message}).encode()
+            self._reply(status, body, {"X-Amzn-ErrorType": error_type})
 
         def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
@@ -132,7 +154,7 @@ class ForwardingInvoker:
             body = response.read()
         finally:
             connection.close()
-        if response.status == 404:
+        if response.status == 404 and response.getheader("X-Amzn-ErrorType") == _NOT_FOUND:
             return None
         if response.status >= 300:
             raise RuntimeError(f"the local Lambda endpoint answered {response.status}: {body[:200]!r}")

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from switchyard_local.aws_process import EmbeddedAwsProcess
 from switchyard_local.lambda_endpoint import ForwardingInvoker, LambdaEndpoint
+from switchyard_local.lambda_patch import InvocationResult
 from switchyard_local.lambda_runtime import LocalFunctionRuntime
 from switchyard_local.stack import FunctionSpec
 
@@ -58,6 +59,30 @@ def test_an_invocation_before_the_functions_are_loaded_fails_loudly(endpoint):
         ForwardingInvoker(endpoint.url).handle_invocation("stack-Echo", b"{}", "RequestResponse")
 
 
+def test_an_event_that_is_not_json_is_refused_with_lambdas_error(endpoint, echo_runtime):
+    endpoint.serve(echo_runtime)
+    with pytest.raises(RuntimeError, match="400.*Could not parse request body into json"):
+        ForwardingInvoker(endpoint.url).handle_invocation("stack-Echo", b"{not json", "RequestResponse")
+
+
+def test_a_failing_invoker_answers_500_with_the_error_not_a_dropped_connection(endpoint):
+    class Broken:
+        def handle_invocation(self, function_name, payload, invocation_type):
+            raise KeyError("lost")
+
+    endpoint.serve(Broken())
+    with pytest.raises(RuntimeError, match="500.*lost"):
+        ForwardingInvoker(endpoint.url).handle_invocation("stack-Echo", b"{}", "RequestResponse")
+
+
+def test_a_dry_run_and_an_event_answer_as_lambda_does(endpoint, echo_runtime):
+    endpoint.serve(echo_runtime)
+    forward = ForwardingInvoker(endpoint.url)
+    assert forward.handle_invocation("stack-Echo", b"{}", "DryRun") == InvocationResult(b"")
+    assert forward.handle_invocation("stack-Echo", b"{}", "Event") == InvocationResult(b"")
+    echo_runtime.wait_for_background(5)
+
+
 def test_the_endpoint_listens_on_loopback_only(endpoint):
     assert endpoint.url.startswith("http://127.0.0.1:")
 
@@ -83,6 +108,9 @@ def test_the_child_ignores_ctrl_c_until_the_stack_has_stopped_its_consumers(aws_
     os.kill(aws_process.pid, signal.SIGINT)
     dynamodb = boto3.client("dynamodb", endpoint_url=aws_process.endpoint_url)
     assert dynamodb.list_tables()["TableNames"] == []
+    assert aws_process._process.poll() is None
+    aws_process.stop()
+    assert aws_process.returncode == 0
 
 
 def test_the_child_stops_on_sigterm(aws_process):

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,11 +49,13 @@ def test_up_serves_the_api_then_stops_cleanly(tmp_path: Path) -> None:
         assert httpx.get(f"{ready['base_url']}/v1/models", headers=headers).status_code == 200
         assert httpx.get(f"{ready['base_url']}/v1/models").status_code == 401
 
-        # And SIGTERM stops everything and removes the state file
+        # And SIGTERM stops everything, its embedded AWS process included, and removes the state file
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
         assert not state_file.exists()
         assert process.stdout.read() == ""  # stdout carried the ready line and nothing else
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(ready["aws_endpoint_url"], timeout=2)
     finally:
         if process.poll() is None:
             process.kill()

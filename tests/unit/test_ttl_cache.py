@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from switchyard import ttl_cache
 from switchyard.ttl_cache import TtlCache, wait_for_refreshes
 
 
@@ -18,10 +17,8 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(ttl_cache.time, "monotonic", clock)
-    return clock
+def clock() -> Clock:
+    return Clock()
 
 
 class Loader:
@@ -44,7 +41,7 @@ class Loader:
 
 
 def test_a_fresh_entry_is_served_without_loading(clock):
-    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5), Loader()
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
     assert cache.get_or_load("k", load) == 1
     clock.now += 1.4
     assert cache.get_or_load("k", load) == 1
@@ -52,7 +49,7 @@ def test_a_fresh_entry_is_served_without_loading(clock):
 
 
 def test_in_its_last_stretch_an_entry_is_served_while_one_background_reload_runs(clock):
-    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5), Loader()
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
     cache.get_or_load("k", load)
     clock.now += 1.6
     load.gate = threading.Event()
@@ -65,7 +62,7 @@ def test_in_its_last_stretch_an_entry_is_served_while_one_background_reload_runs
 
 
 def test_an_expired_entry_is_loaded_by_the_request_itself(clock):
-    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5), Loader()
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
     cache.get_or_load("k", load)
     clock.now += 2.0
     assert cache.get_or_load("k", load) == 2
@@ -73,7 +70,7 @@ def test_an_expired_entry_is_loaded_by_the_request_itself(clock):
 
 
 def test_without_refresh_ahead_nothing_runs_in_the_background(clock):
-    cache, load = TtlCache(2.0), Loader()
+    cache, load = TtlCache(2.0, clock=clock), Loader()
     cache.get_or_load("k", load)
     clock.now += 1.9
     assert cache.get_or_load("k", load) == 1
@@ -82,7 +79,7 @@ def test_without_refresh_ahead_nothing_runs_in_the_background(clock):
 
 
 def test_a_reload_that_began_before_an_invalidation_is_not_stored(clock):
-    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5), Loader()
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
     cache.get_or_load("k", load)
     clock.now += 1.6
     load.gate = threading.Event()
@@ -94,12 +91,67 @@ def test_a_reload_that_began_before_an_invalidation_is_not_stored(clock):
     assert cache.get_or_load("k", load) == 3  # read afresh, not the reload's value 2
 
 
-def test_a_failed_background_reload_drops_the_entry_so_the_next_request_finds_out(clock):
-    cache, load = TtlCache(10.0, refresh_ahead_seconds=2.5), Loader()
+def test_a_failed_background_reload_keeps_the_entry_until_it_expires(clock):
+    cache, load = TtlCache(10.0, refresh_ahead_seconds=2.5, clock=clock), Loader()
     cache.get_or_load("key-hash", load)
     clock.now += 8
     load.fail_with = PermissionError("revoked")
-    assert cache.get_or_load("key-hash", load) == 1  # still within its life
+    assert cache.get_or_load("key-hash", load) == 1  # still within its life: the reload fails behind it
     wait_for_refreshes()
-    with pytest.raises(PermissionError):
+    assert cache.get_or_load("key-hash", load) == 1  # a throttled table does not make every request load
+    clock.now += 2
+    with pytest.raises(PermissionError):  # expired: the request loads, and finds out
         cache.get_or_load("key-hash", load)
+
+
+def test_a_slow_background_reload_does_not_overwrite_a_newer_load(clock):
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
+    cache.get_or_load("k", load)
+    clock.now += 1.6
+    load.gate = threading.Event()
+    cache.get_or_load("k", load)  # the background reload starts and hangs
+    clock.now += 0.5  # the entry expires; this request loads inline
+    inline = threading.Thread(target=lambda: cache.get_or_load("k", load))
+    inline.start()
+    load.gate.set()
+    inline.join(5)
+    wait_for_refreshes()
+    load.gate = None
+    clock.now += 1.0
+    assert cache.get_or_load("k", load) in (2, 3)
+    assert cache._entries["k"].expires_at == pytest.approx(clock.now - 1.0 + 2.0)
+
+
+def test_a_reload_frozen_past_the_entrys_life_gives_up(clock):
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
+    cache.get_or_load("k", load)
+    clock.now += 1.6
+    thread_started = threading.Event()
+    real_start = threading.Thread.start
+
+    def start_late(thread):  # as if the sandbox froze between scheduling the thread and running it
+        clock.now += 1.0
+        thread_started.set()
+        real_start(thread)
+
+    threading.Thread.start = start_late
+    try:
+        assert cache.get_or_load("k", load) == 1
+    finally:
+        threading.Thread.start = real_start
+    wait_for_refreshes()
+    assert thread_started.is_set() and load.calls == 1
+
+
+def test_clear_during_a_reload_keeps_it_from_being_stored(clock):
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
+    cache.get_or_load("k", load)
+    clock.now += 1.6
+    load.gate = threading.Event()
+    cache.get_or_load("k", load)
+    cache.invalidate("k")
+    cache.clear()  # must not forget the invalidation
+    load.gate.set()
+    wait_for_refreshes()
+    load.gate = None
+    assert cache.get_or_load("k", load) == 3
