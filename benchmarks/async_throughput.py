@@ -119,22 +119,14 @@ def fresh_embedded_aws() -> Iterator[tuple[str, dict]]:
     by then, and moto gets slower as its tables and its heap grow, which would lower the ceiling unfairly.
     """
     from switchyard_local.aws_process import EmbeddedAwsProcess
-    from switchyard_local.lambda_endpoint import LambdaEndpoint
-    from switchyard_local.local_stack import local_parameter_overrides
-    from switchyard_local.provision import provision
-    from switchyard_local.template import load_template
+    from switchyard_local.local_stack import provision_locally
 
-    template = ROOT / "template.yaml"
-    endpoint = LambdaEndpoint()  # the ceiling invokes no function: anything that tries gets an error
-    aws = EmbeddedAwsProcess(endpoint.start())
+    aws = EmbeddedAwsProcess()  # the ceiling invokes no function: anything that tries gets an error
     try:
         endpoint_url = aws.start()
-        declared = load_template(template).get("Parameters") or {}
-        stack = provision(template, local_parameter_overrides(declared, {}), endpoint_url=endpoint_url)
-        yield endpoint_url, dict(stack.environment)
+        yield endpoint_url, dict(provision_locally(ROOT / "template.yaml", {}, endpoint_url).environment)
     finally:
         aws.stop()
-        endpoint.stop()
 
 
 def embedded_aws_ceiling(

@@ -23,6 +23,8 @@ import sys
 import threading
 
 from switchyard_local.embedded_aws import point_process_at
+from switchyard_local.lambda_endpoint import LambdaEndpoint
+from switchyard_local.lambda_patch import LambdaInvoker
 from switchyard_local.process_io import claim_stdout
 
 log = logging.getLogger(__name__)
@@ -32,10 +34,13 @@ STOP_TIMEOUT_SECONDS = 5
 
 
 class EmbeddedAwsProcess:
-    """Starts the child, waits for its ready line, and stops it."""
+    """Starts the child and the Lambda endpoint its invocations come back to; stops both.
 
-    def __init__(self, lambda_endpoint_url: str, *, log_level: str = "WARNING"):
-        self._lambda_endpoint_url = lambda_endpoint_url
+    Until `serve_lambda()` names the functions, an invocation fails (503) rather than waiting.
+    """
+
+    def __init__(self, *, log_level: str = "WARNING"):
+        self._lambda_endpoint = LambdaEndpoint()
         self._log_level = log_level
         self._process: subprocess.Popen | None = None
         self.returncode: int | None = None  # once stopped: 0 when the child stopped cleanly
@@ -46,14 +51,24 @@ class EmbeddedAwsProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    def serve_lambda(self, invoker: LambdaInvoker) -> None:
+        self._lambda_endpoint.serve(invoker)
+
     def start(self) -> str:
+        try:
+            return self._start_child(self._lambda_endpoint.start())
+        except BaseException:
+            self._lambda_endpoint.stop()
+            raise
+
+    def _start_child(self, lambda_endpoint_url: str) -> str:
         self._process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "switchyard_local.aws_process",
                 "--lambda-endpoint",
-                self._lambda_endpoint_url,
+                lambda_endpoint_url,
                 "--log-level",
                 self._log_level,
             ],
@@ -81,16 +96,17 @@ class EmbeddedAwsProcess:
         return self.endpoint_url
 
     def stop(self) -> None:
+        """The child first (moto's executions may still call back), then the Lambda endpoint."""
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.stdin.close()  # the child's signal to stop
-        try:
-            process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            log.warning("the embedded AWS did not stop within %s s; killing it", STOP_TIMEOUT_SECONDS)
-            process.kill()
-        self.returncode = process.wait()
+        if process is not None:
+            process.stdin.close()  # the child's signal to stop
+            try:
+                process.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                log.warning("the embedded AWS did not stop within %s s; killing it", STOP_TIMEOUT_SECONDS)
+                process.kill()
+            self.returncode = process.wait()
+        self._lambda_endpoint.stop()
 
 
 # ---------------------------------------------------------------- the child

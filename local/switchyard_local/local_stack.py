@@ -16,7 +16,6 @@ from switchyard_local.aws_process import EmbeddedAwsProcess
 from switchyard_local.bootstrap import BootstrapCredentials, bootstrap_account
 from switchyard_local.embedded_aws import LOCAL_REGION, point_process_at
 from switchyard_local.event_sources import EventSources, start_event_sources
-from switchyard_local.lambda_endpoint import LambdaEndpoint
 from switchyard_local.lambda_runtime import LocalFunctionRuntime
 from switchyard_local.provision import LOCAL_CREDENTIALS, provision
 from switchyard_local.stack import ProvisionedStack
@@ -38,18 +37,16 @@ def local_parameter_overrides(template_parameters: Mapping[str, Any], overrides:
 @dataclass
 class RunningStack:
     aws: EmbeddedAwsProcess
-    lambda_endpoint: LambdaEndpoint
     stack: ProvisionedStack
     runtime: LocalFunctionRuntime
     sources: EventSources
     credentials: BootstrapCredentials
 
     def stop(self) -> None:
-        # Consumers first (they call moto), then moto itself, then what moto calls back.
+        # Consumers first (they call moto), then moto itself.
         self.sources.stop(timeout=5)
         self.runtime.wait_for_background(timeout=5)
         self.aws.stop()
-        self.lambda_endpoint.stop()
 
 
 def start_local_stack(
@@ -59,20 +56,14 @@ def start_local_stack(
     schedule_seconds: float | None = None,
     log_level: str = "WARNING",
 ) -> RunningStack:
-    from switchyard_local.template import load_template
-
-    lambda_endpoint = LambdaEndpoint()
-    aws = EmbeddedAwsProcess(lambda_endpoint.start(), log_level=log_level)
+    aws = EmbeddedAwsProcess(log_level=log_level)
+    endpoint_url = aws.start()
     try:
-        endpoint_url = aws.start()
         point_process_at(endpoint_url, aws.port)
-        declared = load_template(template_path).get("Parameters") or {}
-        stack = provision(
-            template_path, local_parameter_overrides(declared, parameter_overrides), endpoint_url=endpoint_url
-        )
+        stack = provision_locally(template_path, parameter_overrides, endpoint_url)
         os.environ.update(stack.environment)
         runtime = LocalFunctionRuntime(stack.functions.values())
-        lambda_endpoint.serve(runtime)
+        aws.serve_lambda(runtime)
         sources = start_event_sources(
             stack, runtime, sqs_client=_sqs_client(endpoint_url), schedule_seconds=schedule_seconds
         )
@@ -83,15 +74,25 @@ def start_local_stack(
             raise
     except BaseException:
         aws.stop()
-        lambda_endpoint.stop()
         raise
     return RunningStack(
         aws=aws,
-        lambda_endpoint=lambda_endpoint,
         stack=stack,
         runtime=runtime,
         sources=sources,
         credentials=credentials,
+    )
+
+
+def provision_locally(
+    template_path: Path, parameter_overrides: Mapping[str, str], endpoint_url: str
+) -> ProvisionedStack:
+    """The template's resources on the embedded AWS, with the local stack's parameter defaults."""
+    from switchyard_local.template import load_template
+
+    declared = load_template(template_path).get("Parameters") or {}
+    return provision(
+        template_path, local_parameter_overrides(declared, parameter_overrides), endpoint_url=endpoint_url
     )
 
 

@@ -88,8 +88,8 @@ def test_the_endpoint_listens_on_loopback_only(endpoint):
 
 
 @pytest.fixture
-def aws_process(endpoint, local_aws_environment):
-    aws = EmbeddedAwsProcess(endpoint.url)
+def aws_process(local_aws_environment):
+    aws = EmbeddedAwsProcess()
     aws.start()
     yield aws
     aws.stop()

@@ -16,7 +16,6 @@ import pytest
 from moto import mock_aws
 from switchyard_local.aws_process import EmbeddedAwsProcess
 from switchyard_local.handler_loading import load_handler
-from switchyard_local.lambda_endpoint import LambdaEndpoint
 from switchyard_local.lambda_patch import install_lambda_patch, uninstall_lambda_patch
 from switchyard_local.lambda_runtime import LocalFunctionRuntime
 from switchyard_local.provision import provision
@@ -92,16 +91,14 @@ def functions_stack(
             finally:
                 uninstall_lambda_patch()
         return
-    endpoint = LambdaEndpoint()
-    aws = EmbeddedAwsProcess(endpoint.start())
+    aws = EmbeddedAwsProcess()
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL", aws.start())
         stack = provision(tmp_path / "template.yaml", endpoint_url=aws.endpoint_url)
-        endpoint.serve(LocalFunctionRuntime(stack.functions.values()))
+        aws.serve_lambda(LocalFunctionRuntime(stack.functions.values()))
         yield stack
     finally:
         aws.stop()
-        endpoint.stop()
 
 
 def test_boto3_invoke_runs_the_real_handler_with_a_context(functions_stack) -> None:
