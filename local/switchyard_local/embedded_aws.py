@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import threading
 from typing import Any
+
+from switchyard_local.loopback_server import ServingThread, disable_nagle
 
 LOCAL_REGION = "us-east-1"
 
@@ -21,8 +21,7 @@ class EmbeddedAws:
 
     def __init__(self, port: int = 0):
         self._requested_port = port
-        self._server = None
-        self._thread: threading.Thread | None = None
+        self._serving: ServingThread | None = None
         self.port = 0
 
     @property
@@ -45,26 +44,26 @@ class EmbeddedAws:
 
         # One log line per AWS call drowns everything else out.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = make_server(
+        server = make_server(
             "127.0.0.1",
             self._requested_port,
             DomainDispatcherApplication(create_backend_app),
             threaded=True,
             request_handler=keep_alive_request_handler(),
         )
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
-        self._thread.start()
+        self.port = server.server_address[1]
+        self._serving = ServingThread(server, "embedded-aws")
         return self.endpoint_url
 
+    @property
+    def server_address(self) -> tuple[str, int]:
+        assert self._serving is not None, "start() first"
+        return self._serving.server.server_address
+
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
 
 
 def keep_alive_request_handler() -> type:
@@ -88,9 +87,7 @@ def keep_alive_request_handler() -> type:
 
         def setup(self) -> None:
             super().setup()
-            # Headers and body go out as separate writes: without this, Nagle holds the body back until
-            # the client's delayed ACK (40 ms) on a connection that stays open.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            disable_nagle(self.connection)
 
         def make_environ(self) -> dict[str, Any]:
             environ = super().make_environ()

@@ -12,12 +12,11 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import socket
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, unquote, urlsplit
 
 from switchyard_local.lambda_patch import InvocationResult, LambdaInvoker
+from switchyard_local.loopback_server import ServingThread, disable_nagle
 
 log = logging.getLogger(__name__)
 
@@ -33,34 +32,26 @@ class LambdaEndpoint:
 
     def __init__(self) -> None:
         self._invoker: LambdaInvoker | None = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: ServingThread | None = None
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        assert self._serving is not None, "start() first"
+        return f"http://127.0.0.1:{self._serving.server.server_address[1]}"
 
     def start(self) -> str:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="lambda-endpoint", daemon=True
-        )
-        self._thread.start()
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
+        server.daemon_threads = True
+        self._serving = ServingThread(server, "lambda-endpoint")
         return self.url
 
     def serve(self, invoker: LambdaInvoker) -> None:
         self._invoker = invoker
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
 
     def answer(self, function_name: str, payload: bytes, invocation_type: str) -> InvocationResult | None:
         if self._invoker is None:
@@ -76,8 +67,7 @@ def _handler_class(endpoint: LambdaEndpoint) -> type[BaseHTTPRequestHandler]:
     class InvokeRequestHandler(BaseHTTPRequestHandler):
         def setup(self) -> None:
             super().setup()
-            # Headers and body are separate writes: without this, Nagle holds the body back 40 ms.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            disable_nagle(self.connection)
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             path = urlsplit(self.path).path

@@ -25,7 +25,7 @@ def embedded_aws():
 
 
 def test_binds_loopback_only(embedded_aws):
-    assert embedded_aws._server.server_address[0] == "127.0.0.1"
+    assert embedded_aws.server_address[0] == "127.0.0.1"
 
 
 def test_requests_share_one_connection(embedded_aws):
