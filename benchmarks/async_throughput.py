@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
 import sys
 import threading
 import time
@@ -289,51 +287,15 @@ def _ceiling_process(
 def billable_requests_per_job(jobs: int = 50) -> tuple[Counter, int, JobTrace]:
     """Count the AWS calls of `jobs` plain async jobs, submit to one poll, through the real handlers, then
     record the DynamoDB calls of one more job, phase by phase, for the ceiling to replay."""
-    os.environ.update(
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="x",
-        AWS_SECRET_ACCESS_KEY="x",
-        POWERTOOLS_METRICS_DISABLED="true",
-        POWERTOOLS_LOG_LEVEL="ERROR",
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
     import botocore.client
-    from moto import mock_aws
-    from switchyard.ttl_cache import wait_for_refreshes
-    from switchyard_agent.fake_model_server import FakeServerConfig, create_app
-    from switchyard_agent.serving import serve_in_thread
-    from switchyard_local import dynamodb_atomicity
-    from switchyard_local.provision import provision
+    from _in_process import api_on_moto
 
-    from tests.conftest import LambdaContext, heartbeat_body, http_event, reset_switchyard_caches
     from tests.functional.jobs_harness import JobsHarness
 
-    dynamodb_atomicity.install()
     counts: Counter = Counter()
-    with mock_aws(), serve_in_thread(create_app(FakeServerConfig(stream_delay_ms=0))) as provider_url:
-        stack = provision(ROOT / "template.yaml", {"ProviderEndpointPolicy": "loopback"})
-        os.environ.update({k: str(v) for k, v in stack.environment.items()})
-        reset_switchyard_caches()
-        from switchyard.services.accounts import get_accounts_service
-        from switchyard_local.handler_loading import load_handler
-
-        api = load_handler(ROOT / "functions" / "api", "app.handler")
-        accounts = get_accounts_service()
-        account = accounts.create_account("bench")
-        headers = {"authorization": f"Bearer {accounts.create_api_key(account.account_id).secret}"}
-        api(
-            http_event(
-                "POST",
-                "/api/inference/agent/heartbeat/",
-                body=heartbeat_body(provider_url, max_concurrency=64),
-                headers=headers,
-            ),
-            LambdaContext(),
-        )
-        harness = JobsHarness(stack.environment)
-        api(
-            http_event("GET", "/v1/models", headers=headers), LambdaContext()
-        )  # warm caches, as a warm container has them
+    with api_on_moto(provider=True, provider_concurrency=64) as bench:
+        harness = JobsHarness(bench.environment)
+        bench.call("GET", "/v1/models")  # warm caches, as a warm container has them
         real = botocore.client.BaseClient._make_api_call
         recorded: list[tuple[str, dict]] = []
 
@@ -347,46 +309,36 @@ def billable_requests_per_job(jobs: int = 50) -> tuple[Counter, int, JobTrace]:
 
         botocore.client.BaseClient._make_api_call = counting
         try:
-            ids = []
-            for _ in range(jobs):
-                result = api(
-                    http_event("POST", "/v1/chat/completions", body=BODY, headers=headers), LambdaContext()
-                )
-                ids.append(json.loads(result["body"])["id"])
+            ids = [bench.json("POST", "/v1/chat/completions", BODY)["id"] for _ in range(jobs)]
             invocations = 0
             while harness.depth():
                 invocations += 1 if harness.dispatch_once() else 0
             for job_id in ids:
-                api(http_event("GET", f"/v1/jobs/{job_id}", headers=headers), LambdaContext())
+                bench.call("GET", f"/v1/jobs/{job_id}")
             sampled = Counter(counts)
             phases = []
             for step in ("submit", "dispatch", "poll"):
                 recorded.clear()
                 if step == "submit":
-                    result = api(
-                        http_event("POST", "/v1/chat/completions", body=BODY, headers=headers),
-                        LambdaContext(),
-                    )
-                    job_id = json.loads(result["body"])["id"]
+                    job_id = bench.json("POST", "/v1/chat/completions", BODY)["id"]
                 elif step == "dispatch":
                     while harness.depth():
                         harness.dispatch_once()
                 else:
-                    api(http_event("GET", f"/v1/jobs/{job_id}", headers=headers), LambdaContext())
+                    bench.call("GET", f"/v1/jobs/{job_id}")
                 phases.append(list(recorded))
         finally:
-            wait_for_refreshes()  # nothing may reach past mock_aws
             botocore.client.BaseClient._make_api_call = real
         from switchyard.adapters import aws
 
-        provider_item = aws.table(stack.environment["PROVIDERS_TABLE"]).scan()["Items"][0]
+        provider_item = aws.table(bench.environment["PROVIDERS_TABLE"]).scan()["Items"][0]
         provider_item["leases"] = {}
         provider_item["max_concurrency"] = 1_000_000
         trace = JobTrace(
             job_id,
             *phases,
             provider_item=provider_item,
-            tables={name: value for name, value in stack.environment.items() if name.endswith("_TABLE")},
+            tables={name: value for name, value in bench.environment.items() if name.endswith("_TABLE")},
         )
     return sampled, invocations, trace
 

@@ -14,72 +14,22 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import statistics
 import sys
 import threading
 import time
-import uuid
 import warnings
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "layers" / "shared"), str(ROOT / "local")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ENVIRONMENT = {
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "ERROR",
-    "LOG_LEVEL": "ERROR",
-}
 ROUND_TRIP_MS = 6.0  # a typical in-region DynamoDB/SQS request, for the modelled line only
 
 
 def chat(i: int) -> dict:
     return {"model": "fake-llm", "messages": [{"role": "user", "content": f"item {i}"}], "max_tokens": 16}
-
-
-class LambdaContext:
-    function_name = "ApiFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
-    aws_request_id = "bench"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 30_000
-
-
-def http_event(path: str, body: dict, api_key: str) -> dict:
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {
-            "host": "gateway.bench",
-            "x-forwarded-proto": "https",
-            "content-type": "application/json",
-            "authorization": f"Bearer {api_key}",
-        },
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "api",
-            "domainName": "gateway.bench",
-            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
-            "requestId": str(uuid.uuid4()),
-            "routeKey": "$default",
-            "stage": "$default",
-            "timeEpoch": 0,
-        },
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
 
 
 class CallCounter:
@@ -122,33 +72,19 @@ class CallCounter:
 
 
 def run(items: int, rounds: int) -> None:
-    os.environ.update(ENVIRONMENT)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    from moto import mock_aws
-    from switchyard_local import dynamodb_atomicity
-    from switchyard_local.handler_loading import load_handler
-    from switchyard_local.provision import provision
+    from _in_process import api_on_moto
 
-    dynamodb_atomicity.install()
     counter = CallCounter()
     counter.install()
-    with mock_aws():
-        stack = provision(ROOT / "template.yaml", {"ProviderEndpointPolicy": "loopback"})
-        os.environ.update({name: str(value) for name, value in stack.environment.items()})
+    with api_on_moto() as bench:
         import boto3
-        from switchyard.services.accounts import get_accounts_service
-        from switchyard.ttl_cache import wait_for_refreshes
 
-        accounts = get_accounts_service()
-        account = accounts.create_account("bench")
-        api_key = accounts.create_api_key(account.account_id).secret
-        handler = load_handler(ROOT / "functions" / "api", "app.handler")
         sqs = boto3.client("sqs")
-        queue_url = stack.environment["JOBS_QUEUE_URL"]
+        queue_url = bench.environment["JOBS_QUEUE_URL"]
 
         def call(path: str, body: dict) -> dict:
-            result = handler(http_event(path, body, api_key), LambdaContext())
+            result = bench.call("POST", path, body)
             assert result["statusCode"] == 202, result
             raw = result["body"]
             return json.loads(base64.b64decode(raw) if result.get("isBase64Encoded") else raw)
@@ -180,7 +116,6 @@ def run(items: int, rounds: int) -> None:
                     measured[name].append(time.perf_counter() - started)
                 outside[name].append(measured[name][-1] - counter.seconds_in_calls)
                 calls[name] = Counter(seen)
-        wait_for_refreshes()  # nothing may reach past mock_aws
         report(items, rounds, measured, outside, calls)
 
 

@@ -63,46 +63,11 @@ def cold_import_seconds(runs: int = 5) -> float:
 
 def warm_path_dynamodb_calls() -> int:
     """Count AWS calls of one warm synchronous request through the real handler on in-process moto."""
-    import os
-
-    os.environ.update(
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="x",
-        AWS_SECRET_ACCESS_KEY="x",
-        POWERTOOLS_METRICS_DISABLED="true",
-        POWERTOOLS_LOG_LEVEL="ERROR",
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    sys.path.insert(0, str(ROOT))
     import botocore.client
-    from moto import mock_aws
-    from switchyard.ttl_cache import wait_for_refreshes
-    from switchyard_agent.fake_model_server import FakeServerConfig, create_app
-    from switchyard_agent.serving import serve_in_thread
-    from switchyard_local.provision import provision
+    from _in_process import api_on_moto
 
-    from tests.conftest import LambdaContext, heartbeat_body, http_event, reset_switchyard_caches
-
-    with mock_aws(), serve_in_thread(create_app(FakeServerConfig())) as provider_url:
-        stack = provision(ROOT / "template.yaml", {"ProviderEndpointPolicy": "loopback"})
-        os.environ.update({k: str(v) for k, v in stack.environment.items()})
-        reset_switchyard_caches()
-        from switchyard.services.accounts import get_accounts_service
-        from switchyard_local.handler_loading import load_handler
-
-        handler = load_handler(ROOT / "functions" / "api", "app.handler")
-        accounts = get_accounts_service()
-        account = accounts.create_account("bench")
-        headers = {"authorization": f"Bearer {accounts.create_api_key(account.account_id).secret}"}
-        handler(
-            http_event(
-                "POST", "/api/inference/agent/heartbeat/", body=heartbeat_body(provider_url), headers=headers
-            ),
-            LambdaContext(),
-        )
-        handler(
-            http_event("POST", "/v1/chat/completions", body=CHAT, headers=headers), LambdaContext()
-        )  # warm
+    with api_on_moto(provider=True) as bench:
+        bench.call("POST", "/v1/chat/completions", CHAT)  # warm
         calls = []
         real = botocore.client.BaseClient._make_api_call
         request_thread = threading.get_ident()
@@ -114,12 +79,9 @@ def warm_path_dynamodb_calls() -> int:
 
         botocore.client.BaseClient._make_api_call = counting
         try:
-            result = handler(
-                http_event("POST", "/v1/chat/completions", body=CHAT, headers=headers), LambdaContext()
-            )
+            result = bench.call("POST", "/v1/chat/completions", CHAT)
         finally:
             botocore.client.BaseClient._make_api_call = real
-            wait_for_refreshes()  # nothing may reach past mock_aws
         assert result["statusCode"] == 200, result
         return len(calls)
 
