@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _lock = threading.Lock()
@@ -49,3 +50,18 @@ def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
     with _lock:
         _clients.clear()
+
+
+def item_pages(call: Callable[..., dict], **kwargs: Any) -> Iterator[list[dict]]:
+    """The Items of a Table's `query` or `scan`, one page (up to 1 MB) at a time, each fetched only when
+    the one before has been consumed: a caller that has enough stops paying for reads.
+
+    (A boto3 paginator would do this for the low-level client, whose items come back as typed
+    DynamoDB JSON; the handlers use the Table resource, which has none.)
+    """
+    while True:
+        page = call(**kwargs)
+        yield page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -83,12 +83,10 @@ class BatchesTable:
             "Limit": limit + 1,
         }
         batches: list[Batch] = []
-        while len(batches) <= limit:
-            page = self._table.query(**kwargs)
-            batches.extend(Batch.from_item(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
+        for page in aws.item_pages(self._table.query, **kwargs):
+            batches.extend(Batch.from_item(item) for item in page)
+            if len(batches) > limit:
                 break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return batches[:limit], len(batches) > limit
 
     def uncommitted_before(self, created_before_ms: int) -> list[Batch]:
@@ -98,13 +96,9 @@ class BatchesTable:
             "KeyConditionExpression": "uncommitted = :marker AND created_ms < :before",
             "ExpressionAttributeValues": {":marker": UNCOMMITTED, ":before": created_before_ms},
         }
-        batches: list[Batch] = []
-        while True:
-            page = self._table.query(**kwargs)
-            batches.extend(Batch.from_item(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return batches
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [
+            Batch.from_item(item) for page in aws.item_pages(self._table.query, **kwargs) for item in page
+        ]
 
     # -- writes
     def create(self, batch: Batch) -> None:

@@ -82,13 +82,11 @@ class JobsTable:
             values.update(zip(placeholders, statuses, strict=True))
         kwargs["ExpressionAttributeValues"] = values
         jobs: list[Job] = []
-        while len(jobs) <= limit:
-            page = self._table.query(**kwargs)
-            found = [Job.from_item(item) for item in page.get("Items", [])]
+        for page in aws.item_pages(self._table.query, **kwargs):
+            found = [Job.from_item(item) for item in page]
             jobs.extend(keep(found) if keep else found)
-            if "LastEvaluatedKey" not in page:
+            if len(jobs) > limit:
                 break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return jobs[:limit], len(jobs) > limit
 
     def active_jobs(self, account_id: str | None = None) -> list[dict[str, Any]]:
@@ -98,13 +96,7 @@ class JobsTable:
             kwargs["KeyConditionExpression"] = "active_account = :account"
             kwargs["ExpressionAttributeValues"] = {":account": account_id}
         operation = self._table.query if account_id else self._table.scan
-        items: list[dict[str, Any]] = []
-        while True:
-            page = operation(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [item for page in aws.item_pages(operation, **kwargs) for item in page]
 
     # -- liveness items (no account_id, so they never appear in the account indexes)
     def record_tick(self, item_id: str) -> None:

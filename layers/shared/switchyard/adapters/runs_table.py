@@ -84,18 +84,13 @@ class RunsTable:
     # condition builder keeps placeholder counters on the shared client, so two threads building
     # conditions at once (the local stack runs handlers in threads) can swap each other's placeholders.
     def get_steps(self, run_id: str) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "run_id = :run AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":run": run_id, ":prefix": STEP_PREFIX},
-            "ConsistentRead": True,
-        }
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self._table.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pages = aws.item_pages(
+            self._table.query,
+            KeyConditionExpression="run_id = :run AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":run": run_id, ":prefix": STEP_PREFIX},
+            ConsistentRead=True,
+        )
+        return [item for page in pages for item in page]
 
     def list_for_account(self, account_id: str, *, limit: int, after: str | None) -> tuple[list[dict], bool]:
         """Newest first; (runs, has_more). `after` is the last run id of the previous page."""
@@ -112,10 +107,8 @@ class RunsTable:
             "Limit": limit + 1,
         }
         items: list[dict[str, Any]] = []
-        while len(items) <= limit:
-            page = self._table.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
+        for page in aws.item_pages(self._table.query, **kwargs):
+            items.extend(page)
+            if len(items) > limit:
                 break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return items[:limit], len(items) > limit

@@ -83,14 +83,11 @@ class AccountsService:
         return Account(item["account_id"], item.get("name", ""), int(item.get("created_at", 0)))
 
     def list_accounts(self) -> list[Account]:
-        items, kwargs = [], {}
-        while True:
-            page = self._accounts.scan(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        accounts = [Account(i["account_id"], i.get("name", ""), int(i.get("created_at", 0))) for i in items]
+        accounts = [
+            Account(i["account_id"], i.get("name", ""), int(i.get("created_at", 0)))
+            for page in aws.item_pages(self._accounts.scan)
+            for i in page
+        ]
         return sorted(accounts, key=lambda a: a.created_at)
 
     # -- keys

@@ -152,44 +152,34 @@ class ProvidersService:
         from botocore.exceptions import ClientError
 
         dropped = 0
-        kwargs: dict = {"ProjectionExpression": "account_id, provider_id, leases"}
-        while True:
-            page = self._table.scan(**kwargs)
-            for item in page.get("Items", []):
-                for job_id, until in (item.get("leases") or {}).items():
-                    if int(until) >= now_ms:
-                        continue
-                    try:
-                        self._table.update_item(
-                            Key={"account_id": item["account_id"], "provider_id": item["provider_id"]},
-                            UpdateExpression="REMOVE leases.#job",
-                            ConditionExpression="leases.#job = :until",
-                            ExpressionAttributeNames={"#job": job_id},
-                            ExpressionAttributeValues={":until": until},
-                        )
-                        dropped += 1
-                    except ClientError as exc:
-                        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                            raise
-            if "LastEvaluatedKey" not in page:
-                return dropped
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pages = aws.item_pages(self._table.scan, ProjectionExpression="account_id, provider_id, leases")
+        for item in (item for page in pages for item in page):
+            for job_id, until in (item.get("leases") or {}).items():
+                if int(until) >= now_ms:
+                    continue
+                try:
+                    self._table.update_item(
+                        Key={"account_id": item["account_id"], "provider_id": item["provider_id"]},
+                        UpdateExpression="REMOVE leases.#job",
+                        ConditionExpression="leases.#job = :until",
+                        ExpressionAttributeNames={"#job": job_id},
+                        ExpressionAttributeValues={":until": until},
+                    )
+                    dropped += 1
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                        raise
+        return dropped
 
     def _load(self, account_id: str) -> tuple[Provider, ...]:
         # Plain expressions: boto3's Key()/Attr() builder is shared by every thread using a resource and is
         # reset on each call, so concurrent queries (the dispatcher's threads, the front's) can mix them up.
-        items = []
-        kwargs: dict = {
-            "KeyConditionExpression": "account_id = :a",
-            "ExpressionAttributeValues": {":a": account_id},
-        }
-        while True:
-            page = self._table.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return tuple(self._from_item(item) for item in items)
+        pages = aws.item_pages(
+            self._table.query,
+            KeyConditionExpression="account_id = :a",
+            ExpressionAttributeValues={":a": account_id},
+        )
+        return tuple(self._from_item(item) for page in pages for item in page)
 
     @staticmethod
     def _from_item(item: dict) -> Provider:
