@@ -81,10 +81,14 @@ def test_duplicate_delivery_runs_the_job_once(api, caller, harness, online_provi
 
 
 def test_concurrent_dispatcher_invocations_each_run_their_own_batch(
-    api, caller, harness, start_fake_provider
+    api, caller, harness, start_fake_provider, monkeypatch
 ):
     # The local stack's pollers invoke the dispatcher from two threads at once (AWS would use two
     # containers): neither invocation may run, or report on, the other's records.
+    # Twenty jobs share this process's CPU with in-process moto: this module's 0.5 s upstream timeout
+    # would turn a slow moment on a busy machine into retries, which is not what this test is about.
+    monkeypatch.setenv("JOB_UPSTREAM_TIMEOUT_SECONDS", "10")
+    reset_switchyard_caches()
     provider = start_fake_provider(stream_delay_ms=0, latency_ms=150)
     register(api, caller, provider.url, max_concurrency=32)
     ids = [submit(api, caller).json()["id"] for _ in range(20)]
