@@ -12,6 +12,7 @@ from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
 from switchyard.api.inference_routes import raw_body
 from switchyard.api.jobs_routes import public_base_url
+from switchyard.api.pagination import list_page
 from switchyard.errors import InvalidRequest
 from switchyard.services.idempotency import run_once
 from switchyard.services.workflows import get_workflows_service
@@ -136,13 +137,7 @@ def register(app) -> None:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         runs, has_more = workflows.list(caller_account(app), limit=limit, after=after)
-        return {
-            "object": "list",
-            "data": runs,
-            "has_more": has_more,
-            "first_id": runs[0]["id"] if runs else None,
-            "last_id": runs[-1]["id"] if runs else None,
-        }
+        return list_page(runs, has_more)
 
     @app.get(
         "/v1/workflows/runs/<run_id>",
