@@ -99,6 +99,8 @@ def up(args: argparse.Namespace) -> int:
             else:
                 _print_banner(state, state_path, seconds)
 
+        from switchyard_agent.serving import run_event_loop  # uvloop when installed: cheaper per request
+
         run_event_loop(_serve(app, listener, on_ready))
     except (KeyboardInterrupt, _Stop):
         pass
@@ -109,15 +111,6 @@ def up(args: argparse.Namespace) -> int:
         remove_state_file(state_path)
         listener.close()
     return 0
-
-
-def run_event_loop(main: Any) -> Any:
-    """Run `main` on uvloop when it is installed (cheaper per request for the front), else on asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
 
 
 def _raise_stop(signum: int, frame: Any) -> None:
