@@ -16,8 +16,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# What Lambda's pollers use. An idle poll is a request to the embedded AWS in this very process: polling
-# once a second per thread showed up in the synchronous path's tail latency. stop() does not wait for it.
+# What Lambda's pollers use. Each idle poll is a request moto has to answer: polling once a second per
+# thread showed up in the synchronous path's tail latency. stop() does not wait for it.
 DEFAULT_WAIT_SECONDS = 20
 
 
