@@ -40,6 +40,14 @@ class Loader:
         return self.calls
 
 
+def loaded_cache_in_its_last_stretch(clock: Clock) -> tuple[TtlCache, Loader]:
+    """A 2 s cache reloading in its last 0.5 s, holding "k" (loaded once, value 1), 1.6 s later."""
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
+    cache.get_or_load("k", load)
+    clock.now += 1.6
+    return cache, load
+
+
 def test_a_fresh_entry_is_served_without_loading(clock):
     cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
     assert cache.get_or_load("k", load) == 1
@@ -49,9 +57,7 @@ def test_a_fresh_entry_is_served_without_loading(clock):
 
 
 def test_in_its_last_stretch_an_entry_is_served_while_one_background_reload_runs(clock):
-    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
-    cache.get_or_load("k", load)
-    clock.now += 1.6
+    cache, load = loaded_cache_in_its_last_stretch(clock)
     load.gate = threading.Event()
     # Many requests in the window: every one gets the cached value at once, one reload starts.
     assert [cache.get_or_load("k", load) for _ in range(5)] == [1] * 5
@@ -79,9 +85,7 @@ def test_without_refresh_ahead_nothing_runs_in_the_background(clock):
 
 
 def test_a_reload_that_began_before_an_invalidation_is_not_stored(clock):
-    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
-    cache.get_or_load("k", load)
-    clock.now += 1.6
+    cache, load = loaded_cache_in_its_last_stretch(clock)
     load.gate = threading.Event()
     cache.get_or_load("k", load)  # starts the background reload, which reads "before" the write below
     cache.invalidate("k")  # e.g. a heartbeat or a revoked key
@@ -105,9 +109,7 @@ def test_a_failed_background_reload_keeps_the_entry_until_it_expires(clock):
 
 
 def test_a_slow_background_reload_does_not_overwrite_a_newer_load(clock):
-    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
-    cache.get_or_load("k", load)
-    clock.now += 1.6
+    cache, load = loaded_cache_in_its_last_stretch(clock)
     load.gate = threading.Event()
     cache.get_or_load("k", load)  # the background reload starts and hangs
     clock.now += 0.5  # the entry expires; this request loads inline
@@ -123,9 +125,7 @@ def test_a_slow_background_reload_does_not_overwrite_a_newer_load(clock):
 
 
 def test_a_reload_frozen_past_the_entrys_life_gives_up(clock):
-    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
-    cache.get_or_load("k", load)
-    clock.now += 1.6
+    cache, load = loaded_cache_in_its_last_stretch(clock)
     thread_started = threading.Event()
     real_start = threading.Thread.start
 
@@ -144,9 +144,7 @@ def test_a_reload_frozen_past_the_entrys_life_gives_up(clock):
 
 
 def test_clear_during_a_reload_keeps_it_from_being_stored(clock):
-    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
-    cache.get_or_load("k", load)
-    clock.now += 1.6
+    cache, load = loaded_cache_in_its_last_stretch(clock)
     load.gate = threading.Event()
     cache.get_or_load("k", load)
     cache.invalidate("k")
