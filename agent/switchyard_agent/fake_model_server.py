@@ -89,6 +89,7 @@ DEFAULT_MODELS: tuple[FakeModel, ...] = (
     FakeModel.of("fake-music", "music"),
     FakeModel.of("fake-video", "video"),
     FakeModel.of("fake-mesh", "mesh"),
+    FakeModel.of("fake-embed", "embedding"),
     # Serves /v1/voice/generations: speech in a voice cloned from uploaded samples.
     FakeModel.of(
         "fake-voice",
@@ -352,6 +353,12 @@ class FakeModelServer:
             return self._sse(fake_responses.text_completion_chunks(request_id, call.model, call.fields))
         return JSONResponse(fake_responses.text_completion(request_id, call.model, call.fields))
 
+    async def embeddings(self, request: Request) -> JSONResponse:
+        call = await self._begin(request)
+        if call.fields.get("input") in (None, "", []):
+            raise OpenAIError(400, "'input' is a required property", param="input")
+        return JSONResponse(fake_responses.embeddings(call.model, call.fields))
+
     def _images(self, call: Call, prompt: str) -> JSONResponse:
         width, height = _image_size(call.fields.get("size", "64x64"))
         count = int(_number(call.fields.get("n"), 1, 1, 4))
@@ -479,6 +486,7 @@ class FakeModelServer:
             Route("/v1/models/{model:path}", self.get_model),
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/images/generations", self.image_generations, methods=["POST"]),
             Route("/v1/images/edits", self.image_edits, methods=["POST"]),
             Route("/v1/audio/speech", self.speech, methods=["POST"]),

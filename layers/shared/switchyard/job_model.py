@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from switchyard.catalog import JSON_RESULT_TYPES
+
 
 class JobStatus(StrEnum):
     QUEUED = "QUEUED"
@@ -85,7 +87,7 @@ class Job:
 
     @property
     def is_media(self) -> bool:
-        return self.inference_type != "LLM"
+        return self.inference_type not in JSON_RESULT_TYPES
 
     def envelope(self, asset_base_url: str | None = None) -> dict[str, Any]:
         """The public `inference.job` object."""

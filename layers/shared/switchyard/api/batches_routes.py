@@ -35,7 +35,8 @@ TOO_LARGE = {
 }
 SUBMIT_DESCRIPTION = f"""Body: `{{"label": "optional name", "requests": [{{"endpoint": "/v1/chat/completions",
 "body": {{...}}}}, ...]}}` with 1 to {MAX_ITEMS} items. Endpoints: /v1/chat/completions, /v1/completions,
-/v1/images/generations, /v1/videos/generations, /v1/music/generations, /v1/audio/speech. Each body is
+/v1/images/generations, /v1/videos/generations, /v1/music/generations, /v1/audio/speech, /v1/embeddings.
+Each body is
 validated as the direct call would be (an `async` field is ignored); any malformed item rejects the whole
 batch before anything is created. Each item becomes an async job (`GET /v1/jobs/{{id}}`, with `batch_id`).
 `Idempotency-Key` works as for jobs."""

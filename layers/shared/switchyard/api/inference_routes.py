@@ -15,6 +15,7 @@ from switchyard.schemas import (
     MULTIPART_REQUIRED,
     ChatCompletionRequest,
     CompletionRequest,
+    EmbeddingRequest,
     ImageGenerationRequest,
     InferenceBody,
     MeshGenerationRequest,
@@ -108,6 +109,14 @@ def register(app) -> None:
     @app.post("/v1/3d/generations", summary="3D mesh generation", responses=docs.INFERENCE_RESPONSES)
     def mesh_generations(body: Annotated[MeshGenerationRequest, Body()]):
         return _json_inference(app, ENDPOINTS["/v1/3d/generations"], body)
+
+    @app.post(
+        "/v1/embeddings",
+        summary='Embeddings (OpenAI shape; "async": true queues them, event async-embedding.completed)',
+        responses=docs.INFERENCE_RESPONSES,
+    )
+    def embeddings(body: Annotated[EmbeddingRequest, Body()]):
+        return _json_inference(app, ENDPOINTS["/v1/embeddings"], body)
 
     @app.post(
         "/v1/audio/transcriptions",

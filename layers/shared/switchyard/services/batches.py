@@ -41,6 +41,7 @@ BATCH_ENDPOINTS = (
     "/v1/videos/generations",
     "/v1/music/generations",
     "/v1/audio/speech",
+    "/v1/embeddings",
 )
 
 
