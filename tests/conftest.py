@@ -37,10 +37,14 @@ def reset_switchyard_caches() -> None:
         accounts,
         batches,
         dispatcher,
+        generations,
         idempotency,
         jobs,
         providers,
         sweeper,
+        webhook_delivery,
+        webhook_events,
+        webhooks,
         workflow_runner,
         workflows,
     )
@@ -57,6 +61,13 @@ def reset_switchyard_caches() -> None:
         idempotency._persistence,
         workflows.get_workflows_service,
         workflow_runner.get_workflow_runner,
+        generations.get_generations_service,
+        webhooks.get_webhooks_table,
+        webhooks.get_webhook_queue,
+        webhooks.get_endpoint_directory,
+        webhooks.get_webhooks_service,
+        webhook_events.get_webhook_events,
+        webhook_delivery.get_webhook_deliverer,
     ):
         factory.cache_clear()
 

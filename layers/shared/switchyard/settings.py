@@ -5,7 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Standard Webhooks' schedule: the first attempt at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
+# 20 h and 24 h after each failure (about 3 days in all).
+STANDARD_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,50400,72000,86400"
 
 
 class Settings(BaseSettings):
@@ -21,6 +26,9 @@ class Settings(BaseSettings):
     runs_table: str = "switchyard-runs"
     workflow_state_machine_arn: str = ""
     batches_table: str = "switchyard-batches"
+    # Webhooks (required: template.yaml gives them to every function).
+    webhooks_table: str
+    webhook_queue_url: str
 
     # Which provider endpoint addresses are acceptable (SSRF guard): "public" refuses private,
     # loopback, link-local, metadata and reserved addresses; "loopback" also allows 127.0.0.0/8 and ::1.
@@ -59,10 +67,45 @@ class Settings(BaseSettings):
     workflow_gate_timeout_seconds: int = 7 * 24 * 3600
     workflow_max_wait_seconds: int = 30 * 24 * 3600
 
+    # Webhook delivery. The schedule is the delay before each attempt (the first is normally 0); the local
+    # stack's tests compress it (template parameter WebhookRetrySchedule).
+    webhook_retry_schedule_seconds: str = STANDARD_RETRY_SCHEDULE
+    webhook_timeout_seconds: float = 15.0
+    # After a rotation the previous secret keeps signing (alongside the new one) this long.
+    webhook_secret_overlap_seconds: int = 24 * 3600
+    # Waits up to this long ride on an SQS message delay (SQS's own limit is 900 s); longer ones are
+    # parked in the wake index and the sweeper sends their message when they come close.
+    webhook_max_queue_delay_seconds: int = 900
+    webhook_wake_ahead_seconds: int = 300
+    # A pending delivery still not attempted this long after its due time lost its message: the sweeper
+    # sends another (a duplicate is harmless: attempts are recorded conditionally).
+    webhook_lost_message_seconds: int = 900
+    # Job ends younger than this are left to the job-end hook; older ones still unannounced are the
+    # sweeper's (the hook's process died between the job's end and the announcement).
+    webhook_handover_grace_seconds: float = 60.0
+    webhook_delivery_retention_days: int = 30
+    webhook_max_endpoints_per_account: int = 20
+    webhook_endpoint_cache_seconds: float = 2.0
+
     # Warm-path caches. A revoked key stops working within auth_cache_seconds; a provider that goes
     # offline stops being chosen within provider_cache_seconds.
     auth_cache_seconds: float = 10.0
     provider_cache_seconds: float = 2.0
+
+    @field_validator("webhook_retry_schedule_seconds")
+    @classmethod
+    def _schedule_is_a_list_of_delays(cls, value: str) -> str:
+        try:
+            delays = [int(part) for part in value.split(",")]
+        except ValueError:
+            delays = []
+        if not delays or any(delay < 0 for delay in delays):
+            raise ValueError("a comma-separated list of delays in seconds (>= 0), e.g. 0,5,300")
+        return value
+
+    @property
+    def webhook_retry_schedule(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.webhook_retry_schedule_seconds.split(","))
 
 
 @lru_cache(maxsize=1)

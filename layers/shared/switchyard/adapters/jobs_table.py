@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,6 +16,20 @@ from switchyard.job_model import ACTIVE, Job, JobStatus
 
 ACTIVE_INDEX = "active_by_account"
 ACCOUNT_INDEX = "by_account"
+# Jobs whose end someone must hear of (a webhook) carry `webhook_outbox` from their creation until their
+# end has been announced. The index's sort key is `finished_ms`, which only a final transition sets, so
+# the sparse `unannounced_ends` index holds exactly the ended jobs whose announcement is still owed:
+# the job's own final write is the outbox record, and no end can be lost between that write and the
+# announcement. Spread over a few partitions for write throughput.
+OUTBOX_INDEX = "unannounced_ends"
+OUTBOX_ATTRIBUTE = "webhook_outbox"
+OUTBOX_SHARDS = 4
+
+
+def outbox_part() -> str:
+    import random
+
+    return f"outbox#{random.randrange(OUTBOX_SHARDS)}"
 
 
 def now_ms() -> int:
@@ -97,6 +111,31 @@ class JobsTable:
             kwargs["ExpressionAttributeValues"] = {":account": account_id}
         operation = self._table.query if account_id else self._table.scan
         return [item for page in aws.item_pages(operation, **kwargs) for item in page]
+
+    def unannounced_ends(self, before_ms: int) -> Iterator[dict[str, Any]]:
+        """Keys of ended jobs whose end has not been announced, that ended before `before_ms`."""
+        for shard in range(OUTBOX_SHARDS):
+            pages = aws.item_pages(
+                self._table.query,
+                IndexName=OUTBOX_INDEX,
+                KeyConditionExpression="webhook_outbox = :part AND finished_ms < :before",
+                ExpressionAttributeValues={":part": f"outbox#{shard}", ":before": before_ms},
+            )
+            for page in pages:
+                yield from page
+
+    def end_announced(self, job_id: str, finished_ms: int) -> bool:
+        """The end that finished at `finished_ms` has been announced: the job leaves the outbox. False when
+        the job has moved on since (retried), and its next end is owed instead."""
+        return (
+            self.update(
+                job_id,
+                remove=(OUTBOX_ATTRIBUTE,),
+                condition="finished_ms = :finished",
+                condition_values={":finished": finished_ms},
+            )
+            is not None
+        )
 
     # -- liveness items (no account_id, so they never appear in the account indexes)
     def record_tick(self, item_id: str) -> None:

@@ -1,13 +1,19 @@
-"""Routes beyond synchronous inference (jobs, batches, workflows) register here."""
+"""Routes beyond synchronous inference (jobs, batches, workflows, the background path, webhooks) register here."""
 
 from __future__ import annotations
 
 
 def register(app) -> None:
-    from switchyard.api import batches_routes, jobs_routes
+    from switchyard.api import (
+        background_routes,
+        batches_routes,
+        jobs_routes,
+        webhooks_routes,
+        workflows_routes,
+    )
 
     jobs_routes.register(app)
+    background_routes.register(app)
     batches_routes.register(app)
-    from switchyard.api import workflows_routes
-
     workflows_routes.register(app)
+    webhooks_routes.register(app)

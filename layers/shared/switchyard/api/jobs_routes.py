@@ -14,6 +14,7 @@ from switchyard.api.pagination import list_page
 from switchyard.catalog import Endpoint
 from switchyard.services.idempotency import run_once
 from switchyard.services.jobs import get_jobs_service
+from switchyard.services.webhooks import get_webhooks_service
 from switchyard.validation import provider_body
 
 
@@ -36,9 +37,11 @@ def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any])
     jobs = get_jobs_service()
     jobs.ensure_enabled()
     base_url = public_base_url(app)
+    # An unknown webhook (or another account's) is refused here, before anything is stored or queued.
+    webhook = get_webhooks_service().job_fields(account_id, data, base_url)
 
     def create() -> dict:
-        return jobs.envelope(jobs.submit(account_id, endpoint, data), base_url)
+        return jobs.envelope(jobs.submit(account_id, endpoint, data, **webhook), base_url)
 
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
@@ -47,12 +50,17 @@ def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any])
         account_id=account_id,
         key=key,
         scope="job",
-        payload={"endpoint": endpoint.path, "body": provider_body(data)},
+        payload={"endpoint": endpoint.path, "body": provider_body(data), **_webhook_of(webhook)},
         create=create,
         replay=lambda first: jobs.envelope(jobs.get(account_id, first["id"]), base_url),
         lambda_context=app.lambda_context,
     )
     return _accepted(envelope)
+
+
+def _webhook_of(fields: dict[str, Any]) -> dict[str, Any]:
+    """The webhook is part of what an Idempotency-Key replay must match (provider_body drops it)."""
+    return {"webhook_id": fields["webhook_id"]} if fields.get("webhook_id") else {}
 
 
 JobId = Annotated[str, Path(description="The job id (a string).", max_length=64)]

@@ -46,8 +46,13 @@ step's text), `{{{{steps.ID.output.PATH}}}}` (a value in an upstream step's outp
 (an upstream media step's asset) and `{{{{steps.ID.job_id}}}}`. A string that is exactly one reference takes
 the referenced JSON value. Only steps upstream of a step (through depends_on) may be referenced.
 
-Everything is validated before anything starts (400 invalid_request naming the step and why).
-`Idempotency-Key` works as for jobs."""
+`"metadata": {{"webhook_id": "wh_..."}}` names a webhook of yours that gets `workflow.run.completed` (the
+run's final status and error) and `workflow.gate.waiting` (run id, step id, prompt, expires_at, approve and
+reject URLs) for each gate; a step body's own `metadata.webhook_id` gets that step job's
+`generation.completed`.
+
+Everything is validated before anything starts (400 invalid_request naming the step and why; an unknown
+webhook, or another account's, too). `Idempotency-Key` works as for jobs."""
 
 RUN_DESCRIPTION = """Run status: RUNNING until every step is final; then SUCCEEDED (every step succeeded),
 FAILED (a step failed, timed out or had its job canceled; `error` names it), REJECTED (a gate was rejected and

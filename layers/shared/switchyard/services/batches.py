@@ -25,7 +25,7 @@ from switchyard.ids import new_id
 from switchyard.job_model import ACTIVE, Job
 from switchyard.services.jobs import JobsService, get_jobs_service
 from switchyard.settings import Settings, get_settings
-from switchyard.validation import validate_inference_body
+from switchyard.validation import validate_inference_body, webhook_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +60,17 @@ class BatchItem:
 class BatchRequest:
     items: tuple[BatchItem, ...]
     label: str | None
+    webhook_id: str | None = None  # metadata.webhook_id: hears batch.completed
 
     def fingerprint_payload(self) -> dict[str, Any]:
         """What must match for an Idempotency-Key replay."""
-        return {
+        payload: dict[str, Any] = {
             "label": self.label,
             "requests": [{"endpoint": item.endpoint.path, "body": item.body} for item in self.items],
         }
+        if self.webhook_id:
+            payload["webhook_id"] = self.webhook_id
+        return payload
 
 
 def parse_batch_request(data: dict[str, Any]) -> BatchRequest:
@@ -87,6 +91,10 @@ def parse_batch_request(data: dict[str, Any]) -> BatchRequest:
         raise InvalidRequest("label: must be a string.", param="label")
     if label is not None and len(label) > MAX_LABEL_LENGTH:
         raise InvalidRequest(f"label: at most {MAX_LABEL_LENGTH} characters.", param="label")
+    metadata = data.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidRequest("metadata: must be an object.", param="metadata")
+    webhook_id = webhook_id_of(data)
 
     items: list[BatchItem] = []
     problems: list[InvalidRequest] = []
@@ -100,7 +108,7 @@ def parse_batch_request(data: dict[str, Any]) -> BatchRequest:
         if len(problems) > MAX_REPORTED_PROBLEMS:
             messages.append(f"and {len(problems) - MAX_REPORTED_PROBLEMS} more malformed items")
         raise InvalidRequest("; ".join(messages), param=problems[0].param)
-    return BatchRequest(tuple(items), label)
+    return BatchRequest(tuple(items), label, webhook_id)
 
 
 def _parse_item(index: int, raw: Any) -> BatchItem:
@@ -125,6 +133,7 @@ def _parse_item(index: int, raw: Any) -> BatchItem:
     except InvalidRequest as problem:
         param = f"{where}.body.{problem.param}" if problem.param else f"{where}.body"
         raise InvalidRequest(problem.message, param=param) from problem
+    webhook_id_of(body, f"{where}.body.")  # its type now; whose it is once the caller is known
     return BatchItem(endpoint, body)
 
 
@@ -138,10 +147,16 @@ class BatchesService:
         self.jobs.ensure_enabled()
 
     # -- creating
-    def submit(self, account_id: str, request: BatchRequest) -> dict[str, Any]:
+    def submit(self, account_id: str, request: BatchRequest, base_url: str | None = None) -> dict[str, Any]:
         self.ensure_enabled()
+        webhook_fields = self._webhook_fields(
+            account_id, request, base_url
+        )  # a 400 before anything is stored
         batch_id = new_id("batch_")
-        jobs = [self._new_job(account_id, batch_id, item) for item in request.items]
+        jobs = [
+            self._new_job(account_id, batch_id, item, fields)
+            for item, fields in zip(request.items, webhook_fields, strict=True)
+        ]
         batch = Batch(
             batch_id=batch_id,
             account_id=account_id,
@@ -164,10 +179,33 @@ class BatchesService:
         self._enqueue(jobs)  # 4. wake the dispatcher
         return batch.public([JobSummary(job.job_id, job.status, job.inference_type) for job in jobs])
 
-    def _new_job(self, account_id: str, batch_id: str, item: BatchItem) -> Job:
-        job = self.jobs.new_job(account_id, item.endpoint, item.body)
+    def _new_job(self, account_id: str, batch_id: str, item: BatchItem, fields: dict[str, Any]) -> Job:
+        job = self.jobs.new_job(account_id, item.endpoint, item.body, **fields)
         job.batch_id = batch_id
         return job
+
+    @staticmethod
+    def _webhook_fields(account_id: str, request: BatchRequest, base_url: str | None) -> list[dict[str, Any]]:
+        """Per item, what its job carries for webhooks: its own metadata.webhook_id's, and the batch's
+        (so that its end counts towards batch.completed)."""
+        from switchyard.adapters.jobs_table import OUTBOX_ATTRIBUTE, outbox_part
+        from switchyard.services.webhooks import get_webhooks_service
+
+        webhooks = get_webhooks_service()
+        if request.webhook_id:
+            webhooks.require(account_id, request.webhook_id)
+        fields = []
+        for index, item in enumerate(request.items):
+            own = webhooks.job_fields(account_id, item.body, base_url, where=f"requests[{index}].body.")
+            if request.webhook_id:
+                own.update(
+                    batch_webhook_id=request.webhook_id,
+                    batch_total=len(request.items),
+                    base_url=base_url,
+                )
+                own.setdefault(OUTBOX_ATTRIBUTE, outbox_part())
+            fields.append(own)
+        return fields
 
     def _enqueue(self, jobs: list[Job]) -> None:
         try:

@@ -11,14 +11,14 @@ from typing import Any
 
 from switchyard.adapters.batches_table import BatchesTable
 from switchyard.adapters.jobs_queue import JobMessage, JobsQueue
-from switchyard.adapters.jobs_table import JobsTable, now_ms
+from switchyard.adapters.jobs_table import OUTBOX_ATTRIBUTE, JobsTable, now_ms, outbox_part
 from switchyard.adapters.media_store import MediaStore
 from switchyard.catalog import Endpoint
 from switchyard.errors import AsyncDisabled, Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
 from switchyard.job_model import ACTIVE, FINISHED, RETRYABLE, Job, JobStatus
 from switchyard.settings import Settings, get_settings
-from switchyard.validation import provider_body
+from switchyard.validation import gateway_fields, provider_body
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ class JobsService:
             queued_ms=now,
             extra={k: v for k, v in extra.items() if v is not None},
         )
+        taken = gateway_fields(data)
+        if taken:  # what the provider does not see, kept so the generation can show the request as sent
+            job.extra["client_fields"] = json.dumps(taken, separators=(",", ":"))
         body = json.dumps(provider_body(data), separators=(",", ":"))
         if len(body) > self.settings.inline_result_limit_bytes:
             job.body_key = f"payloads/{job.job_id}.json"
@@ -167,11 +170,14 @@ class JobsService:
                 f"'{job.extra['workflow_run_id']}'; start a new run instead of retrying the job."
             )
         now = now_ms()
+        rearm = {}
+        if job.extra.get("webhook_id") or job.extra.get("batch_webhook_id"):
+            rearm[OUTBOX_ATTRIBUTE] = outbox_part()  # its next end is announced too (webhooks)
         requeued = self.table.transition(
             job_id,
             from_statuses=RETRYABLE,
             to_status=JobStatus.QUEUED,
-            set_values={"attempt": 0, "queued_ms": now},
+            set_values={"attempt": 0, "queued_ms": now, **rearm},
             add={"gen": 1, "manual_retries": 1},
             remove=(
                 "error_type",
@@ -195,6 +201,10 @@ class JobsService:
 
     def after_finish(self, job: Job) -> None:
         """Work that follows a job's end, whoever ended it (dispatcher, cancel, sweeper)."""
+        # WEBHOOKS: subscribes here until the job-end hook lands (then: subscribe to it instead).
+        from switchyard.services.webhook_events import job_ended
+
+        job_ended(job)
         if job.extra.get("task_token"):
             # A workflow step's job: answer the step's task token (imported lazily: few jobs are steps).
             from switchyard.services.workflow_runner import report_job_end

@@ -1,5 +1,6 @@
 """The sweeper (scheduled): re-queues work whose message was lost or whose runner died, frees expired
-provider slots, deletes batches whose creation crashed, and records that it ran."""
+provider slots, deletes batches whose creation crashed, announces job ends the job-end hook missed,
+sends webhook deliveries whose wait was too long for an SQS delay, and records that it ran."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from switchyard.job_model import Job, JobStatus
 from switchyard.services.batches import BatchesService, get_batches_service
 from switchyard.services.jobs import SWEEPER_TICK_ID, JobsService, get_jobs_service
 from switchyard.services.providers import ProvidersService, get_providers_service
+from switchyard.services.webhook_events import WebhookEvents, get_webhook_events
 from switchyard.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -24,6 +26,8 @@ class SweepReport:
     failed_expired: list[str] = field(default_factory=list)
     expired_leases: int = 0
     abandoned_batches: list[str] = field(default_factory=list)
+    webhooks_announced_late: list[str] = field(default_factory=list)
+    webhooks_woken: int = 0
 
 
 class Sweeper:
@@ -33,11 +37,13 @@ class Sweeper:
         jobs: JobsService,
         providers: ProvidersService,
         batches: BatchesService | None = None,
+        webhooks: WebhookEvents | None = None,
     ):
         self.settings = settings
         self.jobs = jobs
         self.providers = providers
         self.batches = batches
+        self.webhooks = webhooks
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -55,6 +61,9 @@ class Sweeper:
             elif job.status == JobStatus.PROCESSING and job.lease_until_ms and job.lease_until_ms < now:
                 self._recover_expired(job, report)
         report.expired_leases = self.providers.expire_leases(now)
+        if self.webhooks is not None:
+            webhooks = self.webhooks.sweep()
+            report.webhooks_announced_late, report.webhooks_woken = webhooks.announced_late, webhooks.woken
         self.jobs.record_tick(SWEEPER_TICK_ID)
         return report
 
@@ -111,4 +120,10 @@ class Sweeper:
 
 @lru_cache(maxsize=1)
 def get_sweeper() -> Sweeper:
-    return Sweeper(get_settings(), get_jobs_service(), get_providers_service(), get_batches_service())
+    return Sweeper(
+        get_settings(),
+        get_jobs_service(),
+        get_providers_service(),
+        get_batches_service(),
+        get_webhook_events(),
+    )

@@ -4,8 +4,13 @@
   outputs and submit an ordinary async job carrying the step's task token.
 - `record`: a step ended (or could not run): record its outcome once, then wake its dependents
   (success) or skip them, transitively (anything else).
-- `finish`: every step is final: decide the run's status.
+- `wait_gate`: a gate's dependencies are done: park its token on the step (it is now waiting for a
+  decision) and announce workflow.gate.waiting to the run's webhook.
+- `finish`: every step is final: decide the run's status and announce workflow.run.completed.
 - `report_job_end`: called by `JobsService.after_finish` for a step's job: answer the step's token.
+
+Announcements are idempotent (a run's end, a gate's wait each have one webhook-id), so a task that
+fails to store one raises and is retried by the state machine.
 
 Exactly-once wake-ups: a waiting step parks by storing its token on its own item on condition that
 dependencies are still pending (the state machine's updateItem.waitForTaskToken); a finishing step
@@ -27,11 +32,15 @@ from switchyard.catalog import endpoint_for
 from switchyard.errors import ApiError
 from switchyard.job_model import Job, JobStatus
 from switchyard.services.jobs import JobsService, get_jobs_service
+from switchyard.services.webhook_events import get_webhook_events
+from switchyard.services.webhooks import get_webhooks_service
 from switchyard.services.workflows import step_values
 from switchyard.settings import Settings, get_settings
 from switchyard.validation import validate_inference_body
+from switchyard.webhook_model import iso_ms
 from switchyard.workflows import references as refs
 from switchyard.workflows.model import FINAL_STEP_STATUSES, RunStatus, StepKind, StepStatus
+from switchyard.workflows.outputs import ms_from_iso
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +55,10 @@ TIMEOUT = "States.Timeout"
 
 class StepNotRunnable(Exception):
     """start_job found the step already skipped or canceled (the state machine records what it is)."""
+
+
+class AnnouncementFailed(Exception):
+    """A webhook event could not be stored; the state machine retries the task (the same webhook-id)."""
 
 
 class StepBodyError(Exception):
@@ -81,6 +94,8 @@ class WorkflowRunner:
         action = event.get("action")
         if action == "start_job":
             return self.start_job(event["run_id"], event["step_id"], event["task_token"])
+        if action == "wait_gate":
+            return self.wait_gate(event["run_id"], event["step_id"], event["task_token"])
         if action == "record":
             return self.record(event["run_id"], event["step_id"], event.get("result") or {})
         if action == "finish":
@@ -113,6 +128,9 @@ class WorkflowRunner:
         try:
             body = self._body(run, step)
             validate_inference_body(endpoint.path, body, prefix=f"step '{step_id}': body.")
+            webhook = get_webhooks_service().job_fields(
+                run["account_id"], body, run.get("base_url"), where=f"step '{step_id}': body."
+            )
         except (refs.BadReference, ApiError) as exc:
             message = exc.message if isinstance(exc, ApiError) else str(exc)
             self.runs.update(
@@ -127,6 +145,7 @@ class WorkflowRunner:
             workflow_run_id=run_id,
             workflow_step_id=step_id,
             task_token=token,
+            **webhook,
         )
         stored = self.runs.update(
             step_key(run_id, step_id),
@@ -178,6 +197,66 @@ class WorkflowRunner:
             return found
 
         return refs.substitute(body, lookup)
+
+    # ---------------------------------------------------------------- wait_gate
+
+    def wait_gate(self, run_id: str, step_id: str, token: str) -> dict[str, Any]:
+        """Park the gate's token (pending -> waiting), then announce the wait. A retried task (a new token)
+        finds the gate waiting already: it replaces the token and announces again (the same webhook-id)."""
+        step = self.runs.get_step(run_id, step_id)
+        if step is None or step.get("type") != StepKind.GATE.value:
+            raise StepNotRunnable(f"run {run_id} has no gate {step_id}")
+        if step["status"] == StepStatus.PENDING:
+            parked = self.runs.update(
+                step_key(run_id, step_id),
+                set_values={
+                    "gate_token": token,
+                    "status": StepStatus.WAITING.value,
+                    "waiting_since": _now_iso(),
+                },
+                condition="#status = :pending",
+                condition_values={":pending": StepStatus.PENDING.value},
+            )
+        elif step["status"] == StepStatus.WAITING:
+            parked = self.runs.update(
+                step_key(run_id, step_id),
+                set_values={"gate_token": token},
+                condition="#status = :waiting",
+                condition_values={":waiting": StepStatus.WAITING.value},
+            )
+        else:
+            parked = None
+        if parked is None:  # skipped or canceled meanwhile: the state machine records what it is
+            step = self.runs.get_step(run_id, step_id) or step
+            raise StepNotRunnable(f"gate '{step_id}' is {step['status']}")
+        run = self.runs.get_run(run_id) or {}
+        waiting_ms = ms_from_iso(parked.get("waiting_since")) or now_ms()
+        timeout = int(parked.get("timeout_seconds", 0))
+        try:
+            self._announce_wait(run, run_id, step_id, parked, waiting_ms, timeout)
+        except Exception as exc:
+            raise AnnouncementFailed(f"workflow.gate.waiting of {run_id}/{step_id}: {exc}") from exc
+        return {"step_id": step_id, "status": StepStatus.WAITING.value}
+
+    @staticmethod
+    def _announce_wait(
+        run: dict[str, Any], run_id: str, step_id: str, parked: dict[str, Any], waiting_ms: int, timeout: int
+    ) -> None:
+        base_url = run.get("base_url", "")
+        get_webhook_events().gate_waiting(
+            run,
+            {
+                "run_id": run_id,
+                "step_id": step_id,
+                "prompt": parked.get("prompt"),
+                "description": parked.get("description"),
+                "waiting_since": iso_ms(waiting_ms),
+                "expires_at": iso_ms(waiting_ms + timeout * 1000) if timeout else None,
+                "approve_url": f"{base_url}/v1/workflows/runs/{run_id}/steps/{step_id}/approve",
+                "reject_url": f"{base_url}/v1/workflows/runs/{run_id}/steps/{step_id}/reject",
+            },
+            waiting_ms,
+        )
 
     # ---------------------------------------------------------------- record
 
@@ -311,6 +390,7 @@ class WorkflowRunner:
         if run is None:
             return {"status": RunStatus.FAILED.value}
         if run["status"] != RunStatus.RUNNING:  # canceled (or finished by an earlier attempt)
+            self._announce_end(run)
             return {"status": run["status"]}
         steps = sorted(self.runs.get_steps(run_id), key=lambda s: int(s["index"]))
         status, error = _run_outcome(steps)
@@ -346,8 +426,25 @@ class WorkflowRunner:
             condition_values={":running": RunStatus.RUNNING.value},
         )
         if finished is None:  # canceled at the last moment
-            return {"status": (self.runs.get_run(run_id) or {}).get("status", status.value)}
+            run = self.runs.get_run(run_id) or {}
+            self._announce_end(run)
+            return {"status": run.get("status", status.value)}
+        self._announce_end(finished)
         return {"status": status.value}
+
+    def _announce_end(self, run: dict[str, Any]) -> None:
+        """workflow.run.completed (once per run: a repeated announcement is the same delivery)."""
+        if run.get("webhook_id") and run.get("status") != RunStatus.RUNNING:
+            from switchyard.services.workflows import get_workflows_service
+
+            get_webhook_events().run_ended(run, get_workflows_service().summary(run))
+
+
+def _now_iso() -> str:
+    """Step Functions' `$$.State.EnteredTime` format, which waiting_since has always had."""
+    from datetime import UTC, datetime
+
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _verb(outcome: StepStatus) -> str:

@@ -21,6 +21,7 @@ from switchyard.ids import new_id
 from switchyard.job_model import Job, JobStatus
 from switchyard.services.jobs import JobsService, get_jobs_service
 from switchyard.settings import Settings, get_settings
+from switchyard.validation import webhook_id_of
 from switchyard.workflows.model import (
     ACTIVE_STEP_STATUSES,
     MAX_PROMPT_CHARS,
@@ -36,7 +37,7 @@ from switchyard.workflows.templates import all_templates, find_template
 logger = logging.getLogger(__name__)
 
 MAX_LIST_LIMIT = 100
-_START_KEYS = {"template", "spec", "inputs"}
+_START_KEYS = {"template", "spec", "inputs", "metadata"}
 
 
 def is_llm_endpoint(endpoint: str | None) -> bool:
@@ -79,7 +80,12 @@ class WorkflowsService:
             raise InvalidRequest("Request body must be a JSON object.")
         unknown = sorted(set(request) - _START_KEYS)
         if unknown:
-            raise InvalidRequest(f"unknown field(s) {', '.join(unknown)} (use template or spec, and inputs).")
+            raise InvalidRequest(
+                f"unknown field(s) {', '.join(unknown)} (use template or spec, inputs and metadata)."
+            )
+        if request.get("metadata") is not None and not isinstance(request["metadata"], dict):
+            raise InvalidRequest("metadata: must be an object.", param="metadata")
+        webhook_id_of(request)  # its type now; whose it is in start, once the caller is known
         template_id, raw_spec = request.get("template"), request.get("spec")
         if (template_id is None) == (raw_spec is None):
             raise InvalidRequest("Give exactly one of 'template' (a template id) or 'spec' (an inline DAG).")
@@ -97,6 +103,7 @@ class WorkflowsService:
     def start(self, account_id: str, request: Any, base_url: str) -> dict[str, Any]:
         self.ensure_enabled()
         template_id, spec, inputs = self.prepare(request)
+        webhook_id = self._check_webhooks(account_id, request, spec)  # a 400 before anything is stored
         run_id = new_id("run_")
         now = now_ms()
         run_item: dict[str, Any] = {
@@ -111,6 +118,8 @@ class WorkflowsService:
         }
         if template_id:
             run_item["template"] = template_id
+        if webhook_id:
+            run_item["webhook_id"] = webhook_id
         step_items, execution_steps = [], []
         for index, step in enumerate(spec.steps):
             timeout = step.timeout_seconds or (
@@ -170,6 +179,22 @@ class WorkflowsService:
         self.runs.update(run_key(run_id), set_values={"execution_arn": execution_arn})
         return self.view(account_id, run_id, base_url)
 
+    @staticmethod
+    def _check_webhooks(account_id: str, request: dict[str, Any], spec: WorkflowSpec) -> str | None:
+        """The run's webhook (workflow.run.completed, workflow.gate.waiting), and the webhooks its steps'
+        bodies name literally (their jobs' events), all the caller's own; returns the run's."""
+        from switchyard.services.webhooks import get_webhooks_service
+
+        webhooks = get_webhooks_service()
+        webhook_id = webhook_id_of(request)
+        if webhook_id:
+            webhooks.require(account_id, webhook_id)
+        for step in spec.steps:
+            named = webhook_id_of(step.body, f"step '{step.id}': body.") if step.body else None
+            if named and "{{" not in named:  # a reference is checked when the step starts
+                webhooks.require(account_id, named, f"step '{step.id}': body.metadata.webhook_id")
+        return webhook_id
+
     # -- reading
     def owned_run(self, account_id: str, run_id: str) -> dict[str, Any]:
         run = self.runs.get_run(run_id)
@@ -193,6 +218,10 @@ class WorkflowsService:
             "steps": step_views,
             "edges": [{"from": dep, "to": s["step_id"]} for s in steps for dep in s.get("depends_on", [])],
         }
+
+    def summary(self, run: dict[str, Any]) -> dict[str, Any]:
+        """The run without its steps (lists, and workflow.run.completed's data)."""
+        return self._summary(run)
 
     def _summary(self, run: dict[str, Any]) -> dict[str, Any]:
         return {
