@@ -106,7 +106,10 @@ def start_local_stack(workdir: Path, *overrides: str) -> LocalStack:
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory) -> Iterator[LocalStack]:
     workdir = tmp_path_factory.mktemp("stack")
-    stack = start_local_stack(workdir, "NoProviderGraceSeconds=4", "JobUpstreamTimeoutSeconds=5")
+    # The webhook retry schedule compressed from about 3 days to 2 s.
+    stack = start_local_stack(
+        workdir, "NoProviderGraceSeconds=4", "JobUpstreamTimeoutSeconds=5", "WebhookRetrySchedule=0,1,1"
+    )
     yield stack
     _stop(stack.process)
 
