@@ -76,7 +76,7 @@ class _Pending:
 
 
 class WebhookQueue:
-    def __init__(self, queue_url: str, linger_seconds: float = 0.01):
+    def __init__(self, queue_url: str, linger_seconds: float = 0.02):
         self.queue_url = queue_url
         self._linger = linger_seconds
         self._changed = threading.Condition()
