@@ -13,11 +13,14 @@ import sys
 from pathlib import Path
 
 LOCAL_STATE = Path(".switchyard") / "local-stack.json"
-# Template logical id → the environment variable the services read.
+# Template logical id → the environment variable the services read (the settings require the webhook
+# resources' names even though these commands never touch them).
 STACK_TABLES = {
     "AccountsTable": "ACCOUNTS_TABLE",
     "ApiKeysTable": "API_KEYS_TABLE",
     "ProvidersTable": "PROVIDERS_TABLE",
+    "WebhooksTable": "WEBHOOKS_TABLE",
+    "WebhookDeliveryQueue": "WEBHOOK_QUEUE_URL",  # a queue's physical id is its URL
 }
 
 
