@@ -60,6 +60,9 @@ def openapi_document(app: APIGatewayHttpResolver) -> str:
     for operation in (op for item in spec.get("paths", {}).values() for op in item.values()):
         # Powertools documents 422 for validation errors; this API answers 400 (documented per route).
         operation.get("responses", {}).pop("422", None)
+    from switchyard.api.webhooks_routes import document_events
+
+    document_events(spec)
     return json.dumps(spec)
 
 

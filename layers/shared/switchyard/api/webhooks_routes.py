@@ -213,3 +213,69 @@ def register(app) -> None:
     def redeliver(webhook_id: WebhookId, delivery_id: DeliveryId):
         delivery = get_webhooks_service().redeliver(caller_account(app), webhook_id, delivery_id)
         return _json(202, delivery.public())
+
+
+def document_events(spec: dict) -> None:
+    """OpenAPI 3.1 `webhooks`: what a receiver gets for each event type (body, headers, what to answer)."""
+    from switchyard.api.webhook_schemas import GenerationForClient, WebhookEvent
+    from switchyard.webhook_model import EventType
+
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for model in (WebhookEvent, GenerationForClient):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas.setdefault(model.__name__, schema)
+    headers = [
+        (
+            "webhook-id",
+            "The delivery id (msg_...): the same on every retry and redelivery. Deduplicate on it.",
+        ),
+        ("webhook-timestamp", "Unix seconds of this attempt; refuse values more than 5 minutes off."),
+        (
+            "webhook-signature",
+            'v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{raw body}"> with the decoded secret; '
+            "two, space-separated, for 24 h after a rotation. Verify on the raw body.",
+        ),
+        ("x-inference-event", "The event type."),
+        ("x-inference-webhook-id", "The webhook (wh_...)."),
+        (
+            "x-inference-generation-id",
+            "The generation, for generation.completed and async-embedding.completed.",
+        ),
+    ]
+    data = {
+        EventType.GENERATION_COMPLETED: "GenerationForClient (Success, Failed or Canceled: see state)",
+        EventType.EMBEDDING_COMPLETED: "GenerationForClient of an embedding job",
+        EventType.BATCH_COMPLETED: "the batch object (status DONE, per-status counts, jobs)",
+        EventType.WORKFLOW_RUN_COMPLETED: "the run (id, status, error, timings)",
+        EventType.WORKFLOW_GATE_WAITING: "run_id, step_id, prompt, waiting_since, expires_at, approve_url, reject_url",
+        EventType.TEST: "webhook_id, url, message",
+    }
+    spec["webhooks"] = {
+        event.value: {
+            "post": {
+                "summary": f"{event.value}: data is {what}",
+                "parameters": [
+                    {
+                        "name": name,
+                        "in": "header",
+                        "required": name.startswith("webhook-"),
+                        "description": text,
+                        "schema": {"type": "string"},
+                    }
+                    for name, text in headers
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/WebhookEvent"}}
+                    },
+                },
+                "responses": {
+                    "2XX": {"description": "Delivered. Anything else is retried on the schedule (3xx too)."},
+                    "410": {"description": "Gone: the webhook is disabled and nothing more is sent."},
+                },
+            }
+        }
+        for event, what in data.items()
+    }

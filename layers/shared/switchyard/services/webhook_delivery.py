@@ -119,7 +119,9 @@ class WebhookDeliverer:
                 return DeliveryOutcome("stale", message.delivery_id, "no longer due")
             early = ((stored.next_attempt_ms or 0) - now_ms()) / 1000
             if early > 1:  # woken ahead of time (a wait longer than SQS can delay): wait the rest
-                self.events.send_message(message, max(1, min(early, self.settings.webhook_max_queue_delay_seconds)))
+                self.events.send_message(
+                    message, max(1, min(early, self.settings.webhook_max_queue_delay_seconds))
+                )
                 return DeliveryOutcome("waiting", message.delivery_id, f"due in {early:.0f} s")
             delivery = stored
         endpoint = self.directory.get(message.webhook_id)
