@@ -49,15 +49,20 @@ PRICES = {
 DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
-def end_to_end(setup, jobs: int, clients: int, body: dict | None = None) -> tuple[float, list[float]]:
+def end_to_end(
+    setup, jobs: int, clients: int, body: dict | None = None, rate: float | None = None
+) -> tuple[float, list[float]]:
+    """`rate` (jobs/s over all clients) paces the submissions; by default they go as fast as they can."""
     body = body or BODY
     headers = {"Authorization": f"Bearer {setup.api_key}"}
     submitted: dict[str, float] = {}
     lock = threading.Lock()
 
-    def submit(count: int) -> None:
+    def submit(count: int, offset: int) -> None:
         with httpx.Client(base_url=setup.gateway_url, timeout=60, trust_env=False) as client:
-            for _ in range(count):
+            for number in range(count):
+                if rate:
+                    time.sleep(max(0.0, started_at + (number * clients + offset) / rate - time.time()))
                 sent = time.time()
                 response = client.post("/v1/chat/completions", json=body, headers=headers)
                 response.raise_for_status()
@@ -65,9 +70,12 @@ def end_to_end(setup, jobs: int, clients: int, body: dict | None = None) -> tupl
                     submitted[response.json()["id"]] = sent
 
     started = time.perf_counter()
+    started_at = time.time()
     with ThreadPoolExecutor(clients) as pool:
-        for share in [jobs // clients + (1 if i < jobs % clients else 0) for i in range(clients)]:
-            pool.submit(submit, share)
+        for offset, share in enumerate(
+            jobs // clients + (1 if i < jobs % clients else 0) for i in range(clients)
+        ):
+            pool.submit(submit, share, offset)
     with httpx.Client(base_url=setup.gateway_url, timeout=60, trust_env=False) as client:
         while True:
             summary = client.get("/api/inference/queue/summary", headers=headers).json()
@@ -129,8 +137,9 @@ def _epoch(iso_text: str) -> float:
     return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
 
 
-def webhooks_end_to_end(jobs: int, clients: int) -> dict[str, Any]:
-    """`jobs` chat jobs, each naming a webhook, through a fresh local stack to a verifying receiver."""
+def webhooks_end_to_end(jobs: int, clients: int, rate: float | None = None) -> dict[str, Any]:
+    """`jobs` chat jobs, each naming a webhook, through a fresh local stack to a verifying receiver
+    (submitted at `rate` jobs/s, or all at once)."""
     from switchyard_agent.serving import serve_in_thread
 
     receiver = Receiver()
@@ -151,7 +160,7 @@ def webhooks_end_to_end(jobs: int, clients: int) -> dict[str, Any]:
         ).json()
         receiver.secret = created["secret"]
         started = time.time()
-        rate, _ = end_to_end(setup, jobs, clients, with_webhook(created["id"]))
+        throughput, _ = end_to_end(setup, jobs, clients, with_webhook(created["id"]), rate)
         deadline = time.monotonic() + 300
         while len(receiver.arrivals) < jobs and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -159,7 +168,7 @@ def webhooks_end_to_end(jobs: int, clients: int) -> dict[str, Any]:
     delays = [arrived - finished for arrived, finished in arrivals]
     span = arrivals[-1][0] - started if arrivals else float("nan")
     return {
-        "jobs_per_second": rate,
+        "jobs_per_second": throughput,
         "delivered": len(arrivals),
         "deliveries_per_second": len(arrivals) / span,
         "delays": delays,
@@ -513,6 +522,13 @@ def main() -> None:
     parser.add_argument(
         "--webhook-jobs", type=int, default=1000, help="jobs of the run with a webhook each (0: skip)"
     )
+    parser.add_argument(
+        "--paced-webhook-jobs",
+        type=int,
+        default=200,
+        help="jobs of the paced run with a webhook each (0: skip)",
+    )
+    parser.add_argument("--paced-rate", type=float, default=4.0, help="jobs/s of the paced run")
     args = parser.parse_args()
     if not 1 <= args.ceiling_processes <= args.clients:
         parser.error("--ceiling-processes must be between 1 and --clients")
@@ -524,6 +540,11 @@ def main() -> None:
     ) as setup:
         rate, latencies = end_to_end(setup, args.jobs, args.clients)
     webhook_run = webhooks_end_to_end(args.webhook_jobs, args.clients) if args.webhook_jobs else None
+    paced_run = (
+        webhooks_end_to_end(args.paced_webhook_jobs, args.clients, args.paced_rate)
+        if args.paced_webhook_jobs
+        else None
+    )
     sample = 50
     counts, invocations, trace = billable_requests_per_job(sample)
     webhook_counts, webhook_caused, webhook_dispatches, webhook_deliveries = billable_requests_with_webhook(
@@ -583,6 +604,17 @@ def main() -> None:
         print(
             f"  job end to delivery:          p50 {percentile(delays, 0.5) * 1000:8.1f} ms   "
             f"p99 {percentile(delays, 0.99) * 1000:8.1f} ms"
+        )
+    if paced_run:
+        delays = paced_run["delays"]
+        print(
+            f"\nWith a webhook on every job, paced ({args.paced_webhook_jobs} jobs submitted at {args.paced_rate:g}/s,"
+            " below what the stack sustains: no backlog)"
+        )
+        print(
+            f"  job end to delivery:          p50 {percentile(delays, 0.5) * 1000:8.1f} ms   "
+            f"p99 {percentile(delays, 0.99) * 1000:8.1f} ms  ({paced_run['delivered']} delivered,"
+            f" {paced_run['duplicates']} duplicates, {paced_run['bad_signatures']} bad signatures)"
         )
     # Attributed: what the webhook's own calls cost (its table and queue, the outbox write on the job, the
     # delivery function's invocations); the cross-check subtracts every call of the plain run.

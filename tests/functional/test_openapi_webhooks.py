@@ -53,7 +53,9 @@ def test_the_webhook_create_body_and_answer_are_their_real_schemas(spec):
     body = _schema(spec, operation["requestBody"])
     assert set(body["properties"]) == {"url", "events", "description"} and body["required"] == ["url"]
     created = _schema(spec, operation["responses"]["201"])
-    assert {"id", "url", "events", "status", "secret", "previous_secret_expires_at"} <= set(created["properties"])
+    assert {"id", "url", "events", "status", "secret", "previous_secret_expires_at"} <= set(
+        created["properties"]
+    )
 
 
 def test_generation_and_delivery_answers_are_their_real_schemas(spec):
@@ -61,7 +63,13 @@ def test_generation_and_delivery_answers_are_their_real_schemas(spec):
     assert set(generation["properties"]) == {
         "id", "state", "stateMessage", "request", "response", "model", "createdAt", "dispatchedAt", "finishedAt",
     }  # fmt: skip
-    assert generation["properties"]["state"]["enum"] == ["Queued", "InProgress", "Success", "Failed", "Canceled"]
+    assert generation["properties"]["state"]["enum"] == [
+        "Queued",
+        "InProgress",
+        "Success",
+        "Failed",
+        "Canceled",
+    ]
     delivery = _schema(
         spec, spec["paths"]["/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"]["get"]["responses"]["200"]
     )
@@ -77,6 +85,10 @@ def test_the_events_a_receiver_gets_are_documented_as_openapi_webhooks(spec):
 
     assert set(spec["webhooks"]) == set(EVENT_TYPES)
     delivery = spec["webhooks"]["generation.completed"]["post"]
-    assert {p["name"] for p in delivery["parameters"]} >= {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    assert {p["name"] for p in delivery["parameters"]} >= {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
     event = spec["components"]["schemas"]["WebhookEvent"]
     assert {"event", "type", "timestamp", "webhook_id", "generation_id", "data"} == set(event["properties"])
