@@ -308,16 +308,20 @@ def test_waits_longer_than_sqs_can_delay_are_sent_by_the_sweeper(
     assert second.at - first.at >= 1.6 and second.headers["webhook-id"] == first.headers["webhook-id"]
 
 
-def test_a_lost_message_is_sent_again_by_the_sweeper(
+def test_a_message_sqs_refused_is_sent_by_the_sweeper(
     api, caller, webhooks, online_provider, receiver, monkeypatch
 ):
-    from switchyard.adapters.webhook_queue import WebhookQueue
+    from switchyard.adapters.webhook_queue import SendFailed, WebhookQueue
 
     monkeypatch.setenv("WEBHOOK_LOST_MESSAGE_SECONDS", "2")
     reset_switchyard_caches()
     hook = webhook(api, caller, receiver.url)
     real_send = WebhookQueue.send
-    monkeypatch.setattr(WebhookQueue, "send", lambda self, message, delay_seconds=0: None)  # SQS "loses" it
+
+    def refuse(self, message, delay_seconds=0):
+        raise SendFailed("throttled")
+
+    monkeypatch.setattr(WebhookQueue, "send", refuse)
     job_id = api(
         "POST",
         "/v1/slow/chat/completions",
@@ -331,3 +335,33 @@ def test_a_lost_message_is_sent_again_by_the_sweeper(
     assert webhooks.sweep()["webhooks_woken"] == 1
     webhooks.run(lambda: len(receiver.received) == 1)
     assert receiver.received[0].json()["generation_id"] == job_id
+    assert webhooks.sweep()["webhooks_announced_late"] == []  # the end itself was announced
+
+
+def test_a_process_dying_between_storing_and_sending_is_covered_by_the_outbox(
+    api, caller, webhooks, online_provider, receiver, monkeypatch
+):
+    from switchyard.adapters.webhook_queue import WebhookQueue
+
+    hook = webhook(api, caller, receiver.url)
+    real_send = WebhookQueue.send
+
+    def die(self, message, delay_seconds=0):
+        raise SystemError("the sandbox froze for good")
+
+    monkeypatch.setattr(WebhookQueue, "send", die)
+    job_id = api(
+        "POST",
+        "/v1/slow/chat/completions",
+        body={**CHAT, "metadata": {"webhook_id": hook["id"]}},
+        headers=caller.headers,
+    ).json()["id"]
+    webhooks.run(lambda: generation(api, caller, job_id)["state"] == "Success")
+    stored = api("GET", f"/v1/webhooks/{hook['id']}/deliveries", headers=caller.headers).json()["data"]
+    assert [d["status"] for d in stored] == ["pending"] and stored[0]["attempt_count"] == 0
+    monkeypatch.setattr(WebhookQueue, "send", real_send)
+    monkeypatch.setenv("WEBHOOK_HANDOVER_GRACE_SECONDS", "0")
+    reset_switchyard_caches()
+    assert webhooks.sweep()["webhooks_announced_late"] == [job_id]  # announced again: same delivery, sent
+    webhooks.run(lambda: len(receiver.received) == 1)
+    assert receiver.received[0].headers["webhook-id"] == stored[0]["id"]

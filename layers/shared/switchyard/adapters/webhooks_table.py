@@ -340,12 +340,12 @@ class WebhooksTable:
         return Delivery.from_item(item)
 
     def mark_woken(self, webhook_id: str, delivery_id: str, index: int, wake_ms: int) -> bool:
-        """The sweeper sent a message for scheduled attempt `index`; look again at `wake_ms` if it is
-        still pending then (the message was lost)."""
+        """Look at scheduled attempt `index` again at `wake_ms` if it is still pending then: after the
+        sweeper sent its message (in case that one is lost too), or when its message could not be sent."""
         return (
             self._update(
                 _delivery_key(webhook_id, delivery_id),
-                set_values={"wake_ms": wake_ms},
+                set_values={"wake_part": wake_part_for(delivery_id), "wake_ms": wake_ms},
                 condition="#state = :pending AND next_index = :index",
                 condition_values={":pending": DeliveryState.PENDING.value, ":index": index},
                 names={"#state": "state"},

@@ -35,7 +35,8 @@ START_DESCRIPTION = f"""Body: `{{"template": "<id>", "inputs": {{...}}}}` or `{{
 
 An **inference step** is `{{"id", "endpoint", "body", "depends_on": [...], "timeout_seconds"?}}` and runs as an
 ordinary async job (visible in /v1/jobs) of one of /v1/chat/completions, /v1/completions,
-/v1/images/generations, /v1/audio/speech, /v1/music/generations, /v1/videos/generations, /v1/3d/generations.
+/v1/images/generations, /v1/audio/speech, /v1/music/generations, /v1/videos/generations, /v1/3d/generations,
+/v1/embeddings.
 A **gate** is `{{"id", "type": "gate", "depends_on": [...], "timeout_seconds"?, "prompt"?}}` and waits for
 approve/reject. A step starts as soon as its own dependencies have succeeded; a step that does not succeed
 skips everything downstream of it. At most {MAX_STEPS} steps.

@@ -13,11 +13,13 @@ At-least-once, from the happening to a 2xx (the delivery function, `webhook_deli
    then takes the job out of the index; if its process dies in between, the sweeper finds the job there
    and announces it. Run ends and gate waits are announced by Step Functions tasks that are retried until
    they succeed; a test is announced by the request that asked for it.
-3. Nothing is lost after. A stored, pending delivery carries a wake time in the webhooks table's sparse
-   `by_wake` index: later than its SQS message should arrive (a lost message is re-sent by the sweeper),
-   or, for waits longer than SQS can delay a message (900 s), shortly before it is due (the sweeper sends
-   the message then). Only a recorded 2xx, a 410, an exhausted schedule or a vanished endpoint takes a
-   delivery out of that index.
+3. Nothing is lost after. A pending delivery either has a message in SQS (durable: the delivery function
+   deletes it only after recording the attempt, and SQS parks it in the alarmed DLQ after 5 failed
+   receives) or a wake time in the webhooks table's sparse `by_wake` index: when a message could not be
+   sent, when a retry's message goes out (written with the attempt, in case the process dies before it
+   sends), and for waits longer than SQS can delay a message (900 s: the sweeper sends the message shortly
+   before it is due). A first announcement that stored its delivery and died before sending is announced
+   again (point 2), and an announcement that finds its delivery stored and never attempted sends again.
 
 A batch's completion is counted from its jobs' announcements (a hint: a job retried after its end counts
 twice), and confirmed from the jobs themselves before batch.completed is announced.
@@ -184,13 +186,27 @@ class WebhookEvents:
         if endpoint.status == EndpointStatus.DISABLED:
             delivery.state, delivery.next_attempt_ms = DeliveryState.FAILED, None
             reason = f"endpoint disabled ({endpoint.disabled_reason})"
+        pending = delivery.state == DeliveryState.PENDING
+        queued = pending and first_delay <= self._queue_limit()
+        # A delivery whose message SQS takes needs no wake time (that saves two index writes a delivery);
+        # one whose message could not be sent, or that waits longer than SQS can delay, gets one.
         created = self.table.create_delivery(
             delivery,
             expires_at=self._expires_at(),
-            wake_ms=self.wake_ms(now, first_delay),
+            wake_ms=None if queued else self.wake_ms(now, first_delay),
             final_reason=reason,
         )
-        if created and delivery.state == DeliveryState.PENDING and first_delay <= self._queue_limit():
+        if not created:  # announced before: send again if it may have stopped between storing and sending
+            stored = self.table.get_delivery(event.webhook_id, event.delivery_id)
+            if (
+                queued
+                and stored is not None
+                and stored.state == DeliveryState.PENDING
+                and not stored.attempts
+            ):
+                self.send_message(self.scheduled_message(stored, 0, event.body()), first_delay)
+            return stored
+        if queued:
             self.send_message(self.scheduled_message(delivery, 0, event.body()), first_delay)
         return delivery
 
@@ -262,11 +278,20 @@ class WebhookEvents:
         return self.settings.webhook_max_queue_delay_seconds
 
     def send_message(self, message: DeliveryMessage, delay_seconds: float) -> None:
-        """Wake the delivery function; a message SQS refuses is left to the sweeper (the wake time)."""
+        """Wake the delivery function. A message SQS refuses gives its delivery a wake time, so the sweeper
+        sends it (if even that fails, the announcement fails and is retried: see the module's invariants)."""
         try:
             self.queue.send(message, int(round(delay_seconds)))
-        except SendFailed as exc:  # its wake time brings the sweeper
+        except SendFailed as exc:
             logger.warning("could not queue delivery %s (%s); the sweeper will", message.delivery_id, exc)
+            if message.index is not None:
+                now = now_ms()
+                self.table.mark_woken(
+                    message.webhook_id,
+                    message.delivery_id,
+                    message.index,
+                    now + self.settings.webhook_lost_message_seconds * 1000,
+                )
 
     def _expires_at(self) -> int:
         return now_ms() // 1000 + self.settings.webhook_delivery_retention_days * 86400
