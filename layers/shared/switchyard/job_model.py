@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from switchyard.clock import iso
 
 
 class JobStatus(StrEnum):
@@ -20,12 +21,6 @@ class JobStatus(StrEnum):
 ACTIVE = (JobStatus.QUEUED, JobStatus.PROCESSING)
 FINISHED = (JobStatus.PROCESSED, JobStatus.FAILED, JobStatus.CANCELED)
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELED)
-
-
-def iso(ms: int | None) -> str | None:
-    if not ms:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

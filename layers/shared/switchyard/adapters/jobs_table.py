@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,14 +11,11 @@ from botocore.exceptions import ClientError
 from switchyard.adapters import aws
 from switchyard.adapters.dynamo_updates import is_condition_failure, update_arguments
 from switchyard.batch_model import JobSummary
+from switchyard.clock import now_ms
 from switchyard.job_model import ACTIVE, Job, JobStatus
 
 ACTIVE_INDEX = "active_by_account"
 ACCOUNT_INDEX = "by_account"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class JobsTable:

@@ -17,9 +17,9 @@ from typing import Any
 
 from switchyard.adapters.batches_table import BatchesTable
 from switchyard.adapters.jobs_queue import JobMessage
-from switchyard.adapters.jobs_table import now_ms
 from switchyard.batch_model import Batch, BatchState, JobSummary
 from switchyard.catalog import Endpoint, endpoint_for
+from switchyard.clock import now_ms
 from switchyard.errors import ApiError, InvalidRequest, NotFound, TooLarge
 from switchyard.ids import new_id
 from switchyard.job_model import ACTIVE, Job

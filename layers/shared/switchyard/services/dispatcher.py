@@ -17,8 +17,8 @@ from functools import lru_cache
 
 from switchyard.adapters import upstream
 from switchyard.adapters.jobs_queue import JobMessage
-from switchyard.adapters.jobs_table import now_ms
 from switchyard.catalog import ServiceType
+from switchyard.clock import now_ms
 from switchyard.errors import UpstreamError
 from switchyard.job_model import Job, JobStatus
 from switchyard.services.jobs import JobsService, get_jobs_service, new_claim_id

@@ -11,9 +11,10 @@ from typing import Any
 
 from switchyard.adapters.batches_table import BatchesTable
 from switchyard.adapters.jobs_queue import JobMessage, JobsQueue
-from switchyard.adapters.jobs_table import JobsTable, now_ms
+from switchyard.adapters.jobs_table import JobsTable
 from switchyard.adapters.media_store import MediaStore
 from switchyard.catalog import Endpoint
+from switchyard.clock import iso, now_ms
 from switchyard.errors import AsyncDisabled, Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
 from switchyard.job_model import ACTIVE, FINISHED, RETRYABLE, Job, JobStatus
@@ -234,15 +235,9 @@ class JobsService:
             "active": queued + processing,
             "queued": queued,
             "processing": processing,
-            "dispatcher_last_tick_at": _iso_or_none(dispatcher_tick),
-            "sweeper_last_tick_at": _iso_or_none(self.table.last_tick_ms(SWEEPER_TICK_ID)),
+            "dispatcher_last_tick_at": iso(dispatcher_tick),
+            "sweeper_last_tick_at": iso(self.table.last_tick_ms(SWEEPER_TICK_ID)),
         }
-
-
-def _iso_or_none(ms: int | None) -> str | None:
-    from switchyard.job_model import iso
-
-    return iso(ms) if ms else None
 
 
 def new_claim_id() -> str:

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from switchyard.adapters.jobs_table import now_ms
+from switchyard.clock import now_ms
 from switchyard.job_model import Job, JobStatus
 from switchyard.services.batches import BatchesService, get_batches_service
 from switchyard.services.jobs import SWEEPER_TICK_ID, JobsService, get_jobs_service

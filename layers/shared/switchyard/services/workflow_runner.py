@@ -20,10 +20,10 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from switchyard.adapters.jobs_table import now_ms
 from switchyard.adapters.runs_table import RunsTable, run_key, step_key
 from switchyard.adapters.stepfunctions import StepFunctions
 from switchyard.catalog import endpoint_for
+from switchyard.clock import now_ms
 from switchyard.errors import ApiError
 from switchyard.job_model import Job, JobStatus
 from switchyard.services.jobs import JobsService, get_jobs_service

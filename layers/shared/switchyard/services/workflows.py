@@ -12,10 +12,10 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from switchyard.adapters.jobs_table import now_ms
 from switchyard.adapters.runs_table import RUN_SK, RunsTable, run_key, step_key
 from switchyard.adapters.stepfunctions import StepFunctions
 from switchyard.catalog import ENDPOINTS
+from switchyard.clock import iso, ms_from_iso, now_ms
 from switchyard.errors import Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
 from switchyard.job_model import Job, JobStatus
@@ -29,7 +29,7 @@ from switchyard.workflows.model import (
     StepStatus,
     WorkflowSpec,
 )
-from switchyard.workflows.outputs import gate_output, inference_output, iso_ms, ms_from_iso
+from switchyard.workflows.outputs import gate_output, inference_output
 from switchyard.workflows.spec import prepare
 from switchyard.workflows.templates import all_templates, find_template
 
@@ -200,8 +200,8 @@ class WorkflowsService:
             "object": "workflow.run",
             "status": run["status"],
             "template": run.get("template"),
-            "created_at": iso_ms(run.get("created_ms")),
-            "finished_at": iso_ms(run.get("finished_ms")),
+            "created_at": iso(run.get("created_ms")),
+            "finished_at": iso(run.get("finished_ms")),
             "step_count": int(run.get("step_count", 0)),
             "error": run.get("error"),
         }
@@ -218,8 +218,8 @@ class WorkflowsService:
         out.update(
             status=step["status"],
             depends_on=list(step.get("depends_on", [])),
-            started_at=iso_ms(started_ms),
-            finished_at=iso_ms(finished_ms),
+            started_at=iso(started_ms),
+            finished_at=iso(finished_ms),
             duration_ms=int(finished_ms) - int(started_ms) if started_ms and finished_ms else None,
         )
         if kind == StepKind.INFERENCE.value:
@@ -236,8 +236,8 @@ class WorkflowsService:
             out["gate"] = {
                 "prompt": step.get("prompt"),
                 "timeout_seconds": timeout,
-                "waiting_since": iso_ms(waiting_ms),
-                "expires_at": iso_ms(waiting_ms + timeout * 1000) if waiting_ms and timeout else None,
+                "waiting_since": iso(waiting_ms),
+                "expires_at": iso(waiting_ms + timeout * 1000) if waiting_ms and timeout else None,
                 "resolution": gate_output(step.get("resolution")),
             }
         return out
@@ -308,7 +308,7 @@ class WorkflowsService:
         if resolution:
             return (
                 f"Gate '{name}' was already {resolution['decision']} by {resolution.get('by')} at "
-                f"{iso_ms(resolution.get('at_ms'))}; a gate is decided once."
+                f"{iso(resolution.get('at_ms'))}; a gate is decided once."
             )
         if status == StepStatus.PENDING:
             return f"Gate '{name}' is not waiting for a decision yet: its dependencies have not finished."

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
+
+from switchyard.clock import iso
 
 
 def llm_text(result: Any) -> str | None:
@@ -29,28 +30,6 @@ def inference_output(result: Any, is_llm: bool) -> Any:
     return result
 
 
-def iso_ms(ms: int | None) -> str | None:
-    if not ms:
-        return None
-    return (
-        datetime.fromtimestamp(int(ms) / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-        + f"{int(ms) % 1000:03d}Z"
-    )
-
-
-def ms_from_iso(text: str | None) -> int | None:
-    """Step Functions' `$$.State.EnteredTime` (ISO 8601, UTC) as epoch milliseconds."""
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
-
-
 def gate_output(resolution: dict[str, Any] | None) -> dict[str, Any] | None:
     if not resolution:
         return None
@@ -58,5 +37,5 @@ def gate_output(resolution: dict[str, Any] | None) -> dict[str, Any] | None:
         "decision": resolution.get("decision"),
         "comment": resolution.get("comment"),
         "by": resolution.get("by"),
-        "at": iso_ms(resolution.get("at_ms")),
+        "at": iso(resolution.get("at_ms")),
     }
