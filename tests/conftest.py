@@ -31,34 +31,9 @@ BASE_ENVIRONMENT = {
 
 def reset_switchyard_caches() -> None:
     """Forget settings, clients and services built for a previous environment."""
-    from switchyard import settings
-    from switchyard.adapters import aws
-    from switchyard.services import (
-        accounts,
-        batches,
-        dispatcher,
-        idempotency,
-        jobs,
-        providers,
-        sweeper,
-        workflow_runner,
-        workflows,
-    )
+    from switchyard import caches
 
-    settings.get_settings.cache_clear()
-    aws.reset_clients()
-    for factory in (
-        accounts.get_accounts_service,
-        providers.get_providers_service,
-        jobs.get_jobs_service,
-        batches.get_batches_service,
-        dispatcher.get_dispatcher,
-        sweeper.get_sweeper,
-        idempotency._persistence,
-        workflows.get_workflows_service,
-        workflow_runner.get_workflow_runner,
-    ):
-        factory.cache_clear()
+    caches.reset_all()
 
 
 @dataclass

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from switchyard.caches import cached
 
 
 class Settings(BaseSettings):
@@ -65,6 +66,6 @@ class Settings(BaseSettings):
     provider_cache_seconds: float = 2.0
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_settings() -> Settings:
     return Settings()

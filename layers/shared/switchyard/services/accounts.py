@@ -6,9 +6,9 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 from switchyard.adapters import aws
+from switchyard.caches import cached
 from switchyard.errors import AuthenticationFailed, NotFound
 from switchyard.ids import new_id
 from switchyard.settings import Settings, get_settings
@@ -157,6 +157,6 @@ class AccountsService:
         )
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_accounts_service() -> AccountsService:
     return AccountsService(get_settings())

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from switchyard.adapters.batches_table import BatchesTable
 from switchyard.adapters.jobs_queue import JobMessage
 from switchyard.batch_model import Batch, BatchState, JobSummary
+from switchyard.caches import cached
 from switchyard.catalog import Endpoint, endpoint_for
 from switchyard.clock import now_ms
 from switchyard.errors import ApiError, InvalidRequest, NotFound, TooLarge
@@ -248,6 +248,6 @@ class BatchesService:
         return deleted
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_batches_service() -> BatchesService:
     return BatchesService(get_settings(), get_jobs_service())

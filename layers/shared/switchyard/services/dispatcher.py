@@ -13,10 +13,10 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 from switchyard.adapters import upstream
 from switchyard.adapters.jobs_queue import JobMessage
+from switchyard.caches import cached
 from switchyard.catalog import ServiceType
 from switchyard.clock import now_ms
 from switchyard.errors import UpstreamError
@@ -327,6 +327,6 @@ def _is_json(text: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_dispatcher() -> Dispatcher:
     return Dispatcher(get_settings(), get_jobs_service(), get_providers_service())

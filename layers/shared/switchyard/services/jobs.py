@@ -6,13 +6,13 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from switchyard.adapters.batches_table import BatchesTable
 from switchyard.adapters.jobs_queue import JobMessage, JobsQueue
 from switchyard.adapters.jobs_table import JobsTable
 from switchyard.adapters.media_store import MediaStore
+from switchyard.caches import cached
 from switchyard.catalog import Endpoint
 from switchyard.clock import iso, now_ms
 from switchyard.errors import AsyncDisabled, Conflict, InvalidRequest, NotFound
@@ -244,6 +244,6 @@ def new_claim_id() -> str:
     return secrets.token_hex(8)
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_jobs_service() -> JobsService:
     return JobsService(get_settings())

@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from switchyard.adapters import aws
+from switchyard.caches import cached
 from switchyard.catalog import ServiceType
 from switchyard.endpoint_policy import check_endpoint_url
 from switchyard.errors import NoProvider
@@ -194,7 +194,7 @@ class ProvidersService:
         )
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_providers_service() -> ProvidersService:
     return ProvidersService(get_settings())
 

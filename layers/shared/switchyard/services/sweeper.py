@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import lru_cache
 
+from switchyard.caches import cached
 from switchyard.clock import now_ms
 from switchyard.job_model import Job, JobStatus
 from switchyard.services.batches import BatchesService, get_batches_service
@@ -109,6 +109,6 @@ class Sweeper:
             self.jobs.enqueue(requeued)
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_sweeper() -> Sweeper:
     return Sweeper(get_settings(), get_jobs_service(), get_providers_service(), get_batches_service())

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import lru_cache
 from typing import Any
 
 from switchyard.adapters.runs_table import RunsTable, run_key, step_key
 from switchyard.adapters.stepfunctions import StepFunctions
+from switchyard.caches import cached
 from switchyard.catalog import endpoint_for
 from switchyard.clock import now_ms
 from switchyard.errors import ApiError
@@ -402,6 +402,6 @@ def _cause_message(cause: Any) -> str:
     return cause
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_workflow_runner() -> WorkflowRunner:
     return WorkflowRunner(get_settings(), get_jobs_service())

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import lru_cache
 from typing import Any
 
 from switchyard.adapters.runs_table import RUN_SK, RunsTable, run_key, step_key
 from switchyard.adapters.stepfunctions import StepFunctions
+from switchyard.caches import cached
 from switchyard.catalog import ENDPOINTS
 from switchyard.clock import iso, ms_from_iso, now_ms
 from switchyard.errors import Conflict, InvalidRequest, NotFound
@@ -373,6 +373,6 @@ class WorkflowsService:
             self.jobs.cancel_active(updated["job_id"])
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_workflows_service() -> WorkflowsService:
     return WorkflowsService(get_settings(), get_jobs_service())
