@@ -7,8 +7,6 @@ succeeds for a QUEUED job of the message's generation, or for a PROCESSING job w
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import random
 import time
@@ -21,6 +19,7 @@ from switchyard.catalog import ServiceType
 from switchyard.clock import now_ms
 from switchyard.errors import UpstreamError
 from switchyard.job_model import Job, JobStatus
+from switchyard.job_results import result_of
 from switchyard.services.jobs import JobsService, get_jobs_service, new_claim_id
 from switchyard.services.providers import Provider, ProvidersService, get_providers_service
 from switchyard.settings import Settings, get_settings
@@ -129,23 +128,23 @@ class Dispatcher:
         return self._store_result(job, answer)
 
     def _store_result(self, job: Job, answer: upstream.UpstreamResponse) -> Outcome:
-        content_type = answer.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
-        values: dict = {}
-        if job.is_media:
-            asset, asset_type, metadata = extract_asset(answer.content, content_type)
-            key = f"assets/{job.account_id}/{job.job_id}"
-            self.jobs.media.put(key, asset, asset_type)
-            values.update(result_key=key, result_content_type=asset_type)
-            if metadata is not None:
-                values["result"] = json.dumps(metadata, separators=(",", ":"))
-        else:
-            text = answer.content.decode("utf-8", errors="replace")
-            if len(answer.content) > self.settings.inline_result_limit_bytes:
-                key = f"results/{job.account_id}/{job.job_id}.json"
-                self.jobs.media.put(key, answer.content, content_type)
-                values.update(result_key=key, result_content_type=content_type)
-            else:
-                values["result"] = text if _is_json(text) else json.dumps({"text": text})
+        stored = result_of(
+            job,
+            answer.content,
+            answer.headers.get("content-type", "application/octet-stream"),
+            self.settings.inline_result_limit_bytes,
+        )
+        if stored.blob is not None and stored.result_key is not None:
+            self.jobs.media.put(stored.result_key, stored.blob, stored.result_content_type or "")
+        values = {
+            name: value
+            for name, value in (
+                ("result", stored.result),
+                ("result_key", stored.result_key),
+                ("result_content_type", stored.result_content_type),
+            )
+            if value is not None
+        }
         return self._finish(job, JobStatus.PROCESSED, values=values)
 
     def _provider_failed(self, job: Job, reason: str) -> Outcome:
@@ -255,76 +254,6 @@ class Dispatcher:
         if failed is not None:
             self.jobs.after_finish(failed)
         return Outcome("failed", message.job_id, reason)
-
-
-_MAGIC = (
-    (b"\x89PNG", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF8", "image/gif"),
-    (b"RIFF", "audio/wav"),
-    (b"ID3", "audio/mpeg"),
-    (b"fLaC", "audio/flac"),
-    (b"OggS", "audio/ogg"),
-    (b"glTF", "model/gltf-binary"),
-)
-
-
-def _sniff(data: bytes, default: str) -> str:
-    if data[4:8] == b"ftyp":
-        return "video/mp4"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    for magic, kind in _MAGIC:
-        if data.startswith(magic):
-            return kind
-    return default
-
-
-def extract_asset(content: bytes, content_type: str) -> tuple[bytes, str, dict | None]:
-    """The media bytes of a provider answer, their type, and the JSON metadata without the payload.
-
-    Binary answers are the asset. JSON answers (OpenAI's image shape, or similar) carry the media as base64
-    (`data[0].b64_json`, `b64_json`, `audio`, `data`...); that is decoded and stored, and the JSON minus the
-    base64 is kept as metadata. A JSON answer without inline media is itself the stored asset.
-    """
-    if not content_type.startswith("application/json"):
-        return content, content_type, None
-    try:
-        document = json.loads(content)
-    except ValueError:
-        return content, content_type, None
-    holder, field = _find_base64(document)
-    if holder is None:
-        return content, "application/json", document
-    raw = base64.b64decode(holder[field])
-    holder[field] = f"<stored asset, {len(raw)} bytes>"
-    return raw, _sniff(raw, "application/octet-stream"), document
-
-
-def _find_base64(document) -> tuple[dict | None, str]:
-    candidates = [document]
-    if isinstance(document, dict) and isinstance(document.get("data"), list) and document["data"]:
-        candidates.insert(0, document["data"][0])
-    for holder in candidates:
-        if not isinstance(holder, dict):
-            continue
-        for field in ("b64_json", "b64", "audio", "video", "mesh", "glb", "data"):
-            value = holder.get(field)
-            if isinstance(value, str) and len(value) > 16:
-                try:
-                    base64.b64decode(value, validate=True)
-                except ValueError:
-                    continue
-                return holder, field
-    return None, ""
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
 
 
 @cached
