@@ -5,7 +5,9 @@
 - `record`: a step ended (or could not run): record its outcome once, then wake its dependents
   (success) or skip them, transitively (anything else).
 - `finish`: every step is final: decide the run's status.
-- `report_job_end`: called by `JobsService.after_finish` for a step's job: answer the step's token.
+
+A step's job answers the step's task token when it ends: `step_tokens.answer_step_token`, a job-end
+subscriber (see switchyard.wiring).
 
 Exactly-once wake-ups: a waiting step parks by storing its token on its own item on condition that
 dependencies are still pending (the state machine's updateItem.waitForTaskToken); a finishing step
@@ -25,23 +27,25 @@ from switchyard.caches import cached
 from switchyard.catalog import endpoint_for
 from switchyard.clock import now_ms
 from switchyard.errors import ApiError
-from switchyard.job_model import Job, JobStatus
+from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import JobsService, get_jobs_service
+from switchyard.services.step_tokens import answer_step_token
 from switchyard.services.workflows import step_values
 from switchyard.settings import Settings, get_settings
 from switchyard.validation import validate_inference_body
 from switchyard.workflows import references as refs
 from switchyard.workflows.model import FINAL_STEP_STATUSES, RunStatus, StepKind, StepStatus
+from switchyard.workflows.task_errors import (
+    CANCELED,
+    JOB_CANCELED,
+    JOB_FAILED,
+    REJECTED,
+    SKIPPED,
+    STEP_BODY_ERROR,
+    TIMEOUT,
+)
 
 logger = logging.getLogger(__name__)
-
-# Errors the state machine passes to `record` (Catch ResultPath), by who raises them.
-JOB_FAILED = "Workflow.JobFailed"  # report_job_end: the step's job FAILED
-JOB_CANCELED = "Workflow.JobCanceled"  # report_job_end: the step's job was CANCELED
-REJECTED = "Workflow.Rejected"  # the reject route
-CANCELED = "Workflow.Canceled"  # the run's cancel route
-SKIPPED = "Workflow.Skipped"  # record: an upstream step did not succeed
-TIMEOUT = "States.Timeout"
 
 
 class StepNotRunnable(Exception):
@@ -52,28 +56,11 @@ class StepBodyError(Exception):
     """The step's body could not be built from its references, or is not a valid request."""
 
 
-def report_job_end(job: Job, token: str | None = None, sfn: StepFunctions | None = None) -> None:
-    """Answer a step job's task token with the job's outcome. Never raises: the job has ended either
-    way, and a step whose token stays unanswered times out (its state has a TimeoutSeconds)."""
-    token = token or job.extra.get("task_token")
-    if not token:
-        return
-    sfn = sfn or StepFunctions()
-    try:
-        if job.status == JobStatus.PROCESSED:
-            sfn.succeed(token, {"job_id": job.job_id, "status": job.status.value})
-        elif job.status == JobStatus.FAILED:
-            sfn.fail(token, JOB_FAILED, f"{job.error_type}: {job.error_message}")
-        elif job.status == JobStatus.CANCELED:
-            sfn.fail(token, JOB_CANCELED, "the step's job was canceled")
-    except Exception:  # noqa: BLE001 - see the docstring
-        logger.exception("could not answer the task token of job %s", job.job_id)
-
-
 class WorkflowRunner:
-    def __init__(self, settings: Settings, jobs: JobsService):
+    def __init__(self, settings: Settings, jobs: JobsService, lifecycle: JobLifecycle):
         self.settings = settings
         self.jobs = jobs
+        self.lifecycle = lifecycle
         self.runs = RunsTable(settings.runs_table)
         self.sfn = StepFunctions()
 
@@ -135,20 +122,15 @@ class WorkflowRunner:
             condition_values={":running": StepStatus.RUNNING.value},
         )
         if stored is None:  # canceled while the job was being created: its end answers the token
-            self.jobs.cancel_active(job.job_id)
+            self.lifecycle.cancel(job.job_id)
         return {"job_id": job.job_id}
 
     def _hand_over_token(self, job_id: str, token: str) -> dict[str, Any]:
-        updated = self.jobs.table.update(
-            job_id,
-            set_values={"task_token": token},
-            condition="#status IN (:queued, :processing)",
-            condition_values={":queued": JobStatus.QUEUED.value, ":processing": JobStatus.PROCESSING.value},
-        )
-        if updated is None:  # it already ended (and answered the old token): answer the new one
-            job = self.jobs.table.get(job_id)
+        if self.lifecycle.hand_over_token(job_id, token) is None:
+            # It already ended (and answered the old token): answer the new one.
+            job = self.jobs.find(job_id)
             if job is not None:
-                report_job_end(job, token, self.sfn)
+                answer_step_token(job, token, self.sfn)
         return {"job_id": job_id}
 
     def _body(self, run: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +142,7 @@ class WorkflowRunner:
             item = self.runs.get_step(run["run_id"], step_id)
             if item is None or item["status"] != StepStatus.SUCCEEDED:
                 raise refs.BadReference(f"step '{step_id}' has not succeeded")
-            job = self.jobs.table.get(item["job_id"]) if item.get("job_id") else None
+            job = self.jobs.find(item["job_id"]) if item.get("job_id") else None
             upstream[step_id] = step_values(item, job, self.jobs, run.get("base_url"))
 
         def lookup(ref: refs.Reference) -> Any:
@@ -210,7 +192,7 @@ class WorkflowRunner:
             self._skip_dependents(run_id, recorded, outcome)
             self._note_first_problem(run_id, recorded)
         if outcome == StepStatus.TIMED_OUT and recorded.get("job_id"):
-            self.jobs.cancel_active(recorded["job_id"])  # nobody waits for its answer any more
+            self.lifecycle.cancel(recorded["job_id"])  # nobody waits for its answer any more
         return {"step_id": step_id, "status": outcome.value}
 
     def _outcome(self, step: dict[str, Any], result: dict[str, Any]) -> tuple[StepStatus, dict | None]:
@@ -239,7 +221,7 @@ class WorkflowRunner:
                 message = f"step '{name}' waited for its dependencies longer than {self.settings.workflow_max_wait_seconds} s"
             return StepStatus.TIMED_OUT, {"type": "timed_out", "message": message}
         if error == JOB_FAILED:
-            job = self.jobs.table.get(step["job_id"]) if step.get("job_id") else None
+            job = self.jobs.find(step["job_id"]) if step.get("job_id") else None
             if job is not None and job.error_type:
                 return StepStatus.FAILED, {"type": job.error_type, "message": job.error_message or ""}
             return StepStatus.FAILED, {"type": "upstream_error", "message": cause or "the step's job failed"}
@@ -251,7 +233,7 @@ class WorkflowRunner:
             return StepStatus.CANCELED, {"type": "canceled", "message": "The run was canceled."}
         if error == SKIPPED:
             return StepStatus.SKIPPED, step.get("error")
-        if error == StepBodyError.__name__:
+        if error == STEP_BODY_ERROR:
             return StepStatus.FAILED, step.get("error") or {"type": "invalid_request", "message": cause}
         return StepStatus.FAILED, {"type": "workflow_error", "message": f"{error}: {cause}".rstrip(": ")}
 
@@ -331,7 +313,7 @@ class WorkflowRunner:
                     condition_values={":seen": step["status"]},
                 )
                 if step.get("job_id"):
-                    self.jobs.cancel_active(step["job_id"])
+                    self.lifecycle.cancel(step["job_id"])
         values: dict[str, Any] = {"status": status.value, "finished_ms": now_ms()}
         remove: tuple[str, ...] = ()
         if error:
@@ -404,4 +386,4 @@ def _cause_message(cause: Any) -> str:
 
 @cached
 def get_workflow_runner() -> WorkflowRunner:
-    return WorkflowRunner(get_settings(), get_jobs_service())
+    return WorkflowRunner(get_settings(), get_jobs_service(), get_job_lifecycle())

@@ -19,6 +19,7 @@ from switchyard.clock import iso, ms_from_iso, now_ms
 from switchyard.errors import Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
 from switchyard.job_model import Job, JobStatus
+from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import JobsService, get_jobs_service
 from switchyard.settings import Settings, get_settings
 from switchyard.workflows.model import (
@@ -31,6 +32,7 @@ from switchyard.workflows.model import (
 )
 from switchyard.workflows.outputs import gate_output, inference_output
 from switchyard.workflows.spec import prepare
+from switchyard.workflows.task_errors import CANCELED, REJECTED
 from switchyard.workflows.templates import all_templates, find_template
 
 logger = logging.getLogger(__name__)
@@ -59,9 +61,10 @@ def step_values(
 
 
 class WorkflowsService:
-    def __init__(self, settings: Settings, jobs: JobsService):
+    def __init__(self, settings: Settings, jobs: JobsService, lifecycle: JobLifecycle):
         self.settings = settings
         self.jobs = jobs
+        self.lifecycle = lifecycle
         self.runs = RunsTable(settings.runs_table)
         self.sfn = StepFunctions()
 
@@ -181,7 +184,7 @@ class WorkflowsService:
         run = self.owned_run(account_id, run_id)
         steps = sorted(self.runs.get_steps(run_id), key=lambda s: int(s["index"]))
         job_ids = [s["job_id"] for s in steps if s.get("job_id")]
-        jobs = self.jobs.table.batch_get(job_ids) if job_ids else {}
+        jobs = self.jobs.find_many(job_ids)
         step_views = [self._step_view(step, jobs.get(step.get("job_id", "")), base_url) for step in steps]
         counts: dict[str, int] = {}
         for step in step_views:
@@ -288,7 +291,7 @@ class WorkflowsService:
         if approve:
             self.sfn.succeed(token, {"decision": decision})
         else:
-            self.sfn.fail(token, "Workflow.Rejected", comment or "rejected")
+            self.sfn.fail(token, REJECTED, comment or "rejected")
         # A late answer (the gate timed out a moment ago) is harmless: the recorded decision stands.
         return {
             "run_id": run_id,
@@ -365,14 +368,14 @@ class WorkflowsService:
             return
         # Wake whatever waits for this step; its iteration then records "canceled" and ends.
         if previous == StepStatus.PENDING and updated.get("wake_token"):
-            self.sfn.fail(updated["wake_token"], "Workflow.Canceled", "the run was canceled")
+            self.sfn.fail(updated["wake_token"], CANCELED, "the run was canceled")
         elif previous == StepStatus.WAITING and updated.get("gate_token"):
-            self.sfn.fail(updated["gate_token"], "Workflow.Canceled", "the run was canceled")
+            self.sfn.fail(updated["gate_token"], CANCELED, "the run was canceled")
         elif previous == StepStatus.RUNNING and updated.get("job_id"):
-            # The job's end answers the step's token (after_finish); a job that already ended did so.
-            self.jobs.cancel_active(updated["job_id"])
+            # The job's end answers the step's token (a job-end subscriber); a job that already ended did so.
+            self.lifecycle.cancel(updated["job_id"])
 
 
 @cached
 def get_workflows_service() -> WorkflowsService:
-    return WorkflowsService(get_settings(), get_jobs_service())
+    return WorkflowsService(get_settings(), get_jobs_service(), get_job_lifecycle())
