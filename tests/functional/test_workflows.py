@@ -77,9 +77,9 @@ def _wind_down_executions(environment: dict[str, str]) -> None:
             return
         for execution in running:
             run = service.runs.get_run(execution["name"])
-            if run and run["status"] == "RUNNING":
+            if run and run.status == "RUNNING":
                 with contextlib.suppress(Conflict):  # it ended meanwhile
-                    service.cancel(run["account_id"], run["run_id"], None)
+                    service.cancel(run.account_id, run.run_id, None)
         time.sleep(0.05)
 
 

@@ -128,6 +128,12 @@ class JobsService:
             job.result = self._media.get(job.result_key).content.decode()
         return job.envelope(asset_base_url)
 
+    def processed_envelope(self, job: Job | None, asset_base_url: str | None) -> dict[str, Any] | None:
+        """The envelope of a PROCESSED job (its result loaded), None for any other job or none."""
+        if job is None or job.status != JobStatus.PROCESSED:
+            return None
+        return self.envelope(job, asset_base_url)
+
     def list(
         self, account_id: str, *, status: str | None, active: bool, limit: int, after: str | None
     ) -> tuple[list[Job], bool]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from switchyard.catalog import ENDPOINTS
 from switchyard.clock import iso
+from switchyard.workflows.records import Step
 
 
 def llm_text(result: Any) -> str | None:
@@ -39,3 +41,22 @@ def gate_output(resolution: dict[str, Any] | None) -> dict[str, Any] | None:
         "by": resolution.get("by"),
         "at": iso(resolution.get("at_ms")),
     }
+
+
+def is_llm_endpoint(endpoint: str | None) -> bool:
+    found = ENDPOINTS.get(endpoint or "")
+    return found is not None and found.inference_type == "LLM"
+
+
+def step_values(step: Step, job_envelope: dict[str, Any] | None) -> dict[str, Any]:
+    """What a step exposes: `output`, `result_url`, `job_id` (the roots of `{{steps.ID...}}`).
+
+    `job_envelope` is the public envelope of the step's job once it is PROCESSED (None before).
+    """
+    if step.is_gate:
+        return {"output": gate_output(step.resolution), "result_url": None, "job_id": None}
+    values: dict[str, Any] = {"output": None, "result_url": None, "job_id": step.job_id}
+    if job_envelope is not None:
+        values["output"] = inference_output(job_envelope.get("result"), is_llm_endpoint(step.endpoint))
+        values["result_url"] = job_envelope.get("result_url")
+    return values

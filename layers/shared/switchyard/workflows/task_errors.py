@@ -9,5 +9,13 @@ REJECTED = "Workflow.Rejected"  # the gate's reject route
 CANCELED = "Workflow.Canceled"  # the run's cancel route
 SKIPPED = "Workflow.Skipped"  # record: an upstream step did not succeed
 TIMEOUT = "States.Timeout"  # Step Functions: the state's TimeoutSeconds ran out
-# Lambda names a task's error after the exception's class: `start_job` raises StepBodyError.
-STEP_BODY_ERROR = "StepBodyError"
+
+
+class StepBodyError(Exception):
+    """`start_job` could not build the step's body from its references, or it is not a valid request.
+
+    Lambda names a task's error after the exception's class, so the state machine hands `record` the
+    error STEP_BODY_ERROR."""
+
+
+STEP_BODY_ERROR = StepBodyError.__name__
