@@ -126,10 +126,8 @@ def test_duplicate_delivery_while_running_does_not_free_the_running_slot(
     harness.sqs.send_message(QueueUrl=harness.queue_url, MessageBody=body)
     harness.dispatch_once()  # the duplicate: no free slot (or a stale claim), never a second run
     assert job(api, caller, job_id)["status"] == "PROCESSING"
-    item = get_providers_service()._table.get_item(
-        Key={"account_id": caller.account_id, "provider_id": "box-1"}
-    )["Item"]
-    assert len(item["leases"]) == 1
+    leases = get_providers_service().leases(caller.account_id, "box-1")
+    assert len(leases) == 1
     worker.join()
     harness.drain()
     assert job(api, caller, job_id)["status"] == "PROCESSED"
@@ -155,10 +153,8 @@ def test_dispatcher_crash_mid_job_is_recovered_by_redelivery(
     time.sleep(1.1)  # the crashed run's lease (0.5 s) and the message's visibility timeout (1 s) run out
     harness.drain(lambda: job(api, caller, job_id)["status"] == "PROCESSED")
     assert job(api, caller, job_id)["attempts"] == 2
-    item = get_providers_service()._table.get_item(
-        Key={"account_id": caller.account_id, "provider_id": "box-1"}
-    )["Item"]
-    assert item["leases"] == {}
+    leases = get_providers_service().leases(caller.account_id, "box-1")
+    assert leases == {}
 
 
 def test_sweeper_requeues_a_job_whose_runner_died_and_whose_message_is_gone(
@@ -210,10 +206,8 @@ def test_cancel_racing_completion_keeps_canceled_and_frees_the_slot(
     final = job(api, caller, job_id)
     assert final["status"] == "CANCELED"
     assert "result" not in final
-    item = get_providers_service()._table.get_item(
-        Key={"account_id": caller.account_id, "provider_id": "box-1"}
-    )["Item"]
-    assert item["leases"] == {}
+    leases = get_providers_service().leases(caller.account_id, "box-1")
+    assert leases == {}
 
 
 def test_no_free_capacity_keeps_the_job_queued_until_a_slot_frees(api, caller, harness, online_provider):

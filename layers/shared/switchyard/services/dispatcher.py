@@ -25,8 +25,9 @@ from switchyard.clock import now_ms
 from switchyard.errors import UpstreamError
 from switchyard.job_model import Job
 from switchyard.job_results import result_of
+from switchyard.provider_model import Provider
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
-from switchyard.services.providers import Provider, ProvidersService, get_providers_service
+from switchyard.services.providers import ProvidersService, get_providers_service
 from switchyard.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
