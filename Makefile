@@ -22,8 +22,8 @@ test: $(STAMP) ## install, then run the whole suite (unit, functional, local sta
 	$(BIN)/pytest
 	bash scripts/sam-build-check.sh
 
-test-fast: $(STAMP) ## unit and functional tests only
-	$(BIN)/pytest tests/unit tests/functional
+test-fast: $(STAMP) ## unit, adapter and functional tests only
+	$(BIN)/pytest tests/unit tests/adapters tests/functional
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
