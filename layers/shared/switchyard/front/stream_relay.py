@@ -17,7 +17,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from switchyard.front.upstream_client import UpstreamError, UpstreamPool, UpstreamResponse, UpstreamTimeout
+from switchyard.front.upstream_client import StreamedResponse, TransportError, TransportTimeout, UpstreamPool
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class StreamRelay:
         return await self._relay(call)
 
     async def _relay(self, call: Any) -> Response:
-        upstream: UpstreamResponse | None = None
+        upstream: StreamedResponse | None = None
         try:
             upstream = await self._upstream().post(call.url, call.headers, call.content)
             chunks = upstream.chunks()
@@ -86,7 +86,7 @@ class StreamRelay:
         except BaseException as error:
             if upstream is not None:
                 await upstream.aclose()
-            if not isinstance(error, UpstreamError):
+            if not isinstance(error, TransportError):
                 raise
             log.warning("Upstream %s failed before the first byte: %r", call.url, error)
             return JSONResponse(
@@ -104,13 +104,13 @@ class StreamRelay:
         )
 
 
-async def _relay_chunks(upstream: UpstreamResponse, first_chunk: bytes, chunks: AsyncGenerator[bytes, None]):
+async def _relay_chunks(upstream: StreamedResponse, first_chunk: bytes, chunks: AsyncGenerator[bytes, None]):
     try:
         if first_chunk:
             yield first_chunk
         async for chunk in chunks:
             yield chunk
-    except UpstreamError as error:
+    except TransportError as error:
         # The status line is gone already: all that is left is to end the stream.
         log.warning("Upstream stream broke off: %r", error)
     finally:
@@ -131,5 +131,5 @@ def _error_response(error: Exception) -> Response:
     )
 
 
-def _describe(error: UpstreamError) -> str:
-    return "timed out" if isinstance(error, UpstreamTimeout) else str(error)
+def _describe(error: TransportError) -> str:
+    return "timed out" if isinstance(error, TransportTimeout) else str(error)
