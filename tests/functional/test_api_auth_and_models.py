@@ -14,6 +14,7 @@ def test_given_no_key_when_calling_then_401_detail(api, path):
     response = api("GET", path)
     assert response.status == 401
     assert set(response.json()) == {"detail"}
+    assert response.headers["www-authenticate"] == 'Bearer realm="api"'
 
 
 def test_given_bad_key_when_calling_then_401(api):

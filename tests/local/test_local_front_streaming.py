@@ -126,6 +126,8 @@ def test_errors_before_the_stream_starts_are_answered_as_json(serve, error, stat
     with serve(create_app(never_called, prepare_stream=prepare_stream)) as front:
         response = httpx.post(f"{front}/v1/chat/completions", json=STREAM_BODY)
     assert (response.status_code, response.json()) == (status, body)
+    assert response.headers["content-type"] == "application/json"
+    assert ("www-authenticate" in response.headers) == (status == 401)
 
 
 class EndlessUpstream:

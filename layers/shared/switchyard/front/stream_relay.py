@@ -15,8 +15,9 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
+from switchyard.errors import ApiError, UpstreamError, to_http
 from switchyard.front.upstream_client import StreamedResponse, TransportError, TransportTimeout, UpstreamPool
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class StreamRelay:
                 self._prepare_stream, authorization, path, body, request_id=request_id
             )
         except Exception as error:  # noqa: BLE001 - every failure must become an HTTP answer
+            if not isinstance(error, ApiError):
+                log.exception("prepare_stream failed", exc_info=error)
             return _error_response(error)
         return await self._relay(call)
 
@@ -89,15 +92,7 @@ class StreamRelay:
             if not isinstance(error, TransportError):
                 raise
             log.warning("Upstream %s failed before the first byte: %r", call.url, error)
-            return JSONResponse(
-                {
-                    "error": {
-                        "message": f"Upstream provider failed: {_describe(error)}",
-                        "type": "upstream_error",
-                    }
-                },
-                status_code=502,
-            )
+            return _error_response(UpstreamError(f"Upstream provider failed: {_describe(error)}"))
         headers = {name: upstream.headers[name] for name in _RELAYED_HEADERS if name in upstream.headers}
         return StreamingResponse(
             _relay_chunks(upstream, first_chunk, chunks), status_code=upstream.status_code, headers=headers
@@ -119,16 +114,9 @@ async def _relay_chunks(upstream: StreamedResponse, first_chunk: bytes, chunks: 
         await upstream.aclose()
 
 
-def _error_response(error: Exception) -> Response:
-    status_code = getattr(error, "status_code", None)
-    to_body = getattr(error, "to_body", None)
-    if isinstance(status_code, int) and callable(to_body):  # switchyard.errors.ApiError and subclasses
-        headers = {"WWW-Authenticate": 'Bearer realm="api"'} if status_code == 401 else None
-        return JSONResponse(to_body(), status_code=status_code, headers=headers)
-    log.exception("prepare_stream failed", exc_info=error)
-    return JSONResponse(
-        {"error": {"message": "Internal server error.", "type": "internal_error"}}, status_code=500
-    )
+def _error_response(error: BaseException) -> Response:
+    answer = to_http(error)
+    return Response(answer.body, answer.status, headers=dict(answer.headers))
 
 
 def _describe(error: TransportError) -> str:
