@@ -61,6 +61,19 @@ def reset_switchyard_caches() -> None:
         factory.cache_clear()
 
 
+@pytest.fixture
+def settings_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Every required setting, naming resources nobody will call: for code that reads settings but no AWS."""
+    from switchyard.settings import Settings
+
+    environment = {name: f"unused-{name.lower().replace('_', '-')}" for name in Settings.required_variables()}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    reset_switchyard_caches()
+    yield environment
+    reset_switchyard_caches()
+
+
 @dataclass
 class Stack:
     environment: dict[str, str]

@@ -276,6 +276,24 @@ def build_problems(t: Template) -> list[str]:
     return problems
 
 
+# ------------------------------------------------------------------ rules: configuration
+
+
+def settings_environment_problems(t: Template, required: list[str], layer: str = "SharedLayer") -> list[str]:
+    """Every function that runs the shared layer (whose settings refuse to load without their resources)
+    gets each required variable from Globals or its own Environment, so a missing one fails review here
+    instead of the function's first use of its settings, deployed."""
+    problems = []
+    for name in t.of_type(*FUNCTION_TYPES):
+        if {"Ref": layer} not in t.function_layers(name):
+            continue
+        env = t.function_env(name)
+        for variable in required:
+            if env.get(variable) in (None, ""):
+                problems.append(f"function {name} runs {layer} but its Environment has no {variable}")
+    return problems
+
+
 # ------------------------------------------------------------------ rules: IAM
 
 

@@ -17,6 +17,7 @@ from tests.infra.cfn_template import (
     queue_problems,
     runtime_problems,
     section_order_problems,
+    settings_environment_problems,
     state_machine_problems,
 )
 
@@ -76,6 +77,14 @@ def test_given_the_template_then_iam_is_policy_templates_scoped_to_one_resource(
     assert policy_problems(template) == []
 
 
+def test_given_the_template_then_every_function_gets_every_required_setting(template):
+    from switchyard.settings import Settings
+
+    required = Settings.required_variables()
+    assert "JOBS_QUEUE_URL" in required and "WORKFLOW_STATE_MACHINE_ARN" in required
+    assert settings_environment_problems(template, required) == []
+
+
 def test_given_the_template_then_every_queue_has_a_dlq_and_a_long_enough_visibility_timeout(template):
     assert queue_problems(template) == []
 
@@ -104,6 +113,36 @@ def test_given_a_function_without_log_group_then_the_logging_rule_flags_it():
     assert log_group_problems(t) == [
         "log group Shared has no RetentionInDays",
         "function Bare has no LoggingConfig.LogGroup naming a log group of the stack",
+    ]
+
+
+def test_given_a_function_of_the_shared_layer_without_a_required_variable_then_the_settings_rule_flags_it():
+    t = small(
+        """
+        Globals:
+          Function:
+            Layers: [!Ref SharedLayer]
+            Environment: {Variables: {JOBS_TABLE: !Ref Jobs}}
+        Resources:
+          SharedLayer: {Type: AWS::Serverless::LayerVersion}
+          Jobs: {Type: AWS::DynamoDB::Table}
+          Queue: {Type: AWS::SQS::Queue}
+          Given:
+            Type: AWS::Serverless::Function
+            Properties: {Environment: {Variables: {JOBS_QUEUE_URL: !Ref Queue}}}
+          Missing: {Type: AWS::Serverless::Function}
+          Blank:
+            Type: AWS::Serverless::Function
+            Properties: {Environment: {Variables: {JOBS_QUEUE_URL: ""}}}
+          NoLayer:
+            Type: AWS::Lambda::Function
+            Properties: {}
+        """
+    )
+
+    assert settings_environment_problems(t, ["JOBS_TABLE", "JOBS_QUEUE_URL"]) == [
+        "function Missing runs SharedLayer but its Environment has no JOBS_QUEUE_URL",
+        "function Blank runs SharedLayer but its Environment has no JOBS_QUEUE_URL",
     ]
 
 

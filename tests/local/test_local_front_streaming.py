@@ -13,6 +13,9 @@ import pytest
 from switchyard.errors import AuthenticationFailed
 from switchyard.front import create_app
 
+# The front reads its settings (timeouts, the Lambda runtime's names) like every function does.
+pytestmark = pytest.mark.usefixtures("settings_environment")
+
 CHUNK_DELAY_SECONDS = 0.3
 STREAM_BODY = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from switchyard.errors import ApiError, UpstreamError, to_http
 from switchyard.front.upstream_client import StreamedResponse, TransportError, TransportTimeout, UpstreamPool
+from switchyard.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,10 @@ class StreamRelay:
 
     def _upstream(self) -> UpstreamPool:
         if self._pool is None:
+            settings = get_settings()
             # Read timeout: the longest silence between two chunks, not the length of the whole stream.
-            read_timeout = float(os.environ.get("UPSTREAM_TIMEOUT_SECONDS") or 120)
-            connect_timeout = float(os.environ.get("UPSTREAM_CONNECT_TIMEOUT_SECONDS") or 5)
+            read_timeout = settings.upstream_timeout_seconds
+            connect_timeout = settings.upstream_connect_timeout_seconds
             self._pool = UpstreamPool(
                 connect_timeout=min(connect_timeout, read_timeout), read_timeout=read_timeout
             )
