@@ -74,7 +74,7 @@ class StreamRelay:
             call = await run_in_threadpool(
                 self._prepare_stream, authorization, path, body, request_id=request_id
             )
-        except Exception as error:  # noqa: BLE001 - every failure must become an HTTP answer
+        except Exception as error:  # every failure must become an HTTP answer
             if not isinstance(error, ApiError):
                 log.exception("prepare_stream failed", exc_info=error)
             return _error_response(error)

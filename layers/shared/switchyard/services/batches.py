@@ -171,7 +171,7 @@ class BatchesService:
     def _enqueue(self, jobs: list[Job]) -> None:
         try:
             refused = self.jobs.queue.send_many([JobMessage.for_job(job) for job in jobs])
-        except Exception:  # noqa: BLE001 - the jobs are stored and committed; the sweeper re-sends them
+        except Exception:  # the jobs are stored and committed; the sweeper re-sends them
             logger.exception("could not queue the jobs of a batch; the sweeper will re-send them")
             return
         if refused:
@@ -182,7 +182,7 @@ class BatchesService:
         try:
             if self._abandon(batch.batch_id):
                 self._delete(batch)
-        except Exception:  # noqa: BLE001 - the sweeper deletes what is left
+        except Exception:  # the sweeper deletes what is left
             logger.exception("could not discard batch %s; the sweeper will", batch.batch_id)
 
     def _abandon(self, batch_id: str) -> bool:
@@ -243,7 +243,7 @@ class BatchesService:
                 if self._abandon(batch.batch_id):
                     self._delete(batch)
                     deleted.append(batch.batch_id)
-            except Exception:  # noqa: BLE001 - one batch must not stop the sweep; the next one retries
+            except Exception:  # one batch must not stop the sweep; the next one retries
                 logger.exception("could not delete abandoned batch %s", batch.batch_id)
         return deleted
 

@@ -83,7 +83,7 @@ class JobsService:
         """Wake the dispatcher. A lost message is not lost work: the sweeper re-sends it."""
         try:
             self.queue.send(JobMessage.for_job(job), delay_seconds)
-        except Exception:  # noqa: BLE001 - the job is stored; the sweeper will re-queue it
+        except Exception:  # the job is stored; the sweeper will re-queue it
             logger.exception("could not send job %s to the queue; the sweeper will re-send it", job.job_id)
 
     # -- reading

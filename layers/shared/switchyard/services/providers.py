@@ -111,7 +111,7 @@ class ProvidersService:
         found = self.candidates(account_id, model, service_type)
         if not found:
             raise NoProvider(model)
-        return random.choice(found)
+        return random.choice(found)  # noqa: S311 - spreads load; nothing to guess
 
     # -- capacity: a provider runs at most max_concurrency async jobs; each running job holds a lease
     # (lease key -> expiry) on the provider's item. Leases are counted atomically by DynamoDB, released when
