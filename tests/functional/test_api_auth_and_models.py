@@ -73,9 +73,9 @@ def test_given_stale_provider_then_it_is_offline(api, caller, online_provider, m
     assert api("GET", "/v1/models", headers=caller.headers).json()["data"] == []
 
 
-def test_two_accounts_cannot_see_each_others_providers(api, new_caller, start_fake_provider):
+def test_two_accounts_cannot_see_each_others_providers(api, new_caller, start_fake_server):
     alice, bob = new_caller("alice"), new_caller("bob")
-    provider = start_fake_provider()
+    provider = start_fake_server()
     assert (
         api(
             "POST",
