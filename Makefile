@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml
 up: $(STAMP) ## install, then start the local stack on http://127.0.0.1:8787 (Ctrl-C stops it)
 	$(BIN)/switchyard-local up
 
-test: $(STAMP) ## install, then run the whole suite (unit, functional, local stack, e2e, infra) and the sam build check
+test: $(STAMP) ## install, then lint (ruff check, ruff format --check), run the whole suite (unit, functional, local stack, e2e, infra) and the sam build check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 	bash scripts/sam-build-check.sh
 

@@ -99,7 +99,7 @@ def dispatching(harness: JobsHarness) -> Iterator[None]:
             try:
                 if harness.dispatch_once() == 0:
                     time.sleep(0.1)
-            except BaseException as exc:  # surfaced when the block ends
+            except BaseException as exc:  # noqa: BLE001 - surfaced when the block ends
                 failures.append(exc)
                 return
 

@@ -20,8 +20,9 @@ _lock = threading.Lock()
 _resets: list[Callable[[], None]] = []
 
 
-def cached(factory: Callable[[], T]) -> Callable[[], T]:
-    """A factory without arguments whose result is built once, until `reset_all()`."""
+def cached(factory: Callable[[], T]) -> functools._lru_cache_wrapper[T]:
+    """A factory without arguments whose result is built once, until `reset_all()` (or its own
+    `cache_clear()`)."""
     memoized = functools.cache(factory)
     on_reset(memoized.cache_clear)
     return memoized

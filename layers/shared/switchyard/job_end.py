@@ -63,7 +63,7 @@ class JobEndHook:
         for subscription in self._subscriptions:  # a tuple: a subscribe meanwhile does not disturb this loop
             try:
                 subscription.callback(job)
-            except Exception:  # noqa: BLE001 - one subscriber's failure must not keep the others from hearing
+            except Exception:  # one subscriber's failure must not keep the others from hearing
                 logger.exception(
                     "job-end subscriber %r failed for job %s (%s)", subscription.name, job.job_id, job.status
                 )

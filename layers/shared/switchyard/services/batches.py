@@ -181,7 +181,7 @@ class BatchesService:
         try:
             if self._abandon(batch.batch_id):
                 self._delete(batch)
-        except Exception:  # noqa: BLE001 - the sweeper deletes what is left
+        except Exception:  # the sweeper deletes what is left
             logger.exception("could not discard batch %s; the sweeper will", batch.batch_id)
 
     def _abandon(self, batch_id: str) -> bool:
@@ -242,7 +242,7 @@ class BatchesService:
                 if self._abandon(batch.batch_id):
                     self._delete(batch)
                     deleted.append(batch.batch_id)
-            except Exception:  # noqa: BLE001 - one batch must not stop the sweep; the next one retries
+            except Exception:  # one batch must not stop the sweep; the next one retries
                 logger.exception("could not delete abandoned batch %s", batch.batch_id)
         return deleted
 

@@ -34,13 +34,13 @@ class JobLifecycle:
         """Wake the dispatcher. A lost message is not lost work: the sweeper re-sends it."""
         try:
             self.queue.send(JobMessage.for_job(job), delay_seconds)
-        except Exception:  # noqa: BLE001 - the job is stored; the sweeper will re-queue it
+        except Exception:  # the job is stored; the sweeper will re-queue it
             logger.exception("could not send job %s to the queue; the sweeper will re-send it", job.job_id)
 
     def enqueue_many(self, jobs: list[Job]) -> None:
         try:
             refused = self.queue.send_many([JobMessage.for_job(job) for job in jobs])
-        except Exception:  # noqa: BLE001 - the jobs are stored; the sweeper re-sends them
+        except Exception:  # the jobs are stored; the sweeper re-sends them
             logger.exception("could not queue %d jobs; the sweeper will re-send them", len(jobs))
             return
         if refused:

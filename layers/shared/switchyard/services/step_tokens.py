@@ -30,5 +30,5 @@ def answer_step_token(job: Job, token: str | None = None, sfn: StepFunctions | N
             sfn.fail(token, JOB_FAILED, f"{job.error_type}: {job.error_message}")
         elif job.status == JobStatus.CANCELED:
             sfn.fail(token, JOB_CANCELED, "the step's job was canceled")
-    except Exception:  # noqa: BLE001 - see the docstring
+    except Exception:  # see the docstring
         logger.exception("could not answer the task token of job %s", job.job_id)
