@@ -256,11 +256,11 @@ def test_a_batch_item_naming_a_webhook_gets_its_own_generation_event(
 def test_a_job_end_the_hook_missed_is_announced_by_the_sweeper(
     api, caller, webhooks, online_provider, receiver, monkeypatch
 ):
-    from switchyard.services import webhook_events
+    from switchyard.services.webhook_events import WebhookEvents
 
     hook = webhook(api, caller, receiver.url)
     # The process "dies" between the job's final write and the announcement.
-    monkeypatch.setattr(webhook_events, "job_ended", lambda job: None)
+    monkeypatch.setattr(WebhookEvents, "job_ended", lambda self, job: None)
     job_id = api(
         "POST",
         "/v1/slow/chat/completions",

@@ -17,8 +17,8 @@ def test_sync_embeddings_reach_an_embedding_provider_and_answer_openai_shape(api
     assert online_provider.last_request("/v1/embeddings")["json"] == EMBED
 
 
-def test_embeddings_route_only_to_providers_declaring_the_embedding_type(api, caller, start_fake_provider):
-    provider = start_fake_provider()
+def test_embeddings_route_only_to_providers_declaring_the_embedding_type(api, caller, start_fake_server):
+    provider = start_fake_server()
     as_llm = [{"id": "fake-embed", "service_type": "llm"}]
     beat = heartbeat_body(provider.url, models=as_llm)
     assert api("POST", "/api/inference/agent/heartbeat/", body=beat, headers=caller.headers).status == 200

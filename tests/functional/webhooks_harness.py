@@ -9,7 +9,7 @@ from pathlib import Path
 from switchyard_local.handler_loading import load_handler
 from switchyard_local.sqs_poller import SqsPoller
 
-from tests.conftest import LambdaContext
+from tests.conftest import lambda_context
 from tests.functional.jobs_harness import JobsHarness, _ShortVisibility
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ class WebhooksHarness:
         )
 
     def _invoke(self, event: dict) -> dict:
-        result = self.function(event, LambdaContext())
+        result = self.function(event, lambda_context("WebhookDeliveryFunction", 60))
         self.results.append(result)
         return result
 

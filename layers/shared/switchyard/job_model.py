@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from switchyard.catalog import JSON_RESULT_TYPES
+from switchyard.clock import iso
 
 
 class JobStatus(StrEnum):
@@ -24,10 +24,15 @@ FINISHED = (JobStatus.PROCESSED, JobStatus.FAILED, JobStatus.CANCELED)
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELED)
 
 
-def iso(ms: int | None) -> str | None:
-    if not ms:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+@dataclass(frozen=True)
+class JobWebhook:
+    """What a job carries when someone must hear of its end: its own webhook (metadata.webhook_id), or
+    its batch's, and where its request came in (result URLs in the event)."""
+
+    webhook_id: str | None = None
+    base_url: str | None = None
+    batch_webhook_id: str | None = None
+    batch_total: int | None = None
 
 
 @dataclass
@@ -56,6 +61,23 @@ class Job:
     error_type: str | None = None
     error_message: str | None = None
     batch_id: str | None = None
+    seen_ms: int | None = None  # when the dispatcher (or the sweeper) last looked at it while QUEUED
+    wait_reason: str | None = None  # why the dispatcher left it QUEUED the last time it looked
+    manual_retries: int | None = None  # how often its owner re-queued it (POST .../retry)
+    # A workflow step's job: its run and step, and the task token its end answers.
+    workflow_run_id: str | None = None
+    workflow_step_id: str | None = None
+    task_token: str | None = None
+    # Webhooks: the endpoint that hears of its end (metadata.webhook_id) and the gateway URL the request
+    # came through (for result URLs in the event); `webhook_outbox` while its end is still to be announced
+    # (the jobs table's outbox index); a batch job's batch webhook and the batch's size (batch.completed).
+    webhook_id: str | None = None
+    base_url: str | None = None
+    webhook_outbox: str | None = None
+    batch_webhook_id: str | None = None
+    batch_total: int | None = None
+    # The request fields the provider does not get (`async`, metadata.webhook_id), as sent (JSON text).
+    client_fields: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # attributes later features keep on the item
 
     @classmethod
@@ -70,6 +92,9 @@ class Job:
             "lease_until_ms",
             "started_ms",
             "finished_ms",
+            "seen_ms",
+            "manual_retries",
+            "batch_total",
         ):
             if values.get(name) is not None:
                 values[name] = int(values[name])
@@ -107,9 +132,9 @@ class Job:
         out["attempts"] = self.attempt
         if self.batch_id:
             out["batch_id"] = self.batch_id
-        if self.extra.get("workflow_run_id"):  # a workflow step's job
-            out["workflow_run_id"] = self.extra["workflow_run_id"]
-            out["workflow_step_id"] = self.extra.get("workflow_step_id")
+        if self.workflow_run_id:  # a workflow step's job
+            out["workflow_run_id"] = self.workflow_run_id
+            out["workflow_step_id"] = self.workflow_step_id
         if self.status == JobStatus.PROCESSED:
             if self.result is not None:
                 out["result"] = json.loads(self.result)

@@ -14,9 +14,10 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from switchyard.clock import iso_ms
 
 
 class EventType(StrEnum):
@@ -42,20 +43,12 @@ class DeliveryState(StrEnum):
     FAILED = "failed"  # the schedule ran out, or the endpoint is disabled or gone; redeliverable
 
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SECRET_BYTES = 32  # Standard Webhooks: 24 to 64 random bytes
 
 
 def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
-
-
-def iso_ms(ms: int | None) -> str | None:
-    """ISO 8601 in UTC with milliseconds (a receiver can measure delays from it)."""
-    if not ms:
-        return None
-    moment = datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}Z"
 
 
 def delivery_id_for(source: str, event_ms: int) -> str:

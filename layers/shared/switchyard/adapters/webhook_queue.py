@@ -17,6 +17,8 @@ import threading
 from dataclasses import dataclass, field
 
 from switchyard.adapters import aws
+from switchyard.caches import cached
+from switchyard.settings import get_settings
 
 MAX_DELAY_SECONDS = 900  # SQS's own limit
 INLINE_BODY_LIMIT = 48_000  # bytes of body that ride along in the message (one 64 KB SQS request)
@@ -134,3 +136,8 @@ class WebhookQueue:
         for i, pending in enumerate(batch):
             pending.error = failed.get(str(i))
             pending.done.set()
+
+
+@cached
+def get_webhook_queue() -> WebhookQueue:
+    return WebhookQueue(get_settings().webhook_queue_url)

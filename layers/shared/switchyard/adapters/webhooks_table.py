@@ -23,6 +23,8 @@ from botocore.exceptions import ClientError
 
 from switchyard.adapters import aws
 from switchyard.adapters.dynamo_updates import is_condition_failure, update_arguments
+from switchyard.caches import cached
+from switchyard.settings import get_settings
 from switchyard.webhook_model import Attempt, Delivery, DeliveryState, EndpointStatus, WebhookEndpoint
 
 ACCOUNT_INDEX = "by_account"
@@ -435,3 +437,8 @@ def _with_appended_attempt(expression: str) -> str:
     if expression.startswith("SET "):
         return f"SET {append}, " + expression[len("SET ") :]
     return f"SET {append} " + expression if expression else f"SET {append}"
+
+
+@cached
+def get_webhooks_table() -> WebhooksTable:
+    return WebhooksTable(get_settings().webhooks_table)

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
+from switchyard.api import background_routes, batches_routes, jobs_routes, webhooks_routes, workflows_routes
+
 
 def register(app) -> None:
-    from switchyard.api import (
-        background_routes,
-        batches_routes,
-        jobs_routes,
-        webhooks_routes,
-        workflows_routes,
-    )
-
     jobs_routes.register(app)
     background_routes.register(app)
     batches_routes.register(app)

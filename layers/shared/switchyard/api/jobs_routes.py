@@ -12,6 +12,7 @@ from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
 from switchyard.api.pagination import list_page
 from switchyard.catalog import Endpoint
+from switchyard.job_model import JobWebhook
 from switchyard.services.idempotency import run_once
 from switchyard.services.jobs import get_jobs_service
 from switchyard.services.webhooks import get_webhooks_service
@@ -38,10 +39,10 @@ def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any])
     jobs.ensure_enabled()
     base_url = public_base_url(app)
     # An unknown webhook (or another account's) is refused here, before anything is stored or queued.
-    webhook = get_webhooks_service().job_fields(account_id, data, base_url)
+    webhook = get_webhooks_service().job_webhook(account_id, data, base_url)
 
     def create() -> dict:
-        return jobs.envelope(jobs.submit(account_id, endpoint, data, **webhook), base_url)
+        return jobs.envelope(jobs.submit(account_id, endpoint, data, webhook=webhook), base_url)
 
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
@@ -58,9 +59,9 @@ def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any])
     return _accepted(envelope)
 
 
-def _webhook_of(fields: dict[str, Any]) -> dict[str, Any]:
+def _webhook_of(webhook: JobWebhook | None) -> dict[str, Any]:
     """The webhook is part of what an Idempotency-Key replay must match (provider_body drops it)."""
-    return {"webhook_id": fields["webhook_id"]} if fields.get("webhook_id") else {}
+    return {"webhook_id": webhook.webhook_id} if webhook is not None else {}
 
 
 JobId = Annotated[str, Path(description="The job id (a string).", max_length=64)]

@@ -16,18 +16,19 @@ GenerationState = Literal["Queued", "InProgress", "Success", "Failed", "Canceled
 
 
 class GenerationForClient(BaseModel):
+    # inference.net's field names, camelCase as its clients read them.
     id: str = Field(description="The generation (async job) id.")
     state: GenerationState
-    stateMessage: str | None = Field(description="Why, when it failed or was canceled.")
+    stateMessage: str | None = Field(description="Why, when it failed or was canceled.")  # noqa: N815 - inference.net names it so
     request: dict[str, Any] = Field(description="The request body as the caller sent it, metadata included.")
     response: Any = Field(
         description="The provider's final OpenAI-format answer (null until Success). For media: "
         '{"object": "inference.asset", "url", "content_type", "metadata"}.'
     )
     model: str
-    createdAt: str = Field(description="ISO 8601, UTC, milliseconds.")
-    dispatchedAt: str | None = Field(description="When a provider was last given it.")
-    finishedAt: str | None
+    createdAt: str = Field(description="ISO 8601, UTC, milliseconds.")  # noqa: N815 - inference.net names it so
+    dispatchedAt: str | None = Field(description="When a provider was last given it.")  # noqa: N815 - inference.net names it so
+    finishedAt: str | None  # noqa: N815 - inference.net names it so
 
 
 class BackgroundAccepted(BaseModel):

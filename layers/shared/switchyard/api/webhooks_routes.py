@@ -9,7 +9,6 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from switchyard.adapters.jobs_table import now_ms
 from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
 from switchyard.api.pagination import list_page
@@ -21,6 +20,7 @@ from switchyard.api.webhook_schemas import (
     WebhookList,
     WebhookWithSecret,
 )
+from switchyard.clock import now_ms
 from switchyard.services.webhooks import WebhookCreate, get_webhooks_service
 from switchyard.webhook_model import WebhookEndpoint
 

@@ -22,15 +22,15 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 from switchyard.adapters import webhook_http
-from switchyard.adapters.jobs_table import now_ms
 from switchyard.adapters.media_store import MediaStore
 from switchyard.adapters.webhook_queue import DeliveryMessage
 from switchyard.adapters.webhooks_table import WebhooksTable
+from switchyard.caches import cached
+from switchyard.clock import now_ms
+from switchyard.services.webhook_directory import EndpointDirectory
 from switchyard.services.webhook_events import WebhookEvents, get_webhook_events
-from switchyard.services.webhooks import EndpointDirectory
 from switchyard.settings import Settings, get_settings
 from switchyard.webhook_model import Attempt, Delivery, DeliveryState, EndpointStatus, WebhookEndpoint
 from switchyard.webhook_signing import delivery_headers
@@ -224,7 +224,7 @@ class WebhookDeliverer:
         self.directory.invalidate(endpoint.webhook_id)
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_webhook_deliverer() -> WebhookDeliverer:
     events = get_webhook_events()
     return WebhookDeliverer(get_settings(), events.table, events.directory, events, events.media)

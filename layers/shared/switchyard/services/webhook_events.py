@@ -30,22 +30,21 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from switchyard.adapters.jobs_table import OUTBOX_ATTRIBUTE, now_ms
+from switchyard.adapters.batches_table import BatchesTable, get_batches_table
+from switchyard.adapters.jobs_table import JobsTable, get_jobs_table
 from switchyard.adapters.media_store import MediaStore
-from switchyard.adapters.webhook_queue import DeliveryMessage, SendFailed, WebhookQueue
-from switchyard.adapters.webhooks_table import WebhooksTable
+from switchyard.adapters.webhook_queue import DeliveryMessage, SendFailed, WebhookQueue, get_webhook_queue
+from switchyard.adapters.webhooks_table import WebhooksTable, get_webhooks_table
+from switchyard.batch_model import BatchState, BatchStatus
+from switchyard.caches import cached
 from switchyard.catalog import ServiceType
+from switchyard.clock import ms_from_iso, now_ms
+from switchyard.generation import generation_of
 from switchyard.ids import new_id
 from switchyard.job_model import Job
-from switchyard.services.webhooks import (
-    EndpointDirectory,
-    get_endpoint_directory,
-    get_webhook_queue,
-    get_webhooks_table,
-)
+from switchyard.services.webhook_directory import EndpointDirectory, get_endpoint_directory
 from switchyard.settings import Settings, get_settings
 from switchyard.webhook_model import (
     Delivery,
@@ -55,6 +54,7 @@ from switchyard.webhook_model import (
     EventType,
     WebhookEndpoint,
 )
+from switchyard.workflows.records import Run
 
 logger = logging.getLogger(__name__)
 
@@ -73,34 +73,36 @@ class WebhookEvents:
         queue: WebhookQueue,
         directory: EndpointDirectory,
         media: MediaStore,
+        jobs: JobsTable,
+        batches: BatchesTable,
     ):
         self.settings = settings
         self.table = table
         self.queue = queue
         self.directory = directory
         self.media = media
+        self.jobs = jobs
+        self.batches = batches
 
     # ------------------------------------------------------------ job ends
     def job_ended(self, job: Job) -> None:
         """The job-end subscriber. Never raises: the job has ended either way, and an end that could
         not be announced now stays in the outbox for the sweeper."""
-        if not job.extra.get(OUTBOX_ATTRIBUTE):
+        if not job.webhook_outbox:
             return
         try:
             self.announce_job_end(job)
-        except Exception:  # noqa: BLE001 - see the docstring
+        except Exception:
             logger.exception("could not announce the end of job %s; the sweeper will", job.job_id)
 
     def announce_job_end(self, job: Job) -> None:
-        if job.extra.get("webhook_id"):
+        if job.webhook_id:
             self.emit(self.generation_event(job))
-        if job.extra.get("batch_webhook_id"):
+        if job.batch_webhook_id:
             self._batch_job_ended(job)
-        self._jobs().table.end_announced(job.job_id, int(job.finished_ms or 0))
+        self.jobs.end_announced(job.job_id, int(job.finished_ms or 0))
 
     def generation_event(self, job: Job) -> Event:
-        from switchyard.services.generations import get_generations_service
-
         kind = (
             EventType.EMBEDDING_COMPLETED
             if job.service_type == ServiceType.EMBEDDING.value
@@ -108,25 +110,23 @@ class WebhookEvents:
         )
         return Event(
             type=kind,
-            webhook_id=str(job.extra["webhook_id"]),
+            webhook_id=str(job.webhook_id),
             source=f"job:{job.job_id}:{job.gen}",
             event_ms=int(job.finished_ms or now_ms()),
-            data=get_generations_service().of(job, job.extra.get("base_url")),
+            data=generation_of(job, self.media, job.base_url),
             generation_id=job.job_id,
         )
 
     def _batch_job_ended(self, job: Job) -> None:
-        from switchyard.services.batches import get_batches_service
-
-        batch_id, webhook_id = str(job.batch_id), str(job.extra["batch_webhook_id"])
-        total = int(job.extra.get("batch_total", 0))
+        batch_id, webhook_id = str(job.batch_id), str(job.batch_webhook_id)
+        total = int(job.batch_total or 0)
         ended, announced_ms = self.table.count_batch_end(
             batch_id, webhook_id=webhook_id, total=total, expires_at=self._expires_at()
         )
         if announced_ms is None and ended < total:
             return
-        batch = get_batches_service().get(job.account_id, batch_id)
-        if batch["status"] != "DONE":
+        batch = self._batch_view(batch_id)
+        if batch is None or batch["status"] != BatchStatus.DONE:
             return  # counted twice somewhere (a retried job): a later end confirms again
         announced_ms = announced_ms or self.table.announce_batch(batch_id, now_ms())
         self.emit(
@@ -139,32 +139,41 @@ class WebhookEvents:
             )
         )
 
+    def _batch_view(self, batch_id: str) -> dict[str, Any] | None:
+        """The batch as GET /v1/batches/<id> shows it, from its jobs' current statuses."""
+        batch = self.batches.get(batch_id)
+        if batch is None or batch.state != BatchState.COMMITTED:
+            return None
+        summaries = self.jobs.summaries(batch.job_ids)
+        return batch.public([summaries[job_id] for job_id in batch.job_ids if job_id in summaries])
+
     # ------------------------------------------------------------ workflows
-    def run_ended(self, run: dict[str, Any], summary: dict[str, Any]) -> None:
+    def run_ended(self, run: Run, summary: dict[str, Any]) -> None:
         """workflow.run.completed, for a run whose start named a webhook. Raises if it could not be
         stored: the caller is a Step Functions task, retried until it succeeds."""
-        if not run.get("webhook_id"):
+        if not run.webhook_id:
             return
         self.emit(
             Event(
                 type=EventType.WORKFLOW_RUN_COMPLETED,
-                webhook_id=str(run["webhook_id"]),
-                source=f"run:{run['run_id']}",
-                event_ms=int(run.get("finished_ms") or now_ms()),
+                webhook_id=run.webhook_id,
+                source=f"run:{run.run_id}",
+                event_ms=int(run.finished_ms or now_ms()),
                 data=summary,
             )
         )
 
-    def gate_waiting(self, run: dict[str, Any], gate: dict[str, Any], waiting_since_ms: int) -> None:
-        """workflow.gate.waiting, so that a person can be told to approve. Raises like run_ended."""
-        if not run.get("webhook_id"):
+    def gate_waiting(self, run: Run, gate: dict[str, Any]) -> None:
+        """workflow.gate.waiting (data: `gate`), so that a person can be told to approve. Raises like
+        run_ended. The webhook-id is the gate's: a retried task announces the same event."""
+        if not run.webhook_id:
             return
         self.emit(
             Event(
                 type=EventType.WORKFLOW_GATE_WAITING,
-                webhook_id=str(run["webhook_id"]),
-                source=f"gate:{run['run_id']}:{gate['step_id']}",
-                event_ms=waiting_since_ms,
+                webhook_id=run.webhook_id,
+                source=f"gate:{run.run_id}:{gate['step_id']}",
+                event_ms=ms_from_iso(gate.get("waiting_since")) or now_ms(),
                 data=gate,
             )
         )
@@ -296,31 +305,24 @@ class WebhookEvents:
     def _expires_at(self) -> int:
         return now_ms() // 1000 + self.settings.webhook_delivery_retention_days * 86400
 
-    @staticmethod
-    def _jobs():
-        from switchyard.services.jobs import get_jobs_service
-
-        return get_jobs_service()
-
     # ------------------------------------------------------------ the sweeper's share
     def sweep(self) -> WebhookSweepReport:
         report = WebhookSweepReport()
         now = now_ms()
-        jobs = self._jobs()
         cutoff = now - int(self.settings.webhook_handover_grace_seconds * 1000)
-        for key in jobs.table.unannounced_ends(cutoff):
-            job = jobs.table.get(key["job_id"])
-            if job is None or not job.extra.get(OUTBOX_ATTRIBUTE) or not job.finished_ms:
+        for key in self.jobs.unannounced_ends(cutoff):
+            job = self.jobs.get(key["job_id"])
+            if job is None or not job.webhook_outbox or not job.finished_ms:
                 continue
             try:
                 self.announce_job_end(job)
                 report.announced_late.append(job.job_id)
-            except Exception:  # noqa: BLE001 - one job must not stop the sweep; the next one retries
+            except Exception:
                 logger.exception("could not announce the end of job %s", job.job_id)
         for item in self.table.due_for_wake(now):
             try:
                 report.woken += self._wake(item, now)
-            except Exception:  # noqa: BLE001 - as above
+            except Exception:
                 logger.exception("could not wake delivery %s", item.get("delivery_id"))
         return report
 
@@ -345,20 +347,21 @@ class WebhookEvents:
         return 1
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_webhook_events() -> WebhookEvents:
-    from switchyard.services.jobs import get_jobs_service
-
     return WebhookEvents(
         get_settings(),
         get_webhooks_table(),
         get_webhook_queue(),
         get_endpoint_directory(),
-        get_jobs_service().media,
+        MediaStore(get_settings().media_bucket),
+        get_jobs_table(),
+        get_batches_table(),
     )
 
 
-def job_ended(job: Job) -> None:
-    """The job-end hook's webhook subscriber (cheap for jobs that name no webhook: no I/O at all)."""
-    if job.extra.get(OUTBOX_ATTRIBUTE):
+def announce_job_end(job: Job) -> None:
+    """The job-end hook's webhook subscriber (switchyard.wiring): nothing at all for a job that no
+    webhook hears of."""
+    if job.webhook_outbox:
         get_webhook_events().job_ended(job)

@@ -5,19 +5,21 @@ deliveries log and redelivery; and the check that async work names one of the ca
 from __future__ import annotations
 
 import secrets
-from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from switchyard.adapters.jobs_table import OUTBOX_ATTRIBUTE, now_ms, outbox_part
-from switchyard.adapters.webhook_queue import DeliveryMessage, WebhookQueue
-from switchyard.adapters.webhooks_table import WebhooksTable
+from switchyard.adapters.webhook_queue import DeliveryMessage, WebhookQueue, get_webhook_queue
+from switchyard.adapters.webhooks_table import WebhooksTable, get_webhooks_table
+from switchyard.caches import cached
+from switchyard.clock import now_ms
 from switchyard.endpoint_policy import check_endpoint_url
 from switchyard.errors import Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
+from switchyard.job_model import JobWebhook
+from switchyard.services.webhook_directory import EndpointDirectory, get_endpoint_directory
+from switchyard.services.webhook_events import WebhookEvents, get_webhook_events
 from switchyard.settings import Settings, get_settings
-from switchyard.ttl_cache import TtlCache
 from switchyard.validation import describe_validation_error, webhook_id_of
 from switchyard.webhook_model import EVENT_TYPES, Delivery, DeliveryState, WebhookEndpoint, new_secret
 
@@ -54,32 +56,20 @@ class WebhookCreate(BaseModel):
         return list(dict.fromkeys(value))
 
 
-class EndpointDirectory:
-    """Endpoints by id, cached briefly: every delivery attempt and announcement looks one up.
-
-    A rotated secret, a deletion or a disabling takes effect within the cache's lifetime in other
-    processes, at once in this one (writes here invalidate).
-    """
-
-    def __init__(self, table: WebhooksTable, ttl_seconds: float):
-        self.table = table
-        self._cache: TtlCache[WebhookEndpoint | None] = TtlCache(ttl_seconds)
-
-    def get(self, webhook_id: str) -> WebhookEndpoint | None:
-        return self._cache.get_or_load(webhook_id, lambda: self.table.get_endpoint(webhook_id))
-
-    def invalidate(self, webhook_id: str) -> None:
-        self._cache.invalidate(webhook_id)
-
-
 class WebhooksService:
     def __init__(
-        self, settings: Settings, table: WebhooksTable, queue: WebhookQueue, directory: EndpointDirectory
+        self,
+        settings: Settings,
+        table: WebhooksTable,
+        queue: WebhookQueue,
+        directory: EndpointDirectory,
+        events: WebhookEvents,
     ):
         self.settings = settings
         self.table = table
         self.queue = queue
         self.directory = directory
+        self.events = events
 
     # -- endpoints
     def create(self, account_id: str, data: dict[str, Any]) -> tuple[WebhookEndpoint, str]:
@@ -142,10 +132,7 @@ class WebhooksService:
 
     def test(self, account_id: str, webhook_id: str) -> Delivery:
         """Send a webhook.test event at once (even to a disabled endpoint: a 2xx enables it again)."""
-        endpoint = self.get(account_id, webhook_id)
-        from switchyard.services.webhook_events import get_webhook_events
-
-        return get_webhook_events().send_test(endpoint)
+        return self.events.send_test(self.get(account_id, webhook_id))
 
     # -- submissions naming a webhook
     def require(
@@ -156,16 +143,16 @@ class WebhooksService:
             raise InvalidRequest(f"{param}: you have no webhook '{webhook_id}'.", param=param)
         return endpoint
 
-    def job_fields(
+    def job_webhook(
         self, account_id: str, data: dict[str, Any], base_url: str | None, where: str = ""
-    ) -> dict[str, Any]:
-        """What a job needs on its item when its body names a webhook (none when it does not); refuses
-        an unknown webhook, or another account's, before anything is stored."""
+    ) -> JobWebhook | None:
+        """The webhook a job's body names (None when it names none); refuses an unknown webhook, or
+        another account's, before anything is stored."""
         webhook_id = webhook_id_of(data, where)
         if webhook_id is None:
-            return {}
+            return None
         self.require(account_id, webhook_id, f"{where}metadata.webhook_id")
-        return {"webhook_id": webhook_id, "base_url": base_url, OUTBOX_ATTRIBUTE: outbox_part()}
+        return JobWebhook(webhook_id=webhook_id, base_url=base_url)
 
     # -- deliveries
     def deliveries(
@@ -206,23 +193,12 @@ class WebhooksService:
         )
 
 
-@lru_cache(maxsize=1)
-def get_webhooks_table() -> WebhooksTable:
-    return WebhooksTable(get_settings().webhooks_table)
-
-
-@lru_cache(maxsize=1)
-def get_webhook_queue() -> WebhookQueue:
-    return WebhookQueue(get_settings().webhook_queue_url)
-
-
-@lru_cache(maxsize=1)
-def get_endpoint_directory() -> EndpointDirectory:
-    return EndpointDirectory(get_webhooks_table(), get_settings().webhook_endpoint_cache_seconds)
-
-
-@lru_cache(maxsize=1)
+@cached
 def get_webhooks_service() -> WebhooksService:
     return WebhooksService(
-        get_settings(), get_webhooks_table(), get_webhook_queue(), get_endpoint_directory()
+        get_settings(),
+        get_webhooks_table(),
+        get_webhook_queue(),
+        get_endpoint_directory(),
+        get_webhook_events(),
     )
