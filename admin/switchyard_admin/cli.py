@@ -90,10 +90,14 @@ def run(args: argparse.Namespace) -> dict | list:
         key = service.create_api_key(args.account_id, args.name)
         return {"account_id": key.account_id, "key_id": key.key_id, "name": key.name, "api_key": key.secret}
     if args.command == "list-keys":
-        return [vars(k) for k in service.list_api_keys(args.account_id)]
+        return [_key_record(k) for k in service.list_api_keys(args.account_id)]
     if args.command == "revoke-key":
-        return vars(service.revoke_api_key(args.account_id, args.key_id))
+        return _key_record(service.revoke_api_key(args.account_id, args.key_id))
     raise AssertionError(args.command)
+
+
+def _key_record(key) -> dict:
+    return {name: value for name, value in vars(key).items() if name != "key_hash"}
 
 
 def main(argv: list[str] | None = None) -> int:

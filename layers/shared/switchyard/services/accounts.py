@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 
 from switchyard.adapters import aws
-from switchyard.errors import AuthenticationFailed, NotFound
+from switchyard.errors import AuthenticationFailed, Conflict, NotFound
 from switchyard.ids import new_id
 from switchyard.settings import Settings, get_settings
 from switchyard.ttl_cache import TtlCache
 
+logger = logging.getLogger(__name__)
+
 KEY_PREFIX = "sy-"
+# Self-service keys (POST /api/account/keys): enough for every machine and teammate, not unbounded.
+MAX_ACTIVE_KEYS = 100
+# "Last used" is written at most this often per key (and only when the auth cache reloads the key).
+KEY_USE_RESOLUTION_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class IssuedKey:
     account_id: str
     name: str
     secret: str
+    created_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,12 @@ class ApiKeyInfo:
     name: str
     created_at: int
     revoked_at: int | None
+    last_used_ms: int | None = None
+    key_hash: str = ""  # to tell the caller which key it is using; never shown
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
 
 
 def hash_key(secret: str) -> str:
@@ -94,26 +108,43 @@ class AccountsService:
     def create_api_key(self, account_id: str, name: str = "default") -> IssuedKey:
         self.get_account(account_id)
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = IssuedKey(key_id=new_id("key_"), account_id=account_id, name=name, secret=secret)
+        key = IssuedKey(
+            key_id=new_id("key_"),
+            account_id=account_id,
+            name=name,
+            secret=secret,
+            created_at=int(time.time()),
+        )
         self._keys.put_item(
             Item={
                 "key_hash": hash_key(secret),
                 "key_id": key.key_id,
                 "account_id": account_id,
                 "name": name,
-                "created_at": int(time.time()),
+                "created_at": key.created_at,
             },
             ConditionExpression="attribute_not_exists(key_hash)",
         )
         return key
 
     def list_api_keys(self, account_id: str) -> list[ApiKeyInfo]:
-        page = self._keys.query(
+        pages = aws.item_pages(
+            self._keys.query,
             IndexName="by_account",
             KeyConditionExpression="account_id = :a",
             ExpressionAttributeValues={":a": account_id},
         )
-        return [self._key_info(item) for item in page.get("Items", [])]
+        return [self._key_info(item) for page in pages for item in page]
+
+    def create_own_api_key(self, account_id: str, name: str) -> IssuedKey:
+        """Self-service: the caller's account gets another key, within MAX_ACTIVE_KEYS (a check, not a
+        lock: two creations racing at the limit may both pass)."""
+        active = sum(1 for key in self.list_api_keys(account_id) if key.active)
+        if active >= MAX_ACTIVE_KEYS:
+            raise Conflict(
+                f"This account already has {active} active keys (at most {MAX_ACTIVE_KEYS}); revoke one first."
+            )
+        return self.create_api_key(account_id, name)
 
     def revoke_api_key(self, account_id: str, key_id: str) -> ApiKeyInfo:
         page = self._keys.query(
@@ -143,17 +174,40 @@ class AccountsService:
         item = self._keys.get_item(Key={"key_hash": key_hash}).get("Item")
         if not item or item.get("revoked_at"):
             raise AuthenticationFailed("Invalid token.")
+        self._record_use(item)
         return str(item["account_id"])
+
+    def _record_use(self, item: dict) -> None:
+        """Best effort "last used": written when the auth cache loads a key (so not on the hot path) and
+        at most once per KEY_USE_RESOLUTION_MS, whatever the number of containers. A failure here never
+        fails the request."""
+        now_ms = int(time.time() * 1000)
+        if now_ms - int(item.get("last_used_ms") or 0) < KEY_USE_RESOLUTION_MS:
+            return
+        try:
+            self._keys.update_item(
+                Key={"key_hash": item["key_hash"]},
+                UpdateExpression="SET last_used_ms = :now",
+                ConditionExpression=(
+                    "attribute_exists(key_hash) AND (attribute_not_exists(last_used_ms) OR last_used_ms < :stale)"
+                ),
+                ExpressionAttributeValues={":now": now_ms, ":stale": now_ms - KEY_USE_RESOLUTION_MS},
+            )
+        except Exception as exc:  # noqa: BLE001 - another container wrote it first, or DynamoDB throttled
+            logger.debug("last-used of key %s not recorded: %s", item.get("key_id"), exc)
 
     @staticmethod
     def _key_info(item: dict) -> ApiKeyInfo:
         revoked = item.get("revoked_at")
+        last_used = item.get("last_used_ms")
         return ApiKeyInfo(
             key_id=item["key_id"],
             account_id=item["account_id"],
             name=item.get("name", ""),
             created_at=int(item.get("created_at", 0)),
             revoked_at=int(revoked) if revoked else None,
+            last_used_ms=int(last_used) if last_used else None,
+            key_hash=item.get("key_hash", ""),
         )
 
 

@@ -56,6 +56,20 @@ class Provider:
         return any(m.id == model and m.service_type == service_type for m in self.models)
 
 
+@dataclass(frozen=True)
+class ProviderStatus:
+    """A provider as its owner sees it on the dashboard (never its secret)."""
+
+    provider_id: str
+    endpoint_url: str
+    max_concurrency: int
+    models: tuple[ModelDeclaration, ...]
+    last_seen: float
+    first_seen: float | None
+    slots_in_use: int
+    online: bool
+
+
 class ProvidersService:
     def __init__(self, settings: Settings):
         self._settings = settings
@@ -112,6 +126,36 @@ class ProvidersService:
         if not found:
             raise NoProvider(model)
         return random.choice(found)
+
+    def account_providers(self, account_id: str) -> list[ProviderStatus]:
+        """Every provider of the account, online ones first, read afresh (not from the routing cache):
+        capacity in use changes by the second."""
+        pages = aws.item_pages(
+            self._table.query,
+            KeyConditionExpression="account_id = :a",
+            ExpressionAttributeValues={":a": account_id},
+        )
+        now = time.time()
+        cutoff = now - self._settings.provider_offline_after_seconds
+        found = []
+        for item in (item for page in pages for item in page):
+            provider = self._from_item(item)
+            # A lease past its expiry belongs to a dispatcher that died; the sweeper will drop it.
+            in_use = sum(1 for until in (item.get("leases") or {}).values() if int(until) >= now * 1000)
+            first_seen = item.get("first_seen")
+            found.append(
+                ProviderStatus(
+                    provider_id=provider.provider_id,
+                    endpoint_url=provider.endpoint_url,
+                    max_concurrency=provider.max_concurrency,
+                    models=provider.models,
+                    last_seen=provider.last_seen,
+                    first_seen=int(first_seen) / 1000 if first_seen else None,
+                    slots_in_use=in_use,
+                    online=provider.last_seen >= cutoff,
+                )
+            )
+        return sorted(found, key=lambda p: (not p.online, p.provider_id))
 
     # -- capacity: a provider runs at most max_concurrency async jobs; each running job holds a lease
     # (lease key -> expiry) on the provider's item. Leases are counted atomically by DynamoDB, released when
