@@ -34,8 +34,20 @@ DESCRIPTION = (
 _AUTHENTICATED_PREFIXES = ("/v1/", "/api/inference/", "/api/account/")
 
 
+class PerThreadResolver(APIGatewayHttpResolver):
+    """Powertools stores the request being resolved on the BaseRouter class, which every thread shares:
+    two requests served at once (the local front's worker threads, the StreamFunction's) read each
+    other's headers and body. Each thread has its own resolver (get_resolver), so keeping the event
+    on the instance, which attribute lookup finds before the class, gives every request its own."""
+
+    def resolve(self, event, context):
+        self.current_event = self._to_proxy_event(event)
+        self.lambda_context = context
+        return super().resolve(event, context)
+
+
 def build_resolver() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = PerThreadResolver(enable_validation=True)
     errors.register(app)
     inference_routes.register(app)
     agent_routes.register(app)
