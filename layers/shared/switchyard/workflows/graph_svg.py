@@ -16,8 +16,8 @@ from typing import Any
 from switchyard.workflows.graph_layout import Layout, LayoutOptions, NodeBox, layout
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
-HEADER_HEIGHT = 52
-MIN_WIDTH = 360
+HEADER_HEIGHT = 70
+MIN_WIDTH = 420
 # Average glyph widths of the fonts above at 13 px (bold) and 12 px: enough to truncate before overflow.
 TITLE_CHAR_PX = 7.6
 DETAIL_CHAR_PX = 6.4
@@ -79,7 +79,8 @@ def render_run_svg(run: dict[str, Any], *, now: datetime | None = None) -> str:
         _defs(),
         f'<rect x="0" y="0" width="{width:g}" height="{height:g}" fill="#ffffff"/>',
         _header(run, width),
-        f'<g transform="translate(0,{HEADER_HEIGHT})">',
+        # A drawing narrower than the header's minimum is centred under it.
+        f'<g transform="translate({(width - drawn.width) / 2:g},{HEADER_HEIGHT})">',
         _edges(drawn, by_id),
         *(_node(drawn.nodes[s["id"]], s, now) for s in steps),
         "</g>",
@@ -104,20 +105,25 @@ def _defs() -> str:
 
 
 def _header(run: dict[str, Any], width: float) -> str:
+    """Two lines: what the run is, then its status, progress and id (fits the narrowest drawing)."""
     status = str(run.get("status") or "")
     colour = RUN_COLOURS.get(status, "#475569")
     counts = run.get("step_counts") or {}
     total = int(run.get("step_count") or len(run.get("steps") or []))
     done = sum(n for s, n in counts.items() if s not in ("pending", "waiting", "running"))
-    title = _truncate(f"{run.get('template') or 'Workflow run'} · {run.get('id', '')}", (width - 220) / 7.2)
-    pill_width = 16 + len(status) * 7.4
+    title = _truncate(str(run.get("template") or "Workflow run"), (width - 40) / 8.6)
+    pill_width = 14 + len(status) * 7.6
+    progress = f"{done}/{total} steps finished"
+    run_id = _truncate(str(run.get("id") or ""), (width - 40 - pill_width - 150) / 6.6)
     return (
-        f'<text x="20" y="31" font-size="15" font-weight="600" fill="#0f172a">{_text(title)}</text>'
-        f'<g transform="translate({width - 20 - pill_width - 92:g},14)">'
-        f'<rect width="{pill_width:g}" height="24" rx="12" fill="{colour}" fill-opacity="0.12"/>'
-        f'<text x="{pill_width / 2:g}" y="16.5" font-size="11.5" font-weight="700" fill="{colour}" '
+        f'<text x="20" y="27" font-size="15" font-weight="600" fill="#0f172a">{_text(title)}</text>'
+        f'<g transform="translate(20,38)">'
+        f'<rect width="{pill_width:g}" height="20" rx="10" fill="{colour}" fill-opacity="0.12"/>'
+        f'<text x="{pill_width / 2:g}" y="14" font-size="11" font-weight="700" fill="{colour}" '
         f'text-anchor="middle" letter-spacing="0.4">{_text(status)}</text>'
-        f'<text x="{pill_width + 10:g}" y="16.5" font-size="12" fill="#64748b">{done}/{total} steps</text>'
+        f'<text x="{pill_width + 10:g}" y="14.5" font-size="12" fill="#64748b">{_text(progress)}</text>'
+        f'<text x="{pill_width + 140:g}" y="14.5" font-size="11.5" fill="#94a3b8" '
+        f"font-family=\"ui-monospace, 'SFMono-Regular', Menlo, Consolas, monospace\">{_text(run_id)}</text>"
         "</g>"
         f'<line x1="0" y1="{HEADER_HEIGHT - 0.5}" x2="{width:g}" y2="{HEADER_HEIGHT - 0.5}" '
         'stroke="#e2e8f0"/>'
@@ -179,7 +185,7 @@ def _timing(step: dict[str, Any], now: datetime) -> str:
     started, finished = _parse(step.get("started_at")), _parse(step.get("finished_at"))
     if status == "waiting":
         expires = _parse((step.get("gate") or {}).get("expires_at"))
-        return f"waiting · {_duration((expires - now).total_seconds())} left" if expires else "waiting"
+        return f"waiting · {_coarse((expires - now).total_seconds())} left" if expires else "waiting"
     if status == "running" and started:
         return f"running {_duration((now - started).total_seconds())}"
     if step.get("duration_ms") is not None:
@@ -243,6 +249,14 @@ def _parse(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _coarse(seconds: float) -> str:
+    """One unit, rounded down: what a box has room for ("6 d", "23 h", "12 min")."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{max(0, int(seconds))} s"
 
 
 def _duration(seconds: float) -> str:
