@@ -77,7 +77,7 @@ def test_given_a_run_then_each_step_is_one_box_with_its_status_and_timing():
         "review": "waiting",
         "picture": "pending",
     }
-    assert "chat · succeeded in 1.5 s" in texts(boxes["outline"])
+    assert "chat · done in 1.5 s" in texts(boxes["outline"])
     assert "gate · waiting · 6 d left" in texts(boxes["review"])
     assert "image · pending" in texts(boxes["picture"])
 

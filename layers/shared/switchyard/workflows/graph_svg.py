@@ -181,18 +181,26 @@ def _node(box: NodeBox, step: dict[str, Any], now: datetime) -> str:
 
 
 def _timing(step: dict[str, Any], now: datetime) -> str:
-    status = step.get("status")
+    """What a box has room for: its state in a word or two, and how long it took or has left."""
+    status = str(step.get("status") or "pending")
+    gate = step.get("type") == "gate"
     started, finished = _parse(step.get("started_at")), _parse(step.get("finished_at"))
     if status == "waiting":
         expires = _parse((step.get("gate") or {}).get("expires_at"))
         return f"waiting · {_coarse((expires - now).total_seconds())} left" if expires else "waiting"
-    if status == "running" and started:
-        return f"running {_duration((now - started).total_seconds())}"
-    if step.get("duration_ms") is not None:
-        return f"{PALETTES.get(str(status), PALETTES['pending']).label} in {_duration(step['duration_ms'] / 1000)}"
-    if started and finished:
-        return f"{status} in {_duration((finished - started).total_seconds())}"
-    return PALETTES.get(str(status), PALETTES["pending"]).label
+    if status == "running":
+        return f"running {_duration((now - started).total_seconds())}" if started else "running"
+    took = step.get("duration_ms")
+    seconds = took / 1000 if took is not None else (finished - started).total_seconds() if started and finished else None
+    words = {
+        "succeeded": "approved in" if gate else "done in",
+        "failed": "failed after",
+        "timed_out": "timed out after",
+        "rejected": "rejected after",
+    }
+    if status in words and seconds is not None:
+        return f"{words[status]} {_duration(seconds)}"
+    return PALETTES.get(status, PALETTES["pending"]).label
 
 
 def _tooltip(step: dict[str, Any], palette: Palette) -> str:
