@@ -243,3 +243,60 @@ def test_markup_in_a_prompt_renders_as_text(page, stack, http, provider, snapsho
     assert page.locator("img[src='x']").count() == 0
     assert page.locator("main b").count() == 0 and page.locator("main script").count() == 0
     http.post(f"/v1/workflows/runs/{run['id']}/cancel", headers=stack.headers())
+
+
+# ---------------------------------------------------------------- worker health
+
+
+def test_a_stalled_worker_and_disabled_async_are_shown_as_banners(page, stack):
+    """The summary's flags drive the banners (the flags themselves are tested on the API)."""
+
+    def stalled_summary(route):
+        route.fulfill(
+            status=200,
+            content_type="application/json",
+            body=(
+                '{"object": "queue.summary", "async_enabled": false, "worker_stalled": true, "active": 4,'
+                ' "queued": 4, "processing": 0, "dispatcher_last_tick_at": "2026-01-01T00:00:00Z",'
+                ' "sweeper_last_tick_at": null}'
+            ),
+        )
+
+    page.route("**/api/inference/queue/summary", stalled_summary)
+    sign_in(page, stack, stack.api_key)
+
+    page.wait_for_selector("#worker-stalled")
+    assert "4 queued jobs are waiting" in page.inner_text("#worker-stalled")
+    assert "Async processing is disabled" in page.inner_text("#async-disabled")
+    assert page.inner_text("#summary-badge").startswith("4 active")
+
+
+# ---------------------------------------------------------------- a large run
+
+
+def test_a_40_step_run_is_drawn_readably_and_followed_to_the_end(page, stack, http, provider, snapshot):
+    def chat(step_id: str, depends_on: list[str]) -> dict:
+        body = {"model": "fake-llm", "messages": [{"role": "user", "content": f"step {step_id}"}]}
+        return {"id": step_id, "endpoint": "/v1/chat/completions", "body": body, "depends_on": depends_on}
+
+    shots = [f"shot_{i:02d}" for i in range(38)]
+    steps = [chat("plan", []), *(chat(s, ["plan"]) for s in shots), chat("collage", shots)]
+    started = http.post("/v1/workflows/runs", json={"spec": {"steps": steps}}, headers=stack.headers())
+    assert started.status_code == 202, started.text
+    sign_in(page, stack, stack.api_key, f"/runs/{started.json()['id']}")
+
+    page.wait_for_selector("#run-graph svg[data-run-status='SUCCEEDED']", timeout=90_000)
+    boxes = page.eval_on_selector_all(
+        "#run-graph g.step rect",
+        "rects => rects.map(r => { const b = r.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })",
+    )
+    assert len(boxes) == 40
+    for i, (left, top, right, bottom) in enumerate(boxes):
+        assert right - left >= 150  # shown at a size where the step id can be read
+        for other in boxes[i + 1 :]:
+            assert right <= other[0] or other[2] <= left or bottom <= other[1] or other[3] <= top
+    width = page.eval_on_selector("#run-graph svg", "svg => svg.viewBox.baseVal.width")
+    assert width <= 1600
+    snapshot(page, "actual-size")
+    page.click("#fit-graph")  # the whole run at once, for the screenshot
+    assert page.eval_on_selector("#run-graph svg", "svg => svg.getBoundingClientRect().width") < width

@@ -42,7 +42,10 @@ export function mount(main, { id }) {
     errorBanner,
     h("div", { class: "run-layout" },
       h("section", { class: "card graph-card" },
-        h("div", { class: "card-header" }, h("h2", {}, "Steps"), h("a", { class: "button button-small", href: "#", id: "open-svg", on: { click: openSvg } }, "Open SVG")),
+        h("div", { class: "card-header" }, h("h2", {}, "Steps"),
+          h("div", { class: "button-row tight" },
+            h("button", { class: "button button-small", type: "button", id: "fit-graph", "aria-pressed": "false", on: { click: toggleFit } }, "Fit to width"),
+            h("a", { class: "button button-small", href: "#", id: "open-svg", on: { click: openSvg } }, "Open SVG"))),
         graph,
         h("div", { class: "legend" }, LEGEND.map(([key, label]) => h("span", { class: "legend-item" }, h("span", { class: `legend-swatch swatch-${key}` }), label)))),
       panel),
@@ -59,6 +62,13 @@ export function mount(main, { id }) {
       select(node.dataset.stepId, true);
     }
   });
+
+  // Full size by default (a box's text stays legible; a wide run scrolls); "Fit" shows all of it at once.
+  function toggleFit(event) {
+    const fit = graph.classList.toggle("fit");
+    event.currentTarget.setAttribute("aria-pressed", String(fit));
+    event.currentTarget.textContent = fit ? "Actual size" : "Fit to width";
+  }
 
   async function openSvg(event) {
     event.preventDefault();
@@ -98,9 +108,7 @@ export function mount(main, { id }) {
     if (text === svgText) return;
     svgText = text;
     const svg = parseSvg(text);
-    svg.removeAttribute("width"); // the stylesheet sizes it: full width up to its natural size
-    svg.classList.add("run-svg");
-    svg.style.maxWidth = `${svg.viewBox.baseVal.width}px`;
+    svg.classList.add("run-svg"); // drawn at its own size; .graph.fit scales it to the card
     for (const node of svg.querySelectorAll("g.step")) {
       node.setAttribute("tabindex", "0");
       node.setAttribute("role", "button");
