@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
 EXPECTED_CONSOLE = re.compile(r"Failed to load resource: the server responded with a status of 401")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory) -> Iterator[LocalStack]:
     # Jobs wait for a provider as long as a test needs (one test starts its provider mid-way).
     running = start_local_stack(tmp_path_factory.mktemp("browser-stack"), "NoProviderGraceSeconds=120")
@@ -42,7 +42,7 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
     _stop(running.process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def provider(stack, tmp_path_factory) -> Iterator[Provider]:
     """The stack account's agent and fake model server (answers take 300 ms, like a small model)."""
     running = start_provider(stack, tmp_path_factory.mktemp("browser-provider"), None, "--latency-ms", "300")
@@ -69,14 +69,16 @@ def new_account(stack):
     return create
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def http(stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.base_url, timeout=30, trust_env=False) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """Package-scoped, not session-scoped: Playwright's sync API keeps an event loop running in the main
+    thread while it is open, and later tests that call asyncio.run() there would fail."""
     from playwright.sync_api import sync_playwright
 
     if not os.access(CHROMIUM, os.X_OK):
