@@ -34,6 +34,10 @@ export function mediaKind({ inferenceType, endpoint }) {
   return KIND_BY_TYPE[inferenceType] || KIND_BY_ENDPOINT[endpoint] || "file";
 }
 
+function openLink(url, label) {
+  return h("a", { class: "media-open", href: url, download: label, title: "Download the result" }, "Download");
+}
+
 // The element for a stored result; it fills in once the bytes have arrived.
 export function mediaPreview(resultUrl, kind, label = "result") {
   const box = h("div", { class: `media media-${kind}` }, h("span", { class: "media-loading" }, "Loading…"));
@@ -44,9 +48,9 @@ export function mediaPreview(resultUrl, kind, label = "result") {
         element = h("a", { href: url, target: "_blank", rel: "noopener", title: "Open full size" },
           h("img", { src: url, alt: label, loading: "lazy" }));
       } else if (kind === "audio") {
-        element = h("audio", { src: url, controls: true, preload: "metadata" });
+        element = [h("audio", { src: url, controls: true, preload: "metadata" }), openLink(url, label)];
       } else if (kind === "video") {
-        element = h("video", { src: url, controls: true, preload: "metadata", playsInline: true });
+        element = [h("video", { src: url, controls: true, preload: "metadata", playsInline: true }), openLink(url, label)];
       } else {
         element = h("a", { class: "button button-small", href: url, download: label }, "Download");
       }

@@ -3,7 +3,7 @@
 
 import { api, apiBase } from "./api.js";
 import { empty, fill, h, reconcile } from "./dom.js";
-import { ago, exact, pill, timeAgo } from "./format.js";
+import { exact, pill, timeAgo } from "./format.js";
 import { refreshTimes } from "./queue.js";
 
 function capacity(provider) {
@@ -78,5 +78,5 @@ export function mount(main) {
     }
   }
 
-  return { title: "Providers", refresh, refreshEvery: () => 5000, ago };
+  return { title: "Providers", refresh, refreshEvery: () => 5000 };
 }

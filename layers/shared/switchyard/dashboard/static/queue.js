@@ -2,7 +2,7 @@
 // Retry), batches with their counts, and workflow runs. Redrawn in place every few seconds: rows that
 // did not change keep their elements, so nothing flickers and a playing result keeps playing.
 
-import { api, apiBase } from "./api.js";
+import { api } from "./api.js";
 import { empty, fill, h, reconcile, toast } from "./dom.js";
 import { ago, duration, pill, timeAgo, toDate } from "./format.js";
 import { answerText, mediaKind, mediaPreview } from "./media.js";
@@ -188,7 +188,7 @@ export function mount(main, { params, setQuery }) {
     }
     if (job.status === "CANCELED") return h("span", { class: "muted" }, "Canceled");
     if (job.status === "PROCESSING") return h("span", { class: "muted" }, "Running on a provider…");
-    return h("span", { class: "muted" }, job.attempts ? `Waiting to retry (attempt ${job.attempts + 1})` : "Waiting for a free provider slot");
+    return h("span", { class: "muted" }, job.attempts ? `Waiting to retry (attempt ${job.attempts + 1})` : "Waiting for a provider");
   }
 
   function actionsCell(job) {
@@ -211,7 +211,7 @@ export function mount(main, { params, setQuery }) {
       h("td", {}, pill(job.status)),
       jobCell(job),
       h("td", {}, h("div", { class: "strong nowrap" }, job.model), h("div", { class: "sub" }, job.inference_type)),
-      h("td", {}, timeAgo(created ? created.toISOString() : null), took ? h("div", { class: "sub" }, `took ${took}`) : null),
+      h("td", {}, timeAgo(created ? created.toISOString() : null), took ? h("div", { class: "sub nowrap" }, `took ${took}`) : null),
       h("td", { class: "col-result" }, resultCell(job)),
       actionsCell(job));
   }
@@ -262,7 +262,7 @@ export function mount(main, { params, setQuery }) {
       h("div", { class: "list-main" },
         h("div", { class: "list-title" }, run.template || "Inline workflow", " ", h("span", { class: "mono sub" }, run.id)),
         h("div", { class: "sub" }, `${run.step_count} step${run.step_count === 1 ? "" : "s"} · started `, timeAgo(run.created_at),
-          run.error && run.error.message ? h("span", { class: "error-text" }, ` · ${run.error.message}`) : null)),
+          run.error && run.error.message && run.status === "FAILED" ? h("span", { class: "error-text" }, ` · ${run.error.message}`) : null)),
       h("div", { class: "list-side" }, pill(run.status, "run"), h("span", { class: "chevron", "aria-hidden": "true" }, "›")));
   }
 
@@ -315,5 +315,5 @@ export function mount(main, { params, setQuery }) {
   }
 
   markFilter();
-  return { title: "Queue", refresh, refreshEvery: () => 3000, base: apiBase };
+  return { title: "Queue", refresh, refreshEvery: () => 3000 };
 }
