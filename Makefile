@@ -30,12 +30,14 @@ chromium: ## install Debian's chromium for the browser tests, if it is missing
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
 	fi
 
-test: $(STAMP) chromium ## install, then run the whole suite (unit, functional, local stack, e2e, browser, infra) and the sam build check
+test: $(STAMP) chromium ## install, then lint (ruff check, ruff format --check), run the whole suite (unit, functional, local stack, e2e, browser, infra) and the sam build check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 	bash scripts/sam-build-check.sh
 
-test-fast: $(STAMP) ## unit and functional tests only
-	$(BIN)/pytest tests/unit tests/functional
+test-fast: $(STAMP) ## unit, adapter and functional tests only
+	$(BIN)/pytest tests/unit tests/adapters tests/functional
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .

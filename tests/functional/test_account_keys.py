@@ -98,11 +98,12 @@ def test_given_a_revoked_key_then_it_is_listed_as_revoked_and_stops_working(api,
 def test_given_another_container_cached_the_key_then_revoking_stops_it_within_the_cache_ttl(api, caller):
     """A revoke invalidates the cache of the container that served it; every other container's cache
     keeps the key for at most auth_cache_seconds."""
+    from switchyard.adapters.accounts_table import get_accounts_table, get_api_keys_table
     from switchyard.services.accounts import AccountsService
     from switchyard.settings import get_settings
 
     new = api("POST", KEYS, body={"name": "other"}, headers=caller.headers).json()
-    elsewhere = AccountsService(get_settings())
+    elsewhere = AccountsService(get_settings(), get_accounts_table(), get_api_keys_table())
     clock = [1000.0]
     elsewhere._auth_cache._clock = lambda: clock[0]
     assert elsewhere.authenticate(f"Bearer {new['api_key']}") == caller.account_id

@@ -29,8 +29,8 @@ def test_given_an_online_provider_then_it_is_listed_with_models_and_capacity(api
     assert provider["last_heartbeat_at"].endswith("Z") and provider["first_seen_at"]
 
 
-def test_given_a_provider_then_its_secret_and_endpoint_path_are_never_shown(api, caller, start_fake_provider):
-    fake = start_fake_provider()
+def test_given_a_provider_then_its_secret_and_endpoint_path_are_never_shown(api, caller, start_fake_server):
+    fake = start_fake_server()
     beat = heartbeat_body(f"{fake.url}/private/path-token-abc")
     assert api("POST", "/api/inference/agent/heartbeat/", body=beat, headers=caller.headers).status == 200
 

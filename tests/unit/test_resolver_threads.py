@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from tests.conftest import LambdaContext, http_event
+from tests.conftest import http_event, lambda_context
 
 
 def test_given_two_requests_at_once_in_two_threads_then_each_sees_its_own_headers_and_body():
@@ -24,7 +24,7 @@ def test_given_two_requests_at_once_in_two_threads_then_each_sees_its_own_header
             return {"who": event.headers.get("x-who"), "body": event.body}
 
         event = http_event("POST", "/test/echo", body={"n": name}, headers={"x-who": name})
-        result = resolver.resolve(event, LambdaContext())
+        result = resolver.resolve(event, lambda_context())
         seen[name] = result["body"]
 
     threads = [threading.Thread(target=serve, args=(name,)) for name in ("first", "second")]

@@ -12,12 +12,13 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
+from switchyard.account_model import ApiKeyInfo
 from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
 from switchyard.api.inference_routes import raw_body
+from switchyard.clock import iso
 from switchyard.errors import InvalidRequest
-from switchyard.job_model import iso
-from switchyard.services.accounts import ApiKeyInfo, bearer_token, get_accounts_service, hash_key
+from switchyard.services.accounts import get_accounts_service
 from switchyard.validation import parse_json_object
 
 MAX_NAME_CHARS = 100
@@ -104,7 +105,7 @@ OPENAPI_OPERATIONS = {
 }
 
 
-def key_view(key: ApiKeyInfo, current_hash: str | None = None) -> dict:
+def key_view(key: ApiKeyInfo, current_key_id: str | None = None) -> dict:
     return {
         "id": key.key_id,
         "key_id": key.key_id,
@@ -114,7 +115,7 @@ def key_view(key: ApiKeyInfo, current_hash: str | None = None) -> dict:
         "created_at": iso(key.created_at * 1000),
         "last_used_at": iso(key.last_used_ms),
         "revoked_at": iso(key.revoked_at * 1000) if key.revoked_at else None,
-        "current": bool(current_hash) and key.key_hash == current_hash,
+        "current": key.key_id == current_key_id,
     }
 
 
@@ -132,8 +133,8 @@ def key_name(raw: bytes) -> str:
 
 
 def register(app) -> None:
-    def current_hash() -> str:
-        return hash_key(bearer_token(app.current_event.headers.get("authorization")))
+    def current_key_id() -> str | None:
+        return get_accounts_service().key_id_of(app.current_event.headers.get("authorization"))
 
     @app.get(
         "/api/account/keys",
@@ -143,8 +144,8 @@ def register(app) -> None:
     def list_keys() -> dict:
         keys = get_accounts_service().list_api_keys(caller_account(app))
         keys.sort(key=lambda k: (k.created_at, k.key_id), reverse=True)
-        caller_hash = current_hash()
-        return {"object": "list", "data": [key_view(k, caller_hash) for k in keys]}
+        current = current_key_id()
+        return {"object": "list", "data": [key_view(k, current) for k in keys]}
 
     @app.post(
         "/api/account/keys",
@@ -168,4 +169,4 @@ def register(app) -> None:
     )
     def revoke_key(key_id: KeyId) -> dict:
         revoked = get_accounts_service().revoke_api_key(caller_account(app), key_id)
-        return key_view(revoked, current_hash())
+        return key_view(revoked, current_key_id())

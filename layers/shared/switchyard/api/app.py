@@ -18,7 +18,7 @@ from switchyard.api import (
     inference_routes,
     providers_routes,
 )
-from switchyard.errors import ApiError
+from switchyard.errors import ApiError, to_http
 from switchyard.services.accounts import get_accounts_service
 
 logger = Logger()
@@ -105,13 +105,12 @@ def get_resolver() -> APIGatewayHttpResolver:
 
 
 def _error_result(error: ApiError) -> dict:
-    headers = {"Content-Type": "application/json"}
-    if error.status_code == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    """`to_http`'s answer as an API Gateway result, for failures before the resolver runs."""
+    answer = to_http(error)
     return {
-        "statusCode": error.status_code,
-        "headers": headers,
-        "body": json.dumps(error.to_body()),
+        "statusCode": answer.status,
+        "headers": dict(answer.headers),
+        "body": answer.body,
         "isBase64Encoded": False,
     }
 

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
-from switchyard.job_model import iso
+from switchyard.clock import iso
 from switchyard.services.providers import ProviderStatus, get_providers_service
 from switchyard.settings import get_settings
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
+
+from switchyard.caches import cached
 
 STATIC_DIR = Path(__file__).parent / "static"
 CONTENT_TYPES = {
@@ -51,7 +52,7 @@ class StaticFile:
     etag: str
 
 
-@lru_cache(maxsize=1)
+@cached
 def static_files() -> dict[str, StaticFile]:
     """Every servable file by name, read once (at the first dashboard request, not at import)."""
     files = {}

@@ -7,9 +7,15 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
-from switchyard.adapters import aws
+from switchyard.account_model import Account, ApiKeyInfo
+from switchyard.adapters.accounts_table import (
+    AccountsTable,
+    ApiKeysTable,
+    get_accounts_table,
+    get_api_keys_table,
+)
+from switchyard.caches import cached
 from switchyard.errors import AuthenticationFailed, Conflict, NotFound
 from switchyard.ids import new_id
 from switchyard.settings import Settings, get_settings
@@ -20,15 +26,8 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "sy-"
 # Self-service keys (POST /api/account/keys): enough for every machine and teammate, not unbounded.
 MAX_ACTIVE_KEYS = 100
-# "Last used" is written at most this often per key (and only when the auth cache reloads the key).
+# "Last used" is written at most this often per key (and only when the auth cache loads the key).
 KEY_USE_RESOLUTION_MS = 60_000
-
-
-@dataclass(frozen=True)
-class Account:
-    account_id: str
-    name: str
-    created_at: int
 
 
 @dataclass(frozen=True)
@@ -40,21 +39,6 @@ class IssuedKey:
     name: str
     secret: str
     created_at: int = 0
-
-
-@dataclass(frozen=True)
-class ApiKeyInfo:
-    key_id: str
-    account_id: str
-    name: str
-    created_at: int
-    revoked_at: int | None
-    last_used_ms: int | None = None
-    key_hash: str = ""  # to tell the caller which key it is using; never shown
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
 
 
 def hash_key(secret: str) -> str:
@@ -71,9 +55,9 @@ def bearer_token(authorization: str | None) -> str:
 
 
 class AccountsService:
-    def __init__(self, settings: Settings):
-        self._accounts = aws.table(settings.accounts_table)
-        self._keys = aws.table(settings.api_keys_table)
+    def __init__(self, settings: Settings, accounts: AccountsTable, keys: ApiKeysTable):
+        self._accounts = accounts
+        self._keys = keys
         # Caches only successful lookups, so a new key works at once and a revoked one stops within the TTL.
         # Reloaded in the background in the last quarter of its life: under steady traffic no request
         # waits for the lookup.
@@ -84,25 +68,17 @@ class AccountsService:
     # -- accounts
     def create_account(self, name: str) -> Account:
         account = Account(account_id=new_id("acct_"), name=name, created_at=int(time.time()))
-        self._accounts.put_item(
-            Item={"account_id": account.account_id, "name": name, "created_at": account.created_at},
-            ConditionExpression="attribute_not_exists(account_id)",
-        )
+        self._accounts.create(account)
         return account
 
     def get_account(self, account_id: str) -> Account:
-        item = self._accounts.get_item(Key={"account_id": account_id}).get("Item")
-        if not item:
+        account = self._accounts.get(account_id)
+        if account is None:
             raise NotFound(f"No account '{account_id}'.")
-        return Account(item["account_id"], item.get("name", ""), int(item.get("created_at", 0)))
+        return account
 
     def list_accounts(self) -> list[Account]:
-        accounts = [
-            Account(i["account_id"], i.get("name", ""), int(i.get("created_at", 0)))
-            for page in aws.item_pages(self._accounts.scan)
-            for i in page
-        ]
-        return sorted(accounts, key=lambda a: a.created_at)
+        return sorted(self._accounts.all(), key=lambda a: a.created_at)
 
     # -- keys
     def create_api_key(self, account_id: str, name: str = "default") -> IssuedKey:
@@ -115,26 +91,14 @@ class AccountsService:
             secret=secret,
             created_at=int(time.time()),
         )
-        self._keys.put_item(
-            Item={
-                "key_hash": hash_key(secret),
-                "key_id": key.key_id,
-                "account_id": account_id,
-                "name": name,
-                "created_at": key.created_at,
-            },
-            ConditionExpression="attribute_not_exists(key_hash)",
+        self._keys.create(
+            hash_key(secret),
+            ApiKeyInfo(key.key_id, account_id, name, created_at=key.created_at, revoked_at=None),
         )
         return key
 
     def list_api_keys(self, account_id: str) -> list[ApiKeyInfo]:
-        pages = aws.item_pages(
-            self._keys.query,
-            IndexName="by_account",
-            KeyConditionExpression="account_id = :a",
-            ExpressionAttributeValues={":a": account_id},
-        )
-        return [self._key_info(item) for page in pages for item in page]
+        return self._keys.list_for_account(account_id)
 
     def create_own_api_key(self, account_id: str, name: str) -> IssuedKey:
         """Self-service: the caller's account gets another key, within MAX_ACTIVE_KEYS (a check, not a
@@ -146,71 +110,44 @@ class AccountsService:
             )
         return self.create_api_key(account_id, name)
 
+    def key_id_of(self, authorization: str | None) -> str | None:
+        """Which of its keys a caller is using (the dashboard marks it), None if it is not a valid key."""
+        key = self._keys.active_key(hash_key(bearer_token(authorization)))
+        return key.key_id if key else None
+
     def revoke_api_key(self, account_id: str, key_id: str) -> ApiKeyInfo:
-        page = self._keys.query(
-            IndexName="by_account",
-            KeyConditionExpression="account_id = :a AND key_id = :k",
-            ExpressionAttributeValues={":a": account_id, ":k": key_id},
-        )
-        items = page.get("Items", [])
-        if not items:
+        revoked = self._keys.revoke(account_id, key_id)
+        if revoked is None:
             raise NotFound(f"No key '{key_id}' in account '{account_id}'.")
-        item = self._keys.update_item(
-            Key={"key_hash": items[0]["key_hash"]},
-            UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
-            ExpressionAttributeValues={":now": int(time.time())},
-            ReturnValues="ALL_NEW",
-        )["Attributes"]
-        self._auth_cache.invalidate(items[0]["key_hash"])
-        return self._key_info(item)
+        key_hash, key = revoked
+        self._auth_cache.invalidate(key_hash)
+        return key
 
     def authenticate(self, authorization: str | None) -> str:
         """The account id a bearer key belongs to, or AuthenticationFailed."""
         key_hash = hash_key(bearer_token(authorization))
-        account_id = self._auth_cache.get_or_load(key_hash, lambda: self._load_account_id(key_hash))
-        return account_id
+        return self._auth_cache.get_or_load(key_hash, lambda: self._load_account_id(key_hash))
 
     def _load_account_id(self, key_hash: str) -> str:
-        item = self._keys.get_item(Key={"key_hash": key_hash}).get("Item")
-        if not item or item.get("revoked_at"):
+        key = self._keys.active_key(key_hash)
+        if key is None:
             raise AuthenticationFailed("Invalid token.")
-        self._record_use(item)
-        return str(item["account_id"])
+        self._record_use(key_hash, key)
+        return key.account_id
 
-    def _record_use(self, item: dict) -> None:
+    def _record_use(self, key_hash: str, key: ApiKeyInfo) -> None:
         """Best effort "last used": written when the auth cache loads a key (so not on the hot path) and
         at most once per KEY_USE_RESOLUTION_MS, whatever the number of containers. A failure here never
         fails the request."""
         now_ms = int(time.time() * 1000)
-        if now_ms - int(item.get("last_used_ms") or 0) < KEY_USE_RESOLUTION_MS:
+        if now_ms - (key.last_used_ms or 0) < KEY_USE_RESOLUTION_MS:
             return
         try:
-            self._keys.update_item(
-                Key={"key_hash": item["key_hash"]},
-                UpdateExpression="SET last_used_ms = :now",
-                ConditionExpression=(
-                    "attribute_exists(key_hash) AND (attribute_not_exists(last_used_ms) OR last_used_ms < :stale)"
-                ),
-                ExpressionAttributeValues={":now": now_ms, ":stale": now_ms - KEY_USE_RESOLUTION_MS},
-            )
-        except Exception as exc:  # noqa: BLE001 - another container wrote it first, or DynamoDB throttled
-            logger.debug("last-used of key %s not recorded: %s", item.get("key_id"), exc)
-
-    @staticmethod
-    def _key_info(item: dict) -> ApiKeyInfo:
-        revoked = item.get("revoked_at")
-        last_used = item.get("last_used_ms")
-        return ApiKeyInfo(
-            key_id=item["key_id"],
-            account_id=item["account_id"],
-            name=item.get("name", ""),
-            created_at=int(item.get("created_at", 0)),
-            revoked_at=int(revoked) if revoked else None,
-            last_used_ms=int(last_used) if last_used else None,
-            key_hash=item.get("key_hash", ""),
-        )
+            self._keys.record_use(key_hash, now_ms, unless_since_ms=now_ms - KEY_USE_RESOLUTION_MS)
+        except Exception as exc:  # noqa: BLE001 - throttled or unreachable: the request goes on
+            logger.debug("last use of key %s not recorded: %s", key.key_id, exc)
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_accounts_service() -> AccountsService:
-    return AccountsService(get_settings())
+    return AccountsService(get_settings(), get_accounts_table(), get_api_keys_table())

@@ -191,7 +191,13 @@ def _timing(step: dict[str, Any], now: datetime) -> str:
     if status == "running":
         return f"running {_duration((now - started).total_seconds())}" if started else "running"
     took = step.get("duration_ms")
-    seconds = took / 1000 if took is not None else (finished - started).total_seconds() if started and finished else None
+    seconds = (
+        took / 1000
+        if took is not None
+        else (finished - started).total_seconds()
+        if started and finished
+        else None
+    )
     words = {
         "succeeded": "approved in" if gate else "done in",
         "failed": "failed after",
