@@ -60,10 +60,12 @@ class ProvidersService:
     def __init__(self, settings: Settings):
         self._settings = settings
         self._table = aws.table(settings.providers_table)
-        # Reloaded in the background in the last quarter of its life: under steady traffic no request
-        # waits for the query.
+        # Reloaded in the background in the last quarter of its life: under steady traffic (or, kept warm,
+        # under any traffic) no request waits for the query.
         self._online_cache: TtlCache[tuple[Provider, ...]] = TtlCache(
-            settings.provider_cache_seconds, refresh_ahead_seconds=settings.provider_cache_seconds / 4
+            settings.provider_cache_seconds,
+            refresh_ahead_seconds=settings.provider_cache_seconds / 4,
+            keep_warm_seconds=settings.cache_keep_warm_seconds,
         )
 
     def record_heartbeat(self, account_id: str, beat: Heartbeat) -> Provider:
@@ -85,8 +87,7 @@ class ProvidersService:
                 ":empty": {},
             },
         )
-        self._online_cache.invalidate(account_id)
-        return self._from_item(
+        provider = self._from_item(
             {
                 "account_id": account_id,
                 "provider_id": beat.provider_id,
@@ -97,6 +98,10 @@ class ProvidersService:
                 "last_seen": int(now * 1000),
             }
         )
+        # Written through rather than dropped: a new model or endpoint is served at once here, and the
+        # next request does not pay the query (heartbeats come every 15 s from every provider).
+        self._online_cache.update(account_id, lambda cached: _with_provider(cached, provider))
+        return provider
 
     def online_providers(self, account_id: str) -> tuple[Provider, ...]:
         """The account's providers that heartbeated recently (cached for provider_cache_seconds)."""
@@ -192,6 +197,10 @@ class ProvidersService:
             models=tuple(ModelDeclaration.model_validate(m) for m in item.get("models", [])),
             last_seen=int(item.get("last_seen", 0)) / 1000,
         )
+
+
+def _with_provider(providers: tuple[Provider, ...], provider: Provider) -> tuple[Provider, ...]:
+    return (*(p for p in providers if p.provider_id != provider.provider_id), provider)
 
 
 @lru_cache(maxsize=1)
