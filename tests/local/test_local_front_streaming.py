@@ -178,3 +178,31 @@ def test_a_client_that_goes_away_releases_the_provider(serve, eventually) -> Non
         left_at = time.monotonic()
         eventually(lambda: upstream.disconnected_at is not None, timeout=5)
     assert upstream.disconnected_at - left_at < 2
+
+
+def test_a_warm_request_is_prepared_on_the_event_loop_and_a_cache_miss_in_a_worker_thread(serve) -> None:
+    from switchyard.ttl_cache import WouldLoad
+
+    upstream = SlowUpstream()
+    where: list[str] = []
+    misses = iter([False, True])  # on the loop: the second call finds all cached, the third does not
+
+    def prepare_stream(authorization, path, body, request_id=None):
+        try:
+            asyncio.get_running_loop()
+            where.append("loop")
+        except RuntimeError:
+            where.append("thread")
+        if where[-1] == "loop" and next(misses):
+            raise WouldLoad("key")  # what a TtlCache does inside cached_only() instead of loading
+        return SimpleNamespace(url=f"{upstream_url}{path}", headers={}, content=b"{}")
+
+    with (
+        serve(upstream) as upstream_url,
+        serve(create_app(never_called, prepare_stream=prepare_stream)) as front,
+    ):
+        for _ in range(3):
+            response = httpx.post(f"{front}/v1/chat/completions", json=STREAM_BODY, timeout=10)
+            assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
+    # cold: thread; warm: loop; warm: loop, then the miss it reported, in a thread
+    assert where == ["thread", "loop", "loop", "thread"]

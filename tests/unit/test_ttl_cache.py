@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from switchyard.ttl_cache import TtlCache, wait_for_refreshes
+from switchyard.ttl_cache import TtlCache, WouldLoad, cached_only, wait_for_refreshes
 
 
 class Clock:
@@ -262,3 +262,16 @@ def test_a_reload_that_began_before_an_update_is_not_stored(clock):
     load.gate.set()
     wait_for_refreshes()
     assert cache.get_or_load("k", load) == 11  # not the reload's 2, which lacks the write
+
+
+def test_inside_cached_only_a_miss_raises_would_load_and_a_hit_is_served(clock):
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
+    with cached_only(), pytest.raises(WouldLoad):
+        cache.get_or_load("k", load)
+    assert load.calls == 0
+    cache.get_or_load("k", load)  # outside: loads
+    clock.now += 1.6
+    with cached_only():
+        assert cache.get_or_load("k", load) == 1  # in its last stretch: served, reloaded behind it
+    wait_for_refreshes()
+    assert load.calls == 2

@@ -20,17 +20,42 @@ process keeps running (the local stack does).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
 import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 V = TypeVar("V")
 
 log = logging.getLogger(__name__)
+
+
+class WouldLoad(Exception):
+    """Raised by `get_or_load` inside `cached_only()` where it would have had to load."""
+
+
+# False inside cached_only(): a context variable, so it holds for this thread or task only.
+_loads_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar("ttl_cache_loads_allowed", default=True)
+
+
+@contextlib.contextmanager
+def cached_only() -> Iterator[None]:
+    """Within this block a cache miss raises WouldLoad instead of loading.
+
+    For an event loop that would rather not hand a request to a worker thread when everything it needs
+    is cached (the streaming front): it tries inline first, and only a miss goes to a thread.
+    """
+    token = _loads_allowed.set(False)
+    try:
+        yield
+    finally:
+        _loads_allowed.reset(token)
+
 
 _refreshes: set[threading.Thread] = set()
 _refreshes_lock = threading.Lock()
@@ -101,6 +126,8 @@ class TtlCache(Generic[V]):
             if entry.refresh_at <= now:
                 self._refresh_in_background(key, load, entry)
             return entry.value  # type: ignore[return-value]
+        if not _loads_allowed.get():
+            raise WouldLoad(key)
         ticket = next(self._tickets)
         value = load()
         if self.keep_warm_seconds:  # only keys that loaded: failed lookups (bad keys) leave no trace
