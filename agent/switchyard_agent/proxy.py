@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ _DROPPED_REQUEST_HEADERS = HOP_BY_HOP_HEADERS | {"host", "content-length", "auth
 _DROPPED_RESPONSE_HEADERS = HOP_BY_HOP_HEADERS | {"date", "server"}
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_REQUEST_ID_NAMESPACE = uuid.UUID("6f1d7c52-3a0e-4b8e-9a44-5d0c2b7e9f10")  # fixed: derived ids are stable
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,19 @@ def _connection_listed(headers: list[tuple[str, str]]) -> set[str]:
         if name.lower() == "connection":
             listed.update(token.strip().lower() for token in value.split(",") if token.strip())
     return listed
+
+
+def _as_uuid(request_id: str) -> str:
+    """The request id in UUID form, which some model servers insist on.
+
+    llama-cpp-python's server answers 400 with an empty body to an `X-Request-ID` that is not a UUID; the
+    gateway sends job ids ("job_...") for async work. Anything else becomes a UUID derived from it, the
+    same for every retry of one job.
+    """
+    try:
+        return str(uuid.UUID(request_id))
+    except ValueError:
+        return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, request_id))
 
 
 def upstream_error(message: str) -> JSONResponse:
@@ -142,7 +157,11 @@ class UpstreamProxy:
     def _upstream_headers(self, request: Request) -> list[tuple[str, str]]:
         incoming = request.headers.items()
         dropped = _DROPPED_REQUEST_HEADERS | _connection_listed(incoming)
-        headers = [(name, value) for name, value in incoming if name not in dropped]
+        headers = [
+            (name, _as_uuid(value) if name == "x-request-id" else value)
+            for name, value in incoming
+            if name not in dropped
+        ]
         if self._settings.upstream_api_key:
             headers.append(("authorization", f"Bearer {self._settings.upstream_api_key}"))
         if not any(name == "accept-encoding" for name, _ in headers):
