@@ -108,6 +108,32 @@ def test_an_upstream_that_cannot_be_reached_is_a_502(serve) -> None:
     assert response.json()["error"]["type"] == "upstream_error"
 
 
+async def empty_event_stream(scope, receive, send) -> None:
+    """A provider that fails after its status line: 200, an SSE content type, and no event at all."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    await send({"type": "http.response.body", "body": b""})
+
+
+def test_a_stream_that_ends_before_its_first_event_is_a_502(serve) -> None:
+    def prepare_stream(authorization, path, body, request_id=None):
+        return SimpleNamespace(url=f"{upstream_url}{path}", headers={}, content=b"{}")
+
+    with (
+        serve(empty_event_stream) as upstream_url,
+        serve(create_app(never_called, prepare_stream=prepare_stream)) as front,
+    ):
+        response = httpx.post(f"{front}/v1/chat/completions", json=STREAM_BODY, timeout=10)
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "upstream_error"
+    assert "before sending any event" in response.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("error", "status", "body"),
     [

@@ -100,6 +100,10 @@ class StreamRelay:
             chunks = upstream.chunks()
             # Wait for the first byte before committing to a status: until then a failure is still a 502.
             first_chunk = await anext(chunks, b"")
+            if not first_chunk and 200 <= upstream.status_code < 300:
+                # A stream always carries at least `data: [DONE]`; an empty one is a provider that failed
+                # after its status line (llama-cpp-python does so when the prompt overflows its context).
+                raise UpstreamError("the provider ended the stream before sending any event")
         except BaseException as error:
             if upstream is not None:
                 await upstream.aclose()
