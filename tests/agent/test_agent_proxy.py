@@ -205,3 +205,50 @@ async def test_only_the_v1_api_is_relayed(fake, gateway, make_agent_config, secr
         listing = await client.get(f"{agent.listen_url}/v1/models", headers=bearer(secret))
         assert listing.status_code == 200
     assert [r["path"] for r in fake.server.history.all()] == ["/v1/models"] * len(fake.server.history.all())
+
+
+async def test_a_concurrency_limit_that_grows_lets_waiting_requests_in_at_once():
+    from switchyard_agent.proxy import ConcurrencyLimit
+
+    limit = ConcurrencyLimit(1)
+    await limit.acquire()
+    waiting = [asyncio.ensure_future(limit.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiting)
+    limit.resize(3)  # e.g. llama-server reported 3 slots
+    await asyncio.sleep(0)
+    assert [w.done() for w in waiting] == [True, True, False]
+    limit.release()
+    await asyncio.sleep(0)
+    assert waiting[2].done()
+
+
+async def test_a_concurrency_limit_that_shrinks_admits_no_one_until_enough_have_left():
+    from switchyard_agent.proxy import ConcurrencyLimit
+
+    limit = ConcurrencyLimit(2)
+    await limit.acquire()
+    await limit.acquire()
+    limit.resize(1)
+    waiting = asyncio.ensure_future(limit.acquire())
+    limit.release()  # one still holds: at the new limit
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    limit.release()
+    await asyncio.sleep(0)
+    assert waiting.done()
+
+
+async def test_a_request_cancelled_while_waiting_for_a_slot_gives_up_its_place():
+    from switchyard_agent.proxy import ConcurrencyLimit
+
+    limit = ConcurrencyLimit(1)
+    await limit.acquire()
+    gone = asyncio.ensure_future(limit.acquire())
+    after = asyncio.ensure_future(limit.acquire())
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.sleep(0)
+    limit.release()
+    await asyncio.sleep(0)
+    assert after.done() and not after.cancelled()
