@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LLAMA_STAMP := $(VENV)/.llama-installed
+# llama.cpp as the e2e tests need it: no multimodal library (LLAVA_BUILD), portable code instead of
+# -march=native (the wheel pip caches stays good on another machine of the kind), no llamafile kernels. pip's wheel cache does not key on CMAKE_ARGS: after changing them, run
+# `$(BIN)/pip cache remove llama_cpp_python` first.
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_LLAMAFILE=OFF
 
 .PHONY: help up test test-fast lint format bench sam-check clean
 
@@ -15,10 +20,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The real model server of the e2e tests; `make up` does not need it. First time on a machine: ~4 min of
+# compiling on 2 cores; after that pip installs the wheel from its cache in seconds.
+$(LLAMA_STAMP): $(STAMP) pyproject.toml
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[dev,llama]'
+	touch $(LLAMA_STAMP)
+
 up: $(STAMP) ## install, then start the local stack on http://127.0.0.1:8787 (Ctrl-C stops it)
 	$(BIN)/switchyard-local up
 
-test: $(STAMP) ## install, then run the whole suite (unit, functional, local stack, e2e, infra) and the sam build check
+test: $(STAMP) $(LLAMA_STAMP) ## install (with the llama.cpp model server), then run the whole suite (unit, functional, local stack, e2e, infra) and the sam build check
 	$(BIN)/pytest
 	bash scripts/sam-build-check.sh
 
