@@ -29,12 +29,14 @@ $(LLAMA_STAMP): $(STAMP) pyproject.toml
 up: $(STAMP) ## install, then start the local stack on http://127.0.0.1:8787 (Ctrl-C stops it)
 	$(BIN)/switchyard-local up
 
-test: $(STAMP) $(LLAMA_STAMP) ## install (with the llama.cpp model server), then run the whole suite (unit, functional, local stack, e2e, infra) and the sam build check
+test: $(STAMP) $(LLAMA_STAMP) ## install (with the llama.cpp model server), then lint (ruff check, ruff format --check), run the whole suite (unit, functional, local stack, e2e, infra) and the sam build check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 	bash scripts/sam-build-check.sh
 
-test-fast: $(STAMP) ## unit and functional tests only
-	$(BIN)/pytest tests/unit tests/functional
+test-fast: $(STAMP) ## unit, adapter and functional tests only
+	$(BIN)/pytest tests/unit tests/adapters tests/functional
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -39,9 +39,9 @@ class ApiOnMoto:
 
     def call(self, method: str, path: str, body: Any = None) -> dict:
         """The handler's raw result for one HTTP API event from the bench account."""
-        from tests.conftest import LambdaContext, http_event
+        from tests.conftest import http_event, lambda_context
 
-        return self.api(http_event(method, path, body=body, headers=self.headers), LambdaContext())
+        return self.api(http_event(method, path, body=body, headers=self.headers), lambda_context())
 
     def json(self, method: str, path: str, body: Any = None) -> Any:
         return json.loads(self.call(method, path, body)["body"])

@@ -24,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _processes import ROOT, percentile, running_stack  # noqa: E402
+from _processes import ROOT, percentile, running_stack
 
 BODY = {"model": "fake-llm", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "async": True}
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _processes import ROOT, percentile, running_stack  # noqa: E402
+from _processes import ROOT, percentile, running_stack
 
 CHAT = {"model": "fake-llm", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
 # Four tokens: a role chunk, four content chunks and a finish chunk, paced, then [DONE].

@@ -18,11 +18,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 
-BASE_ENVIRONMENT = {
+# Region and dummy credentials for every test that talks to moto.
+AWS_TEST_CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
+}
+BASE_ENVIRONMENT = {
+    **AWS_TEST_CREDENTIALS,
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "LOG_LEVEL": "WARNING",
@@ -34,34 +38,22 @@ BASE_ENVIRONMENT = {
 
 def reset_switchyard_caches() -> None:
     """Forget settings, clients and services built for a previous environment."""
-    from switchyard import settings
-    from switchyard.adapters import aws
-    from switchyard.services import (
-        accounts,
-        batches,
-        dispatcher,
-        idempotency,
-        jobs,
-        providers,
-        sweeper,
-        workflow_runner,
-        workflows,
-    )
+    from switchyard import caches
 
-    settings.get_settings.cache_clear()
-    aws.reset_clients()
-    for factory in (
-        accounts.get_accounts_service,
-        providers.get_providers_service,
-        jobs.get_jobs_service,
-        batches.get_batches_service,
-        dispatcher.get_dispatcher,
-        sweeper.get_sweeper,
-        idempotency._persistence,
-        workflows.get_workflows_service,
-        workflow_runner.get_workflow_runner,
-    ):
-        factory.cache_clear()
+    caches.reset_all()
+
+
+@pytest.fixture
+def settings_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Every required setting, naming resources nobody will call: for code that reads settings but no AWS."""
+    from switchyard.settings import Settings
+
+    environment = {name: f"unused-{name.lower().replace('_', '-')}" for name in Settings.required_variables()}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    reset_switchyard_caches()
+    yield environment
+    reset_switchyard_caches()
 
 
 @dataclass
@@ -120,15 +112,16 @@ def caller(new_caller) -> Caller:
     return new_caller("team-a")
 
 
-class LambdaContext:
-    function_name = "ApiFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
-    aws_request_id = "test-request"
+def lambda_context(function_name: str = "ApiFunction", timeout_seconds: float = 30) -> Any:
+    """A handler's context, as the local stack builds it (`switchyard.front.lambda_context`)."""
+    from switchyard.front.lambda_context import LambdaContext
 
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 30_000
+    return LambdaContext.for_invocation(
+        function_name,
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}",
+        memory_limit_in_mb=512,
+        timeout_seconds=timeout_seconds,
+    )
 
 
 def http_event(
@@ -192,7 +185,7 @@ def api(aws_stack: Stack) -> Callable[..., ApiResponse]:
     handler = load_handler(ROOT / "functions" / "api", "app.handler")
 
     def call(method: str, path: str, **kwargs: Any) -> ApiResponse:
-        result = handler(http_event(method, path, **kwargs), LambdaContext())
+        result = handler(http_event(method, path, **kwargs), lambda_context())
         body = result.get("body") or ""
         content = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
         headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
@@ -202,27 +195,30 @@ def api(aws_stack: Stack) -> Callable[..., ApiResponse]:
 
 
 @dataclass
-class FakeProvider:
+class FakeServer:
+    """A fake OpenAI-compatible model server on loopback (switchyard-fake-model-server) and what it saw."""
+
     url: str
-    server: Any
+    server: Any  # switchyard_agent.fake_model_server.FakeModelServer
 
     def last_request(self, path: str | None = None) -> dict | None:
         return self.server.history.last(path)
 
 
 @pytest.fixture
-def start_fake_provider() -> Iterator[Callable[..., FakeProvider]]:
+def start_fake_server() -> Iterator[Callable[..., FakeServer]]:
+    """`start_fake_server(**FakeServerConfig)`: fake model servers that all stop at the end of the test."""
     from switchyard_agent.fake_model_server import FakeServerConfig, create_app
     from switchyard_agent.serving import serve_in_thread
 
     running = []
 
-    def start(**config: Any) -> FakeProvider:
+    def start(**config: Any) -> FakeServer:
         app = create_app(FakeServerConfig(**config))
         context = serve_in_thread(app)
         url = context.__enter__()
         running.append(context)
-        return FakeProvider(url, app.state.fake_server)
+        return FakeServer(url, app.state.fake_server)
 
     yield start
     for context in reversed(running):
@@ -290,9 +286,9 @@ def heartbeat_body(
 
 
 @pytest.fixture
-def online_provider(api, caller, start_fake_provider) -> FakeProvider:
+def online_provider(api, caller, start_fake_server) -> FakeServer:
     """A fake model server registered (by heartbeat) as the caller's provider."""
-    provider = start_fake_provider(stream_delay_ms=0)
+    provider = start_fake_server(stream_delay_ms=0)
     response = api(
         "POST", "/api/inference/agent/heartbeat/", body=heartbeat_body(provider.url), headers=caller.headers
     )

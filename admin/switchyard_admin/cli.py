@@ -13,11 +13,20 @@ import sys
 from pathlib import Path
 
 LOCAL_STATE = Path(".switchyard") / "local-stack.json"
-# Template logical id → the environment variable the services read.
-STACK_TABLES = {
+# Template logical id → the environment variable the services read: every resource setting (the settings
+# refuse to load without all of them), as template.yaml's Globals set them. A resource's physical id is
+# what the variable holds (a table's or bucket's name, the queue's URL, the state machine's ARN).
+STACK_RESOURCES = {
     "AccountsTable": "ACCOUNTS_TABLE",
     "ApiKeysTable": "API_KEYS_TABLE",
     "ProvidersTable": "PROVIDERS_TABLE",
+    "MediaBucket": "MEDIA_BUCKET",
+    "JobsTable": "JOBS_TABLE",
+    "IdempotencyTable": "IDEMPOTENCY_TABLE",
+    "JobsQueue": "JOBS_QUEUE_URL",
+    "RunsTable": "RUNS_TABLE",
+    "WorkflowStateMachine": "WORKFLOW_STATE_MACHINE_ARN",
+    "BatchesTable": "BATCHES_TABLE",
 }
 
 
@@ -41,10 +50,10 @@ def use_deployed_stack(stack_name: str, region: str | None) -> None:
     cloudformation = boto3.client("cloudformation", region_name=region)
     resources = cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]
     physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
-    missing = [logical for logical in STACK_TABLES if logical not in physical]
+    missing = [logical for logical in STACK_RESOURCES if logical not in physical]
     if missing:
         sys.exit(f"Stack {stack_name} has no {', '.join(missing)}: is it a Switchyard stack?")
-    for logical, variable in STACK_TABLES.items():
+    for logical, variable in STACK_RESOURCES.items():
         os.environ[variable] = physical[logical]
 
 

@@ -15,7 +15,7 @@ from switchyard_agent.serving import url_host
 
 MIN_SECRET_LENGTH = 16  # the gateway refuses shorter secrets
 DEFAULT_MAX_CONCURRENCY = 4
-_WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
+_WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # noqa: S104 - recognised in the --host option, not bound here
 
 
 @dataclass(frozen=True)

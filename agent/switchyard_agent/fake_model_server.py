@@ -246,7 +246,7 @@ class FakeModelServer:
         self.config = config or FakeServerConfig()
         self.history = RequestHistory(self.config.history_size)
         self._models = {model.id: model for model in self.config.models}
-        self._random = random.Random(self.config.seed)
+        self._random = random.Random(self.config.seed)  # noqa: S311 - reproducible fake answers, not secrets
         self.app = self._build_app()
 
     # --- plumbing -------------------------------------------------------------------------------------------
@@ -493,12 +493,14 @@ class FakeModelServer:
         ]
 
         async def openai_error(request: Request, exc: Exception) -> Response:
-            assert isinstance(exc, OpenAIError)
+            if not isinstance(exc, OpenAIError):  # registered for OpenAIError only
+                raise exc
             return exc.response()
 
         async def http_error(request: Request, exc: Exception) -> Response:
             # Unknown routes and wrong methods get the OpenAI envelope too, as real compatible servers do.
-            assert isinstance(exc, HTTPException)
+            if not isinstance(exc, HTTPException):  # registered for HTTPException only
+                raise exc
             return OpenAIError(exc.status_code, str(exc.detail)).response()
 
         return Starlette(

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -65,14 +65,19 @@ def socket_url(sock: socket.socket) -> str:
 
 
 def make_server(
-    app: ASGIApp, *, log_level: str = "info", access_log: bool = False, graceful_timeout: int | None = 10
+    app: ASGIApp,
+    *,
+    log_level: str = "info",
+    access_log: bool = False,
+    graceful_timeout: int | None = 10,
+    lifespan: Literal["on", "off"] = "off",
 ) -> EmbeddedServer:
     config = uvicorn.Config(
         app,
         log_config=None,  # keep the process's own logging setup
         log_level=log_level,
         access_log=access_log,
-        lifespan="off",
+        lifespan=lifespan,
         timeout_graceful_shutdown=graceful_timeout,
     )
     return EmbeddedServer(config)
@@ -107,11 +112,15 @@ async def serve_until_signalled(server: EmbeddedServer, sock: socket.socket) -> 
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", log_level: str = "warning") -> Iterator[str]:
-    """Serve `app` on a free loopback port from a background thread; yields its base URL (tests, demos)."""
+def serve_in_thread(
+    app: ASGIApp, host: str = "127.0.0.1", log_level: str = "warning", lifespan: Literal["on", "off"] = "off"
+) -> Iterator[str]:
+    """Serve `app` on a free loopback port from a background thread; yields its base URL (tests, demos).
+
+    lifespan="on" runs the app's startup and shutdown (the gateway's front needs them; the fakes do not)."""
     sock = bind_socket(host, 0)
     url = socket_url(sock)
-    server = make_server(app, log_level=log_level, graceful_timeout=2)
+    server = make_server(app, log_level=log_level, graceful_timeout=2, lifespan=lifespan)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn {url}", daemon=True
     )

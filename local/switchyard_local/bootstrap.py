@@ -20,14 +20,11 @@ def bootstrap_account() -> BootstrapCredentials:
     Keys are stored only as hashes, so an existing key can never be shown again: a new one is issued.
     """
     # Imported here: the handler environment (table names, endpoint) must be in place first.
-    from switchyard.adapters import aws
-    from switchyard.services import accounts
-    from switchyard.settings import get_settings
+    from switchyard import caches
+    from switchyard.services.accounts import get_accounts_service
 
-    get_settings.cache_clear()
-    aws.reset_clients()
-    accounts.get_accounts_service.cache_clear()
-    service = accounts.get_accounts_service()
+    caches.reset_all()
+    service = get_accounts_service()
     existing = next((a for a in service.list_accounts() if a.name == LOCAL_ACCOUNT_NAME), None)
     account = existing or service.create_account(LOCAL_ACCOUNT_NAME)
     key = service.create_api_key(account.account_id, "local")

@@ -158,7 +158,9 @@ def _front_app(running: Any) -> Any:
 
     api = running.stack.api_function()
     handler = running.runtime.handler(api)  # imported now: the first request should not pay for it
-    return create_app(handler, function_name=api.name, timeout_seconds=api.timeout_seconds)
+    return create_app(
+        handler, function_name=api.name, memory_mb=api.memory_mb, timeout_seconds=api.timeout_seconds
+    )
 
 
 async def _serve(app: Any, listener: socket.socket, on_ready) -> None:

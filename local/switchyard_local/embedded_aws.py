@@ -57,7 +57,8 @@ class EmbeddedAws:
 
     @property
     def server_address(self) -> tuple[str, int]:
-        assert self._serving is not None, "start() first"
+        if self._serving is None:
+            raise RuntimeError("start() first")
         return self._serving.server.server_address
 
     def stop(self) -> None:

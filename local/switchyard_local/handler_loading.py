@@ -26,7 +26,7 @@ def load_handler(code_dir: str | Path, handler: str) -> Handler:
     if not source.is_file():
         raise FileNotFoundError(f"Handler module {source} does not exist")
 
-    unique = hashlib.sha1(str(source).encode()).hexdigest()[:10]
+    unique = hashlib.sha1(str(source).encode(), usedforsecurity=False).hexdigest()[:10]
     module_name = f"_switchyard_local_fn_{code_dir.name.replace('-', '_')}_{unique}"
     module = sys.modules.get(module_name)
     if module is None:

@@ -36,7 +36,8 @@ class LambdaEndpoint:
 
     @property
     def url(self) -> str:
-        assert self._serving is not None, "start() first"
+        if self._serving is None:
+            raise RuntimeError("start() first")
         return f"http://127.0.0.1:{self._serving.server.server_address[1]}"
 
     def start(self) -> str:
@@ -69,7 +70,7 @@ def _handler_class(endpoint: LambdaEndpoint) -> type[BaseHTTPRequestHandler]:
             super().setup()
             disable_nagle(self.connection)
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             path = urlsplit(self.path).path
             if not (path.startswith(_PATH_PREFIX) and path.endswith(_PATH_SUFFIX)):
                 self._error(400, "UnknownOperationException", f"Unknown operation {path}")

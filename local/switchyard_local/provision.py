@@ -122,13 +122,13 @@ def enable_step_functions_execution(endpoint_url: str | None) -> None:
     """moto only runs state machines when told to, and only those created after it was told."""
     settings = {"stepfunctions": {"execute_state_machine": True}}
     if endpoint_url:
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - http:// to the loopback moto server, never file:
             f"{endpoint_url.rstrip('/')}/moto-api/config",
             data=json.dumps(settings).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback moto server
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the Request above
             response.read()
         return
     from moto.core.config import default_user_config

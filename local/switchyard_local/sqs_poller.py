@@ -126,7 +126,7 @@ class SqsPoller:
         ]
         try:
             self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
-        except Exception:
+        except Exception:  # noqa: BLE001 - best effort while stopping: unreleased messages reappear after their timeout
             log.debug("Could not release %d messages of %s while stopping", len(messages), self._queue_arn)
 
     def _succeeded(self, messages: list[dict], result: Any) -> list[dict]:

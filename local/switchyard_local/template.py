@@ -73,9 +73,13 @@ _CloudFormationLoader.yaml_implicit_resolvers = {
 }
 
 
+def load_yaml(text: str) -> Any:
+    """CloudFormation YAML (a template, or a fragment of one) as its JSON form."""
+    return yaml.load(text, Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_template(path: str | Path) -> dict[str, Any]:
-    text = Path(path).read_text(encoding="utf-8")
-    document = yaml.load(text, Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
+    document = load_yaml(Path(path).read_text(encoding="utf-8"))
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
         raise TemplateError(f"{path} is not a CloudFormation template (no Resources)")
     return document

@@ -1,4 +1,6 @@
-"""Fixtures for the agent tests: fake model servers and a capturing gateway, all on loopback threads."""
+"""Fixtures for the agent tests: a shared fake model server and a capturing gateway, on loopback threads.
+
+`start_fake_server` and `FakeServer` come from tests/conftest.py, like every other test's."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from switchyard_agent.config import AgentConfig
-from switchyard_agent.fake_model_server import FakeModelServer, FakeServerConfig, create_app
+from switchyard_agent.fake_model_server import FakeServerConfig, create_app
 from switchyard_agent.serving import serve_in_thread
+
+from tests.conftest import FakeServer
 
 SECRET = "test-secret-0123456789abcdef"
 API_KEY = "sk-test-account-key"
@@ -25,41 +29,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@dataclass
-class RunningFake:
-    url: str
-    server: FakeModelServer
-
-    def last_request(self, path: str | None = None) -> dict[str, Any] | None:
-        return self.server.history.last(path)
-
-
-@pytest.fixture
-def start_fake() -> Iterator[Callable[..., RunningFake]]:
-    """Start fake model servers with any config; all stop at the end of the test."""
-    stack: list[Any] = []
-
-    def start(**config: Any) -> RunningFake:
-        app = create_app(FakeServerConfig(**config))
-        context = serve_in_thread(app)
-        url = context.__enter__()
-        stack.append(context)
-        return RunningFake(url, app.state.fake_server)
-
-    yield start
-    for context in reversed(stack):
-        context.__exit__(None, None, None)
-
-
 @pytest.fixture(scope="session")
-def _shared_fake() -> Iterator[RunningFake]:
+def _shared_fake() -> Iterator[FakeServer]:
     app = create_app(FakeServerConfig(stream_delay_ms=1))
     with serve_in_thread(app) as url:
-        yield RunningFake(url, app.state.fake_server)
+        yield FakeServer(url, app.state.fake_server)
 
 
 @pytest.fixture
-def fake(_shared_fake: RunningFake) -> RunningFake:
+def fake(_shared_fake: FakeServer) -> FakeServer:
     """A default fake model server, shared for speed; its request history starts empty in every test."""
     _shared_fake.server.history.clear()
     return _shared_fake

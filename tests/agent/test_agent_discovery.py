@@ -141,8 +141,8 @@ async def test_discovery_has_nothing_before_the_first_answer(dead_url):
 
 
 @pytest.mark.anyio
-async def test_discovery_of_a_bare_fake_server_infers_types(start_fake):
-    fake = start_fake(report_capabilities=False)
+async def test_discovery_of_a_bare_fake_server_infers_types(start_fake_server):
+    fake = start_fake_server(report_capabilities=False)
     async with httpx.AsyncClient() as client:
         models = await ModelDiscovery(client, fake.url).refresh()
     types = {m.id: m.service_type for m in models}

@@ -34,8 +34,8 @@ def test_models_carry_service_type_and_modalities(client):
     assert models["fake-voice"]["service_type"] == "tts"
 
 
-def test_bare_models_look_like_vllm(start_fake):
-    fake = start_fake(report_capabilities=False)
+def test_bare_models_look_like_vllm(start_fake_server):
+    fake = start_fake_server(report_capabilities=False)
     entry = httpx.get(f"{fake.url}/v1/models").json()["data"][0]
     assert set(entry) == {"id", "object", "created", "owned_by"}
 
@@ -225,18 +225,18 @@ def test_last_request_shows_what_arrived(fake):
     assert httpx.get(f"{fake.url}/_debug/last_request").status_code == 404
 
 
-def test_state_is_per_server(start_fake):
-    first, second = start_fake(), start_fake()
+def test_state_is_per_server(start_fake_server):
+    first, second = start_fake_server(), start_fake_server()
     httpx.post(f"{first.url}/v1/completions", json={"model": "fake-llm", "prompt": "x"})
     assert first.last_request() is not None
     assert second.last_request() is None
 
 
-def test_injected_failures_and_api_key(start_fake):
-    failing = start_fake(fail_rate=1.0, fail_status=503)
+def test_injected_failures_and_api_key(start_fake_server):
+    failing = start_fake_server(fail_rate=1.0, fail_status=503)
     response = httpx.post(f"{failing.url}/v1/completions", json={"model": "fake-llm", "prompt": "x"})
     assert response.status_code == 503 and response.json()["error"]["type"] == "server_error"
-    guarded = start_fake(api_key="upstream-key")
+    guarded = start_fake_server(api_key="upstream-key")
     assert httpx.get(f"{guarded.url}/v1/models").status_code == 401
     ok = httpx.get(f"{guarded.url}/v1/models", headers={"Authorization": "Bearer upstream-key"})
     assert ok.status_code == 200

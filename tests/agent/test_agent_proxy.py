@@ -79,8 +79,10 @@ async def test_a_request_id_that_is_not_a_uuid_reaches_the_model_server_as_a_sta
     assert str(uuid.UUID(seen[0])) == seen[0]
 
 
-async def test_the_upstream_api_key_replaces_the_secret(start_fake, gateway, make_agent_config, secret):
-    fake = start_fake(api_key="upstream-key")
+async def test_the_upstream_api_key_replaces_the_secret(
+    start_fake_server, gateway, make_agent_config, secret
+):
+    fake = start_fake_server(api_key="upstream-key")
     config = make_agent_config(gateway.url, fake.url, upstream_api_key="upstream-key")
     async with Agent(config) as agent, httpx.AsyncClient() as client:
         response = await client.post(
@@ -120,9 +122,9 @@ async def test_binary_responses_are_relayed_byte_for_byte(fake, gateway, make_ag
     assert relayed.content == direct.content
 
 
-async def test_streams_arrive_chunk_by_chunk(start_fake, gateway, make_agent_config, secret):
+async def test_streams_arrive_chunk_by_chunk(start_fake_server, gateway, make_agent_config, secret):
     gap = 0.08
-    fake = start_fake(stream_delay_ms=gap * 1000)
+    fake = start_fake_server(stream_delay_ms=gap * 1000)
     arrivals: list[tuple[float, bytes]] = []
     async with Agent(make_agent_config(gateway.url, fake.url)) as agent, httpx.AsyncClient() as client:
         started = time.monotonic()
@@ -146,9 +148,9 @@ async def test_streams_arrive_chunk_by_chunk(start_fake, gateway, make_agent_con
     assert last - first >= gap * (len(data_events) - 2)
 
 
-async def test_excess_requests_wait_for_a_slot(start_fake, gateway, make_agent_config, secret):
+async def test_excess_requests_wait_for_a_slot(start_fake_server, gateway, make_agent_config, secret):
     latency = 0.25
-    fake = start_fake(latency_ms=latency * 1000)
+    fake = start_fake_server(latency_ms=latency * 1000)
     config = make_agent_config(gateway.url, fake.url, max_concurrency=1)
     async with Agent(config) as agent, httpx.AsyncClient() as client:
         started = time.monotonic()
@@ -175,8 +177,10 @@ async def test_unreachable_upstream_is_a_502_envelope(gateway, make_agent_config
         assert again.status_code == 502
 
 
-async def test_a_client_leaving_mid_stream_frees_the_slot(start_fake, gateway, make_agent_config, secret):
-    fake = start_fake(stream_delay_ms=200)
+async def test_a_client_leaving_mid_stream_frees_the_slot(
+    start_fake_server, gateway, make_agent_config, secret
+):
+    fake = start_fake_server(stream_delay_ms=200)
     config = make_agent_config(gateway.url, fake.url, max_concurrency=1)
     async with Agent(config) as agent, httpx.AsyncClient() as client:
         request = client.stream(

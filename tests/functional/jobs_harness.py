@@ -10,7 +10,7 @@ from pathlib import Path
 from switchyard_local.handler_loading import load_handler
 from switchyard_local.sqs_poller import SqsPoller
 
-from tests.conftest import LambdaContext
+from tests.conftest import lambda_context
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ class JobsHarness:
             sqs_client=_ShortVisibility(self.sqs, seconds=1),
             queue_url=self.queue_url,
             queue_arn=arn,
-            invoke=lambda event: self.dispatcher(event, LambdaContext()),
+            invoke=lambda event: self.dispatcher(event, lambda_context("DispatcherFunction")),
             batch_size=10,
             report_batch_item_failures=True,
             wait_seconds=0,
@@ -77,7 +77,9 @@ class JobsHarness:
         return sum(int(v) for v in attributes.values())
 
     def sweep(self) -> dict:
-        return self.sweeper({"source": "aws.events", "detail-type": "Scheduled Event"}, LambdaContext())
+        return self.sweeper(
+            {"source": "aws.events", "detail-type": "Scheduled Event"}, lambda_context("SweeperFunction")
+        )
 
     def purge(self) -> None:
         while True:

@@ -14,6 +14,7 @@ def test_given_no_key_when_calling_then_401_detail(api, path):
     response = api("GET", path)
     assert response.status == 401
     assert set(response.json()) == {"detail"}
+    assert response.headers["www-authenticate"] == 'Bearer realm="api"'
 
 
 def test_given_bad_key_when_calling_then_401(api):
@@ -72,9 +73,9 @@ def test_given_stale_provider_then_it_is_offline(api, caller, online_provider, m
     assert api("GET", "/v1/models", headers=caller.headers).json()["data"] == []
 
 
-def test_two_accounts_cannot_see_each_others_providers(api, new_caller, start_fake_provider):
+def test_two_accounts_cannot_see_each_others_providers(api, new_caller, start_fake_server):
     alice, bob = new_caller("alice"), new_caller("bob")
-    provider = start_fake_provider()
+    provider = start_fake_server()
     assert (
         api(
             "POST",

@@ -167,8 +167,8 @@ def test_async_on_upload_endpoint_is_a_clear_400(api, caller, online_provider):
     assert "synchronous only" in response.json()["error"]["message"]
 
 
-def test_only_providers_of_the_matching_service_type_are_used(api, caller, start_fake_provider):
-    provider = start_fake_provider()
+def test_only_providers_of_the_matching_service_type_are_used(api, caller, start_fake_server):
+    provider = start_fake_server()
     only_llm = [{"id": "shared-name", "service_type": "llm"}]
     api(
         "POST",
@@ -212,8 +212,8 @@ def test_invalid_chat_body_is_invalid_request_naming_the_field(api, caller, body
     assert error["message"].startswith(field)
 
 
-def test_provider_500_is_upstream_error(api, caller, start_fake_provider):
-    provider = start_fake_provider(fail_rate=1.0, fail_status=500)
+def test_provider_500_is_upstream_error(api, caller, start_fake_server):
+    provider = start_fake_server(fail_rate=1.0, fail_status=500)
     api("POST", "/api/inference/agent/heartbeat/", body=heartbeat_body(provider.url), headers=caller.headers)
     response = api("POST", "/v1/chat/completions", body=CHAT, headers=caller.headers)
     assert response.status == 502
@@ -232,7 +232,7 @@ def test_unreachable_provider_is_upstream_error(api, caller):
     assert response.json()["error"]["type"] == "upstream_error"
 
 
-def test_provider_timeout_is_upstream_error(api, caller, start_fake_provider, monkeypatch):
+def test_provider_timeout_is_upstream_error(api, caller, start_fake_server, monkeypatch):
     from switchyard.adapters import upstream
 
     from tests.conftest import reset_switchyard_caches
@@ -240,7 +240,7 @@ def test_provider_timeout_is_upstream_error(api, caller, start_fake_provider, mo
     monkeypatch.setenv("UPSTREAM_TIMEOUT_SECONDS", "0.2")
     reset_switchyard_caches()
     monkeypatch.setattr(upstream, "_client", None)
-    provider = start_fake_provider(latency_ms=1500)
+    provider = start_fake_server(latency_ms=1500)
     api("POST", "/api/inference/agent/heartbeat/", body=heartbeat_body(provider.url), headers=caller.headers)
     response = api("POST", "/v1/chat/completions", body=CHAT, headers=caller.headers)
     assert response.status == 502

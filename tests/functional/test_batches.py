@@ -35,9 +35,9 @@ JOB_SETTINGS = {"NO_PROVIDER_GRACE_SECONDS": "60", "JOB_UPSTREAM_TIMEOUT_SECONDS
 
 
 @pytest.fixture
-def provider(api, caller, jobs_env, start_fake_provider):
+def provider(api, caller, jobs_env, start_fake_server):
     """The caller's provider, with a slot for every record of a dispatcher batch (so nothing waits)."""
-    server = start_fake_provider(stream_delay_ms=0)
+    server = start_fake_server(stream_delay_ms=0)
     response = api(
         "POST",
         "/api/inference/agent/heartbeat/",
@@ -264,9 +264,9 @@ def test_status_goes_pending_processing_done_as_jobs_finish(api, caller, harness
 
 
 def test_counts_stay_right_while_jobs_complete_and_are_canceled_concurrently(
-    api, caller, jobs_env, harness, start_fake_provider
+    api, caller, jobs_env, harness, start_fake_server
 ):
-    server = start_fake_provider(stream_delay_ms=0, latency_ms=20)
+    server = start_fake_server(stream_delay_ms=0, latency_ms=20)
     api(
         "POST",
         "/api/inference/agent/heartbeat/",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.conftest import LambdaContext, heartbeat_body, reset_switchyard_caches
+from tests.conftest import heartbeat_body, lambda_context, reset_switchyard_caches
 from tests.functional.test_jobs_lifecycle import job, submit
 
 JOB_SETTINGS = {
@@ -30,8 +30,8 @@ def provider_calls(provider) -> int:
     return sum(1 for call in provider.server.history.all() if call["path"] == "/v1/chat/completions")
 
 
-def test_provider_500_is_retried_then_failed_with_max_retries(api, caller, harness, start_fake_provider):
-    provider = start_fake_provider(fail_rate=1.0, fail_status=500)
+def test_provider_500_is_retried_then_failed_with_max_retries(api, caller, harness, start_fake_server):
+    provider = start_fake_server(fail_rate=1.0, fail_status=500)
     register(api, caller, provider.url)
     job_id = submit(api, caller).json()["id"]
     harness.drain(lambda: job(api, caller, job_id)["status"] == "FAILED")
@@ -41,20 +41,20 @@ def test_provider_500_is_retried_then_failed_with_max_retries(api, caller, harne
     assert provider_calls(provider) == 3
 
 
-def test_provider_500_then_success_is_processed(api, caller, harness, start_fake_provider):
-    flaky = start_fake_provider(fail_rate=1.0, fail_status=503)
+def test_provider_500_then_success_is_processed(api, caller, harness, start_fake_server):
+    flaky = start_fake_server(fail_rate=1.0, fail_status=503)
     register(api, caller, flaky.url)
     job_id = submit(api, caller).json()["id"]
     harness.dispatch_once()
     assert job(api, caller, job_id)["status"] == "QUEUED"  # back in the queue for another attempt
-    healthy = start_fake_provider()
+    healthy = start_fake_server()
     register(api, caller, healthy.url)  # same provider id, now pointing at a healthy server
     harness.drain(lambda: job(api, caller, job_id)["status"] == "PROCESSED")
     assert job(api, caller, job_id)["attempts"] == 2
 
 
-def test_provider_4xx_fails_at_once_with_the_providers_reason(api, caller, harness, start_fake_provider):
-    provider = start_fake_provider(fail_rate=1.0, fail_status=400)
+def test_provider_4xx_fails_at_once_with_the_providers_reason(api, caller, harness, start_fake_server):
+    provider = start_fake_server(fail_rate=1.0, fail_status=400)
     register(api, caller, provider.url)
     job_id = submit(api, caller).json()["id"]
     harness.drain(lambda: job(api, caller, job_id)["status"] == "FAILED")
@@ -62,8 +62,8 @@ def test_provider_4xx_fails_at_once_with_the_providers_reason(api, caller, harne
     assert provider_calls(provider) == 1
 
 
-def test_provider_hang_times_out_and_is_retried(api, caller, harness, start_fake_provider):
-    provider = start_fake_provider(latency_ms=2000)
+def test_provider_hang_times_out_and_is_retried(api, caller, harness, start_fake_server):
+    provider = start_fake_server(latency_ms=2000)
     register(api, caller, provider.url)
     job_id = submit(api, caller).json()["id"]
     harness.drain(lambda: job(api, caller, job_id)["status"] == "FAILED", timeout=20)
@@ -81,7 +81,7 @@ def test_duplicate_delivery_runs_the_job_once(api, caller, harness, online_provi
 
 
 def test_concurrent_dispatcher_invocations_each_run_their_own_batch(
-    api, caller, harness, start_fake_provider, monkeypatch
+    api, caller, harness, start_fake_server, monkeypatch
 ):
     # The local stack's pollers invoke the dispatcher from two threads at once (AWS would use two
     # containers): neither invocation may run, or report on, the other's records.
@@ -89,7 +89,7 @@ def test_concurrent_dispatcher_invocations_each_run_their_own_batch(
     # would turn a slow moment on a busy machine into retries, which is not what this test is about.
     monkeypatch.setenv("JOB_UPSTREAM_TIMEOUT_SECONDS", "10")
     reset_switchyard_caches()
-    provider = start_fake_provider(stream_delay_ms=0, latency_ms=150)
+    provider = start_fake_server(stream_delay_ms=0, latency_ms=150)
     register(api, caller, provider.url, max_concurrency=32)
     ids = [submit(api, caller).json()["id"] for _ in range(20)]
     events = [harness.receive_event(), harness.receive_event()]
@@ -99,7 +99,7 @@ def test_concurrent_dispatcher_invocations_each_run_their_own_batch(
 
     def invoke(index: int) -> None:
         start.wait()
-        results[index] = harness.dispatcher(events[index], LambdaContext())
+        results[index] = harness.dispatcher(events[index], lambda_context("DispatcherFunction"))
 
     threads = [threading.Thread(target=invoke, args=(index,)) for index in range(2)]
     for thread in threads:
@@ -112,11 +112,11 @@ def test_concurrent_dispatcher_invocations_each_run_their_own_batch(
 
 
 def test_duplicate_delivery_while_running_does_not_free_the_running_slot(
-    api, caller, harness, start_fake_provider
+    api, caller, harness, start_fake_server
 ):
     from switchyard.services.providers import get_providers_service
 
-    provider = start_fake_provider(latency_ms=400)
+    provider = start_fake_server(latency_ms=400)
     register(api, caller, provider.url, max_concurrency=1)
     job_id = submit(api, caller).json()["id"]
     body = harness.sqs.receive_message(QueueUrl=harness.queue_url, VisibilityTimeout=0)["Messages"][0]["Body"]
@@ -126,10 +126,8 @@ def test_duplicate_delivery_while_running_does_not_free_the_running_slot(
     harness.sqs.send_message(QueueUrl=harness.queue_url, MessageBody=body)
     harness.dispatch_once()  # the duplicate: no free slot (or a stale claim), never a second run
     assert job(api, caller, job_id)["status"] == "PROCESSING"
-    item = get_providers_service()._table.get_item(
-        Key={"account_id": caller.account_id, "provider_id": "box-1"}
-    )["Item"]
-    assert len(item["leases"]) == 1
+    leases = get_providers_service().leases(caller.account_id, "box-1")
+    assert len(leases) == 1
     worker.join()
     harness.drain()
     assert job(api, caller, job_id)["status"] == "PROCESSED"
@@ -155,10 +153,8 @@ def test_dispatcher_crash_mid_job_is_recovered_by_redelivery(
     time.sleep(1.1)  # the crashed run's lease (0.5 s) and the message's visibility timeout (1 s) run out
     harness.drain(lambda: job(api, caller, job_id)["status"] == "PROCESSED")
     assert job(api, caller, job_id)["attempts"] == 2
-    item = get_providers_service()._table.get_item(
-        Key={"account_id": caller.account_id, "provider_id": "box-1"}
-    )["Item"]
-    assert item["leases"] == {}
+    leases = get_providers_service().leases(caller.account_id, "box-1")
+    assert leases == {}
 
 
 def test_sweeper_requeues_a_job_whose_runner_died_and_whose_message_is_gone(
@@ -191,12 +187,10 @@ def test_sweeper_resends_a_lost_message(api, caller, harness, online_provider, m
     harness.drain(lambda: job(api, caller, job_id)["status"] == "PROCESSED")
 
 
-def test_cancel_racing_completion_keeps_canceled_and_frees_the_slot(
-    api, caller, harness, start_fake_provider
-):
+def test_cancel_racing_completion_keeps_canceled_and_frees_the_slot(api, caller, harness, start_fake_server):
     from switchyard.services.providers import get_providers_service
 
-    provider = start_fake_provider(latency_ms=400)
+    provider = start_fake_server(latency_ms=400)
     register(api, caller, provider.url)
     job_id = submit(api, caller).json()["id"]
     worker = threading.Thread(target=harness.dispatch_once)
@@ -210,10 +204,8 @@ def test_cancel_racing_completion_keeps_canceled_and_frees_the_slot(
     final = job(api, caller, job_id)
     assert final["status"] == "CANCELED"
     assert "result" not in final
-    item = get_providers_service()._table.get_item(
-        Key={"account_id": caller.account_id, "provider_id": "box-1"}
-    )["Item"]
-    assert item["leases"] == {}
+    leases = get_providers_service().leases(caller.account_id, "box-1")
+    assert leases == {}
 
 
 def test_no_free_capacity_keeps_the_job_queued_until_a_slot_frees(api, caller, harness, online_provider):
@@ -247,13 +239,13 @@ def test_no_provider_waits_for_the_grace_period_then_fails(api, caller, harness,
 
 
 def test_a_provider_coming_online_during_the_grace_period_serves_the_job(
-    api, caller, harness, start_fake_provider, monkeypatch
+    api, caller, harness, start_fake_server, monkeypatch
 ):
     monkeypatch.setenv("NO_PROVIDER_GRACE_SECONDS", "30")
     reset_switchyard_caches()
     job_id = submit(api, caller).json()["id"]
     harness.dispatch_once()
-    provider = start_fake_provider()
+    provider = start_fake_server()
     register(api, caller, provider.url)
     from switchyard.services.providers import get_providers_service
 

@@ -51,12 +51,12 @@ def test_llm_job_goes_queued_processing_processed_with_choices_in_result(
 
 
 def test_processing_is_visible_while_the_provider_works(
-    api, caller, jobs_env, start_fake_provider, monkeypatch
+    api, caller, jobs_env, start_fake_server, monkeypatch
 ):
     import threading
 
     harness = JobsHarness(jobs_env.environment)
-    provider = start_fake_provider(latency_ms=600)
+    provider = start_fake_server(latency_ms=600)
     api("POST", "/api/inference/agent/heartbeat/", body=heartbeat_body(provider.url), headers=caller.headers)
     job_id = submit(api, caller).json()["id"]
     worker = threading.Thread(target=harness.dispatch_once)

@@ -78,9 +78,9 @@ def _wind_down_executions(environment: dict[str, str]) -> None:
             return
         for execution in running:
             run = service.runs.get_run(execution["name"])
-            if run and run["status"] == "RUNNING":
+            if run and run.status == "RUNNING":
                 with contextlib.suppress(Conflict):  # it ended meanwhile
-                    service.cancel(run["account_id"], run["run_id"], None)
+                    service.cancel(run.account_id, run.run_id, None)
         time.sleep(0.05)
 
 
@@ -100,7 +100,7 @@ def dispatching(harness: JobsHarness) -> Iterator[None]:
             try:
                 if harness.dispatch_once() == 0:
                     time.sleep(0.1)
-            except BaseException as exc:  # surfaced when the block ends
+            except BaseException as exc:  # noqa: BLE001 - surfaced when the block ends
                 failures.append(exc)
                 return
 

@@ -1,10 +1,12 @@
 """Read a SAM/CloudFormation template as data, and the house rules the infra tests check on it.
 
-The loader keeps intrinsic functions as CloudFormation's JSON form (`!Ref X` -> {"Ref": "X"},
-`!GetAtt A.B` -> {"Fn::GetAtt": ["A", "B"]}, `!Sub s` -> {"Fn::Sub": s}, ...), so a rule can follow a
-reference to the resource it names. Each rule is a plain function of a `Template` that returns a list
-of problems (empty when the rule holds), which lets tests feed it small hand-written templates too:
-the queue and state machine rules are proven that way before the stack has any queue or workflow.
+The template is read by the local stack's own loader and Globals merge (`switchyard_local.template`):
+intrinsic functions keep CloudFormation's JSON form (`!Ref X` -> {"Ref": "X"}, `!GetAtt A.B` ->
+{"Fn::GetAtt": ["A", "B"]}, `!Sub s` -> {"Fn::Sub": s}, ...), so a rule can follow a reference to the
+resource it names, and the rules see the template exactly as the local stack provisions it. Each rule
+is a plain function of a `Template` that returns a list of problems (empty when the rule holds), which
+lets tests feed it small hand-written templates too: the queue and state machine rules are proven that
+way before the stack has any queue or workflow.
 """
 
 from __future__ import annotations
@@ -16,38 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-# ------------------------------------------------------------------ loading
-
-
-class CfnYamlLoader(yaml.SafeLoader):
-    """SafeLoader that understands CloudFormation's short-form intrinsic tags."""
-
-
-def _construct_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-
-
-def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
-    value = _construct_node(loader, node)
-    if tag_suffix in ("Ref", "Condition"):
-        return {tag_suffix: value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        resource, _, attribute = value.partition(".")
-        return {"Fn::GetAtt": [resource, attribute]}
-    return {f"Fn::{tag_suffix}": value}
-
-
-CfnYamlLoader.add_multi_constructor("!", _construct_intrinsic)
-
-
-def load_yaml(text: str) -> dict[str, Any]:
-    return yaml.load(text, Loader=CfnYamlLoader)  # noqa: S506 - a SafeLoader subclass
-
+from switchyard_local.template import apply_globals, load_yaml
 
 # ------------------------------------------------------------------ template model
 
@@ -87,33 +58,22 @@ class Template:
     def props(self, logical_id: str) -> dict[str, Any]:
         return self.resources[logical_id].get("Properties") or {}
 
+    def deployed_props(self, logical_id: str) -> dict[str, Any]:
+        """A resource's properties with SAM's Globals merged in, as the local stack provisions them."""
+        resource = self.resources[logical_id]
+        return apply_globals(self.body, resource.get("Type", ""), self.props(logical_id))
+
     def function_prop(self, logical_id: str, name: str, default: Any = None) -> Any:
-        """A function property as deployed: the resource's own value, else Globals.Function's."""
-        own = self.props(logical_id)
-        if name in own:
-            return own[name]
-        if self.resources[logical_id].get("Type") == SERVERLESS_FUNCTION:
-            globals_fn = (self.body.get("Globals") or {}).get("Function") or {}
-            if name in globals_fn:
-                return globals_fn[name]
-        return default
+        """A function property as deployed (Globals.Function merged in)."""
+        return self.deployed_props(logical_id).get(name, default)
 
     def function_env(self, logical_id: str) -> dict[str, Any]:
         """Environment variables as SAM merges them (Globals first, the function's own win)."""
-        merged: dict[str, Any] = {}
-        if self.resources[logical_id].get("Type") == SERVERLESS_FUNCTION:
-            globals_fn = (self.body.get("Globals") or {}).get("Function") or {}
-            merged.update(((globals_fn.get("Environment") or {}).get("Variables")) or {})
-        merged.update(((self.props(logical_id).get("Environment") or {}).get("Variables")) or {})
-        return merged
+        return (self.function_prop(logical_id, "Environment") or {}).get("Variables") or {}
 
     def function_layers(self, logical_id: str) -> list[Any]:
         """Layers as SAM merges them: Globals' list, then the function's own."""
-        layers: list[Any] = []
-        if self.resources[logical_id].get("Type") == SERVERLESS_FUNCTION:
-            layers.extend(((self.body.get("Globals") or {}).get("Function") or {}).get("Layers") or [])
-        layers.extend(self.props(logical_id).get("Layers") or [])
-        return layers
+        return self.function_prop(logical_id, "Layers") or []
 
     def number(self, value: Any) -> float | None:
         """A literal number, or a Ref to a parameter's Default; None when it cannot be known here."""
@@ -273,6 +233,24 @@ def build_problems(t: Template) -> list[str]:
             problems.append(f"{name} has no Makefile in {uri}")
         elif not _has_make_target(makefile, f"build-{name}"):
             problems.append(f"{uri}Makefile has no build-{name} target")
+    return problems
+
+
+# ------------------------------------------------------------------ rules: configuration
+
+
+def settings_environment_problems(t: Template, required: list[str], layer: str = "SharedLayer") -> list[str]:
+    """Every function that runs the shared layer (whose settings refuse to load without their resources)
+    gets each required variable from Globals or its own Environment, so a missing one fails review here
+    instead of the function's first use of its settings, deployed."""
+    problems = []
+    for name in t.of_type(*FUNCTION_TYPES):
+        if {"Ref": layer} not in t.function_layers(name):
+            continue
+        env = t.function_env(name)
+        for variable in required:
+            if env.get(variable) in (None, ""):
+                problems.append(f"function {name} runs {layer} but its Environment has no {variable}")
     return problems
 
 

@@ -11,45 +11,18 @@ import pytest
 from tests.infra.cfn_template import (
     Template,
     build_problems,
-    load_yaml,
     log_group_problems,
     policy_problems,
     queue_problems,
     runtime_problems,
     section_order_problems,
+    settings_environment_problems,
     state_machine_problems,
 )
 
 
 def small(text: str, root: Path | None = None) -> Template:
     return Template.from_text(textwrap.dedent(text), root)
-
-
-# ------------------------------------------------------------------ the loader
-
-
-def test_given_short_form_intrinsics_when_loaded_then_they_become_their_json_form():
-    body = load_yaml(
-        textwrap.dedent(
-            """
-            A: !Ref Table
-            B: !GetAtt Queue.Arn
-            C: !Sub "${AWS::StackName}-x"
-            D: !If [Cond, !Ref X, !Ref AWS::NoValue]
-            E: !Equals [!Ref P, 0]
-            F: !GetAtt [Fn, Arn]
-            G: !Select [0, !Split [",", !Ref L]]
-            """
-        )
-    )
-
-    assert body["A"] == {"Ref": "Table"}
-    assert body["B"] == {"Fn::GetAtt": ["Queue", "Arn"]}
-    assert body["C"] == {"Fn::Sub": "${AWS::StackName}-x"}
-    assert body["D"] == {"Fn::If": ["Cond", {"Ref": "X"}, {"Ref": "AWS::NoValue"}]}
-    assert body["E"] == {"Fn::Equals": [{"Ref": "P"}, 0]}
-    assert body["F"] == {"Fn::GetAtt": ["Fn", "Arn"]}
-    assert body["G"] == {"Fn::Select": [0, {"Fn::Split": [",", {"Ref": "L"}]}]}
 
 
 # ------------------------------------------------------------------ the stack as it is
@@ -74,6 +47,14 @@ def test_given_the_template_then_every_function_and_layer_has_a_makefile_target(
 
 def test_given_the_template_then_iam_is_policy_templates_scoped_to_one_resource(template):
     assert policy_problems(template) == []
+
+
+def test_given_the_template_then_every_function_gets_every_required_setting(template):
+    from switchyard.settings import Settings
+
+    required = Settings.required_variables()
+    assert "JOBS_QUEUE_URL" in required and "WORKFLOW_STATE_MACHINE_ARN" in required
+    assert settings_environment_problems(template, required) == []
 
 
 def test_given_the_template_then_every_queue_has_a_dlq_and_a_long_enough_visibility_timeout(template):
@@ -104,6 +85,36 @@ def test_given_a_function_without_log_group_then_the_logging_rule_flags_it():
     assert log_group_problems(t) == [
         "log group Shared has no RetentionInDays",
         "function Bare has no LoggingConfig.LogGroup naming a log group of the stack",
+    ]
+
+
+def test_given_a_function_of_the_shared_layer_without_a_required_variable_then_the_settings_rule_flags_it():
+    t = small(
+        """
+        Globals:
+          Function:
+            Layers: [!Ref SharedLayer]
+            Environment: {Variables: {JOBS_TABLE: !Ref Jobs}}
+        Resources:
+          SharedLayer: {Type: AWS::Serverless::LayerVersion}
+          Jobs: {Type: AWS::DynamoDB::Table}
+          Queue: {Type: AWS::SQS::Queue}
+          Given:
+            Type: AWS::Serverless::Function
+            Properties: {Environment: {Variables: {JOBS_QUEUE_URL: !Ref Queue}}}
+          Missing: {Type: AWS::Serverless::Function}
+          Blank:
+            Type: AWS::Serverless::Function
+            Properties: {Environment: {Variables: {JOBS_QUEUE_URL: ""}}}
+          NoLayer:
+            Type: AWS::Lambda::Function
+            Properties: {}
+        """
+    )
+
+    assert settings_environment_problems(t, ["JOBS_TABLE", "JOBS_QUEUE_URL"]) == [
+        "function Missing runs SharedLayer but its Environment has no JOBS_QUEUE_URL",
+        "function Blank runs SharedLayer but its Environment has no JOBS_QUEUE_URL",
     ]
 
 
@@ -174,7 +185,8 @@ def test_given_a_wrong_runtime_or_architecture_then_the_runtime_rule_flags_it():
 
     assert runtime_problems(t) == [
         "function Old runtime is 'python3.11', not python3.13",
-        "function Intel architectures are ['x86_64']",
+        # SAM's Globals: lists are additive, so the function's own list comes after Globals'.
+        "function Intel architectures are ['arm64', 'x86_64']",
         "layer Layer is not marked compatible with python3.13",
     ]
 

@@ -11,13 +11,6 @@ import pytest
 
 from tests.infra.cfn_template import referenced_resource, sub_variables
 
-# Read by the handlers (docs/CONTRACTS.md), the local stack and the admin CLI.
-HANDLER_ENVIRONMENT = {
-    "ACCOUNTS_TABLE": "AccountsTable",
-    "API_KEYS_TABLE": "ApiKeysTable",
-    "PROVIDERS_TABLE": "ProvidersTable",
-    "MEDIA_BUCKET": "MediaBucket",
-}
 HANDLER_SETTINGS = (
     "PROVIDER_ENDPOINT_POLICY",
     "PROVIDER_OFFLINE_AFTER_SECONDS",
@@ -59,10 +52,27 @@ def test_given_the_template_then_the_shared_logical_ids_exist(template, logical_
 def test_given_a_function_then_it_gets_every_handler_setting_from_the_stack(template, function):
     env = template.function_env(function)
 
-    for variable, resource in HANDLER_ENVIRONMENT.items():
-        assert referenced_resource(env.get(variable)) == resource, variable
     for variable in HANDLER_SETTINGS:
         assert variable in env, variable
+
+
+def test_given_the_admin_cli_then_it_resolves_every_required_setting_to_the_resource_the_template_names(
+    template,
+):
+    # switchyard-admin --stack-name sets each variable from a deployed stack's physical ids.
+    from switchyard.settings import Settings
+    from switchyard_admin.cli import STACK_RESOURCES
+
+    env = template.function_env("ApiFunction")
+    assert sorted(STACK_RESOURCES.values()) == sorted(Settings.required_variables())
+    for resource, variable in STACK_RESOURCES.items():
+        value = env[variable]
+        named = referenced_resource(value)
+        if named is None:  # a Sub of the resource's fixed name (see WORKFLOW_STATE_MACHINE_ARN's comment)
+            fixed_name = template.props(resource)["Name"]["Fn::Sub"]
+            assert value["Fn::Sub"].endswith(f":{fixed_name}"), variable
+        else:
+            assert named == resource, variable
 
 
 def test_given_the_template_then_it_outputs_the_urls_and_names_users_and_tools_need(template):
@@ -130,7 +140,7 @@ def test_given_run_sh_then_it_is_executable_and_serves_the_front_on_loopback_at_
     assert re.search(r"exec python -m uvicorn switchyard\.front\.lambda_app:app\b", text)
     assert "--host 127.0.0.1" in text
     assert f'--port "${{AWS_LWA_PORT:-{port}}}"' in text
-    assert "0.0.0.0" not in text
+    assert "0.0.0.0" not in text  # noqa: S104 - proving it is not bound
 
 
 # ------------------------------------------------------------------ build inputs

@@ -9,6 +9,10 @@ import pytest
 from starlette.testclient import TestClient
 from switchyard.front import create_app
 from switchyard.front.http_api_event import is_text_content_type, response_from_result
+from switchyard.settings import get_settings
+
+# The front reads its settings (timeouts, the Lambda runtime's names) like every function does.
+pytestmark = pytest.mark.usefixtures("settings_environment")
 
 
 def echo_handler(event: dict, context) -> dict:
@@ -160,6 +164,7 @@ def test_non_streaming_and_async_completions_go_to_the_handler(echo: TestClient)
 def test_under_the_lambda_web_adapter_the_invocation_context_is_used_and_not_forwarded(monkeypatch) -> None:
     # Given the front runs inside Lambda, where the adapter passes the invocation's context as headers
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "switchyard-StreamFunction")
+    get_settings.cache_clear()
     client = TestClient(create_app(echo_handler))
     invocation = {"request_id": "req-123", "deadline": 4102444800000, "invoked_function_arn": "arn:fn"}
     headers = {"x-amzn-lambda-context": json.dumps(invocation), "x-amzn-request-context": "{}"}

@@ -13,6 +13,9 @@ import pytest
 from switchyard.errors import AuthenticationFailed
 from switchyard.front import create_app
 
+# The front reads its settings (timeouts, the Lambda runtime's names) like every function does.
+pytestmark = pytest.mark.usefixtures("settings_environment")
+
 CHUNK_DELAY_SECONDS = 0.3
 STREAM_BODY = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -152,6 +155,8 @@ def test_errors_before_the_stream_starts_are_answered_as_json(serve, error, stat
     with serve(create_app(never_called, prepare_stream=prepare_stream)) as front:
         response = httpx.post(f"{front}/v1/chat/completions", json=STREAM_BODY)
     assert (response.status_code, response.json()) == (status, body)
+    assert response.headers["content-type"] == "application/json"
+    assert ("www-authenticate" in response.headers) == (status == 401)
 
 
 class EndlessUpstream:

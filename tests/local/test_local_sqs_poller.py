@@ -107,7 +107,7 @@ class FakeSqs:
     def receive_message(self, **kwargs):
         return {"Messages": self.messages}
 
-    def delete_message_batch(self, QueueUrl, Entries):
+    def delete_message_batch(self, QueueUrl, Entries):  # noqa: N803 - boto3's keyword names
         self.deleted.extend(entry["ReceiptHandle"] for entry in Entries)
 
 

@@ -1,7 +1,9 @@
-"""The template loader and intrinsic-function resolver (no AWS involved)."""
+"""The template loader (the one the infra rules read the template with too) and the intrinsic-function
+resolver (no AWS involved)."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from switchyard_local.template import (
     TemplateResolver,
     apply_globals,
     load_template,
+    load_yaml,
     resolve_parameters,
 )
 
@@ -79,6 +82,30 @@ def test_short_tags_load_as_long_form_and_dates_stay_strings(template: dict) -> 
     assert template["Conditions"]["NotProd"] == {"Fn::Not": [{"Condition": "IsProd"}]}
     redrive = template["Resources"]["Queue"]["Properties"]["RedrivePolicy"]
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetters", "Arn"]}
+
+
+def test_every_short_form_becomes_its_json_form() -> None:
+    body = load_yaml(
+        textwrap.dedent(
+            """
+            A: !Ref Table
+            B: !GetAtt Queue.Arn
+            C: !Sub "${AWS::StackName}-x"
+            D: !If [Cond, !Ref X, !Ref AWS::NoValue]
+            E: !Equals [!Ref P, 0]
+            F: !GetAtt [Fn, Arn]
+            G: !Select [0, !Split [",", !Ref L]]
+            """
+        )
+    )
+
+    assert body["A"] == {"Ref": "Table"}
+    assert body["B"] == {"Fn::GetAtt": ["Queue", "Arn"]}
+    assert body["C"] == {"Fn::Sub": "${AWS::StackName}-x"}
+    assert body["D"] == {"Fn::If": ["Cond", {"Ref": "X"}, {"Ref": "AWS::NoValue"}]}
+    assert body["E"] == {"Fn::Equals": [{"Ref": "P"}, 0]}
+    assert body["F"] == {"Fn::GetAtt": ["Fn", "Arn"]}
+    assert body["G"] == {"Fn::Select": [0, {"Fn::Split": [",", {"Ref": "L"}]}]}
 
 
 def test_the_project_template_loads() -> None:

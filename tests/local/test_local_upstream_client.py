@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from switchyard.front.upstream_client import UpstreamError, UpstreamPool, UpstreamTimeout
+from switchyard.front.upstream_client import TransportError, TransportTimeout, UpstreamPool
 
 Responder = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -117,7 +117,7 @@ def test_a_silent_upstream_times_out() -> None:
         await asyncio.sleep(2)
 
     async def scenario(url: str, connections: list) -> None:
-        with pytest.raises(UpstreamTimeout):
+        with pytest.raises(TransportTimeout):
             await pool(read_timeout=0.2).post(url, {}, b"{}")
 
     asyncio.run(with_server(respond, scenario))
@@ -131,15 +131,15 @@ def test_a_stream_that_breaks_off_raises() -> None:
 
     async def scenario(url: str, connections: list) -> None:
         upstream = await pool().post(url, {}, b"{}")
-        with pytest.raises(UpstreamError):
+        with pytest.raises(TransportError):
             await collect(upstream)
 
     asyncio.run(with_server(respond, scenario))
 
 
-def test_an_unreachable_upstream_is_an_upstream_error() -> None:
+def test_an_unreachable_upstream_is_a_transport_error() -> None:
     async def scenario() -> None:
-        with pytest.raises(UpstreamError, match="connection failed"):
+        with pytest.raises(TransportError, match="connection failed"):
             await pool().post("http://127.0.0.1:1/v1/completions", {}, b"{}")
 
     asyncio.run(scenario())

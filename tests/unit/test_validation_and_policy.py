@@ -9,8 +9,8 @@ import pytest
 from switchyard.endpoint_policy import check_endpoint_url
 from switchyard.errors import InvalidRequest, MalformedJson
 from switchyard.job_model import Job, JobStatus
+from switchyard.job_results import extract_asset
 from switchyard.multipart import form_fields
-from switchyard.services.dispatcher import extract_asset
 from switchyard.validation import parse_json_object, provider_body, validate_inference_body
 
 

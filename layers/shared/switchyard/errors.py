@@ -1,15 +1,27 @@
-"""Domain errors and the one place that maps them to the wire envelopes.
+"""The one exception hierarchy a client can see, and `to_http`, the one place that turns it into HTTP.
 
-Inference routes answer OpenAI's envelope `{"error": {"message", "type"}}`; authentication failures and
-malformed JSON answer `{"detail": "..."}` (the seed's Django REST Framework defaults).
+Like httpx's `_exceptions.py`: code anywhere raises these (or lets anything else escape), and each
+boundary (the API resolver's exception handlers, the pre-routing authentication check, the streaming
+relay) answers `to_http(error)` in its own response type, so status, headers and envelope are decided
+once. Inference routes answer OpenAI's envelope `{"error": {"message", "type"}}`; authentication
+failures, malformed JSON and unknown routes answer `{"detail": "..."}` (the seed's Django REST Framework
+defaults).
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import ClassVar
 
 
 class ApiError(Exception):
     status_code = 400
     error_type = "invalid_request"
+    # Response headers the error itself calls for (a 401's challenge); to_http adds them.
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     def __init__(self, message: str, *, param: str | None = None):
         super().__init__(message)
@@ -32,10 +44,19 @@ class DetailError(ApiError):
 
 class AuthenticationFailed(DetailError):
     status_code = 401
+    # RFC 6750 section 3: a 401 tells the client which scheme to authenticate with.
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType({"WWW-Authenticate": 'Bearer realm="api"'})
 
 
 class MalformedJson(DetailError):
     status_code = 400
+
+
+class UnknownRoute(DetailError):
+    status_code = 404
+
+    def __init__(self, path: str):
+        super().__init__(f"Not found: {path}")
 
 
 class InvalidRequest(ApiError):
@@ -78,3 +99,32 @@ class AsyncDisabled(ApiError):
 
     def __init__(self, message: str = "Async processing is not enabled on this server."):
         super().__init__(message)
+
+
+class InternalError(ApiError):
+    """What a client learns of a failure nobody anticipated (the details go to the log, not the wire)."""
+
+    status_code = 500
+    error_type = "internal_error"
+
+    def __init__(self, message: str = "Internal server error."):
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ErrorResponse:
+    """An error as HTTP, ready for any framework's response type."""
+
+    status: int
+    headers: Mapping[str, str]  # Content-Type included
+    body: str  # JSON text
+
+
+def to_http(error: BaseException) -> ErrorResponse:
+    """The HTTP answer to `error`: an ApiError as it says; anything else as a bare 500 internal_error."""
+    api_error = error if isinstance(error, ApiError) else InternalError()
+    return ErrorResponse(
+        status=api_error.status_code,
+        headers={"Content-Type": "application/json", **api_error.headers},
+        body=json.dumps(api_error.to_body()),
+    )

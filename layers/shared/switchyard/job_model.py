@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from switchyard.clock import iso
 
 
 class JobStatus(StrEnum):
@@ -20,12 +21,6 @@ class JobStatus(StrEnum):
 ACTIVE = (JobStatus.QUEUED, JobStatus.PROCESSING)
 FINISHED = (JobStatus.PROCESSED, JobStatus.FAILED, JobStatus.CANCELED)
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELED)
-
-
-def iso(ms: int | None) -> str | None:
-    if not ms:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -54,6 +49,13 @@ class Job:
     error_type: str | None = None
     error_message: str | None = None
     batch_id: str | None = None
+    seen_ms: int | None = None  # when the dispatcher (or the sweeper) last looked at it while QUEUED
+    wait_reason: str | None = None  # why the dispatcher left it QUEUED the last time it looked
+    manual_retries: int | None = None  # how often its owner re-queued it (POST .../retry)
+    # A workflow step's job: its run and step, and the task token its end answers.
+    workflow_run_id: str | None = None
+    workflow_step_id: str | None = None
+    task_token: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # attributes later features keep on the item
 
     @classmethod
@@ -68,6 +70,8 @@ class Job:
             "lease_until_ms",
             "started_ms",
             "finished_ms",
+            "seen_ms",
+            "manual_retries",
         ):
             if values.get(name) is not None:
                 values[name] = int(values[name])
@@ -105,9 +109,9 @@ class Job:
         out["attempts"] = self.attempt
         if self.batch_id:
             out["batch_id"] = self.batch_id
-        if self.extra.get("workflow_run_id"):  # a workflow step's job
-            out["workflow_run_id"] = self.extra["workflow_run_id"]
-            out["workflow_step_id"] = self.extra.get("workflow_step_id")
+        if self.workflow_run_id:  # a workflow step's job
+            out["workflow_run_id"] = self.workflow_run_id
+            out["workflow_step_id"] = self.workflow_step_id
         if self.status == JobStatus.PROCESSED:
             if self.result is not None:
                 out["result"] = json.loads(self.result)

@@ -1,26 +1,42 @@
-"""Deployment settings, read once from the environment (SAM sets them from template.yaml)."""
+"""Deployment settings, read once from the environment (SAM sets them from template.yaml).
+
+The stack's resources have no defaults: a function deployed without one of them fails on its first use
+of settings, naming the variable, instead of talking to a table of a made-up name or sending to an empty
+queue URL and swallowing the error somewhere far away. Every other field has the template's default.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
+from pydantic import StringConstraints, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from switchyard.caches import cached
+
+# A table or bucket name, queue URL or state machine ARN: set, and not to an empty string.
+ResourceName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class SettingsError(RuntimeError):
+    """The environment does not configure this function; the message names each variable at fault."""
 
 
 class Settings(BaseSettings):
+    # Each field reads the environment variable of its name in capitals (ACCOUNTS_TABLE, ...).
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
-    accounts_table: str = "switchyard-accounts"
-    api_keys_table: str = "switchyard-api-keys"
-    providers_table: str = "switchyard-providers"
-    media_bucket: str = "switchyard-media"
-    jobs_table: str = "switchyard-jobs"
-    idempotency_table: str = "switchyard-idempotency"
-    jobs_queue_url: str = ""
-    runs_table: str = "switchyard-runs"
-    workflow_state_machine_arn: str = ""
-    batches_table: str = "switchyard-batches"
+    # The stack's resources (template.yaml's Globals.Function.Environment).
+    accounts_table: ResourceName
+    api_keys_table: ResourceName
+    providers_table: ResourceName
+    media_bucket: ResourceName
+    jobs_table: ResourceName
+    idempotency_table: ResourceName
+    jobs_queue_url: ResourceName
+    runs_table: ResourceName
+    workflow_state_machine_arn: ResourceName
+    batches_table: ResourceName
 
     # Which provider endpoint addresses are acceptable (SSRF guard): "public" refuses private,
     # loopback, link-local, metadata and reserved addresses; "loopback" also allows 127.0.0.0/8 and ::1.
@@ -68,7 +84,37 @@ class Settings(BaseSettings):
     # a frozen Lambda sandbox runs no timers. See ttl_cache.
     cache_keep_warm_seconds: float = 0.0
 
+    # Set by the Lambda runtime, absent elsewhere: the streaming front builds its handler's context from them.
+    aws_lambda_function_name: str | None = None
+    aws_lambda_function_memory_size: int | None = None
 
-@lru_cache(maxsize=1)
+    @classmethod
+    def required_variables(cls) -> list[str]:
+        """The environment variables every function that reads settings must be given."""
+        return [environment_variable(name) for name, field in cls.model_fields.items() if field.is_required()]
+
+
+def environment_variable(field_name: str) -> str:
+    return field_name.upper()
+
+
+@cached
 def get_settings() -> Settings:
-    return Settings()
+    """The settings, validated on first use; a SettingsError names every variable that is missing or wrong."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for problem in error.errors():
+        variable = environment_variable(str(problem["loc"][0])) if problem["loc"] else "(settings)"
+        if problem["type"] == "missing":
+            problems.append(f"{variable} is not set")
+        elif problem["type"] == "string_too_short":
+            problems.append(f"{variable} is empty")
+        else:
+            problems.append(f"{variable}: {problem['msg']}")
+    return "Invalid environment: " + "; ".join(problems) + " (template.yaml's function Environment sets them)"

@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from switchyard import caches
+
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 
@@ -50,6 +52,9 @@ def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
     with _lock:
         _clients.clear()
+
+
+caches.on_reset(reset_clients)
 
 
 def item_pages(call: Callable[..., dict], **kwargs: Any) -> Iterator[list[dict]]:

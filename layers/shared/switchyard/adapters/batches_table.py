@@ -16,6 +16,8 @@ from botocore.exceptions import ClientError
 from switchyard.adapters import aws
 from switchyard.adapters.dynamo_updates import is_condition_failure
 from switchyard.batch_model import Batch, BatchState
+from switchyard.caches import cached
+from switchyard.settings import get_settings
 
 ACCOUNT_INDEX = "by_account"
 UNCOMMITTED_INDEX = "uncommitted"
@@ -146,3 +148,9 @@ class BatchesTable:
             if len(self._committed) + len(batch_ids) > _COMMITTED_CACHE_LIMIT:
                 self._committed.clear()  # bounded memory beats LRU bookkeeping on this path
             self._committed |= batch_ids
+
+
+@cached
+def get_batches_table() -> BatchesTable:
+    """One per process: it remembers which batches are committed."""
+    return BatchesTable(get_settings().batches_table)

@@ -1,8 +1,22 @@
-"""DynamoDB storage of jobs. Every state change is a conditional write, so any SQS delivery may come twice."""
+"""DynamoDB storage of jobs, and every change of a job's state as a named, conditional transition.
+
+Each transition is one conditional UpdateItem that names the state it starts from, and returns the job
+as it is after the write, or None when the job was not in that state: someone else moved it first (a
+duplicate or stale SQS delivery, a cancel, the sweeper, a newer generation). Callers treat None as
+"not mine any more" and stop; so any message may be delivered twice and any two workers may race.
+
+Two guards name a job's moments: `gen` (bumped by every re-queue, so a message of an older generation
+finds nothing to claim) and `claim_id` (fresh on every claim, so only the worker holding the claim may
+finish, fail or re-queue the run it claimed). A claim's lease never changes while the claim holds, so
+the claim id alone names the run.
+
+Expressions are plain strings, not boto3's Key()/Attr() builder: that builder is shared by every thread
+using a resource and reset on each call, so concurrent callers could swap each other's placeholders.
+"""
 
 from __future__ import annotations
 
-import time
+import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,14 +26,36 @@ from botocore.exceptions import ClientError
 from switchyard.adapters import aws
 from switchyard.adapters.dynamo_updates import is_condition_failure, update_arguments
 from switchyard.batch_model import JobSummary
-from switchyard.job_model import ACTIVE, Job, JobStatus
+from switchyard.caches import cached
+from switchyard.clock import now_ms
+from switchyard.job_model import ACTIVE, RETRYABLE, Job, JobStatus
+from switchyard.job_results import JobResult
+from switchyard.settings import get_settings
 
 ACTIVE_INDEX = "active_by_account"
 ACCOUNT_INDEX = "by_account"
+# What a finished run leaves on the item that a re-queued job must not carry into its next run.
+_RUN_ATTRIBUTES = (
+    "error_type",
+    "error_message",
+    "claim_id",
+    "provider_id",
+    "lease_until_ms",
+    "started_ms",
+    "finished_ms",
+    "result",
+    "result_key",
+    "result_content_type",
+    "seen_ms",
+)
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+def new_claim_id() -> str:
+    return secrets.token_hex(8)
+
+
+def exhausted_message(attempts: int, last_error: str) -> str:
+    return f"Max retries exhausted after {attempts} attempts; last error: {last_error}"
 
 
 class JobsTable:
@@ -60,8 +96,6 @@ class JobsTable:
 
         `keep` filters each page before it counts towards `limit` (callers hide jobs not yet visible).
         """
-        # Plain expressions throughout: boto3's Key()/Attr() builder is shared by all threads using a
-        # resource and reset on every call, so concurrent callers could swap each other's placeholders.
         index = ACTIVE_INDEX if active_only else ACCOUNT_INDEX
         key_attr = "active_account" if active_only else "account_id"
         condition = f"{key_attr} = :account"
@@ -89,14 +123,16 @@ class JobsTable:
                 break
         return jobs[:limit], len(jobs) > limit
 
-    def active_jobs(self, account_id: str | None = None) -> list[dict[str, Any]]:
-        """Active jobs (QUEUED or PROCESSING) from the sparse index: of one account, or of everyone."""
+    def active_jobs(self, account_id: str | None = None) -> list[Job]:
+        """Active jobs (QUEUED or PROCESSING) from the sparse index: of one account, or of everyone.
+
+        The index is eventually consistent: a job read here may have moved on (transitions check)."""
         kwargs: dict[str, Any] = {"IndexName": ACTIVE_INDEX}
         if account_id:
             kwargs["KeyConditionExpression"] = "active_account = :account"
             kwargs["ExpressionAttributeValues"] = {":account": account_id}
         operation = self._table.query if account_id else self._table.scan
-        return [item for page in aws.item_pages(operation, **kwargs) for item in page]
+        return [Job.from_item(item) for page in aws.item_pages(operation, **kwargs) for item in page]
 
     # -- liveness items (no account_id, so they never appear in the account indexes)
     def record_tick(self, item_id: str) -> None:
@@ -160,26 +196,200 @@ class JobsTable:
             request = page.get("UnprocessedKeys") or {}
         return found
 
-    def update(
+    # -- transitions of the dispatcher (and the sweeper, which recovers what a dead dispatcher left)
+    def claim(self, job_id: str, *, gen: int, provider_id: str, lease_until_ms: int) -> Job | None:
+        """QUEUED of this generation, or PROCESSING whose holder died (its lease ran out) -> PROCESSING
+        under a new claim; counts an attempt."""
+        now = now_ms()
+        return self._move(
+            job_id,
+            (JobStatus.QUEUED, JobStatus.PROCESSING),
+            JobStatus.PROCESSING,
+            set_values={
+                "claim_id": new_claim_id(),
+                "provider_id": provider_id,
+                "lease_until_ms": lease_until_ms,
+                "started_ms": now,
+                "seen_ms": now,
+            },
+            add={"attempt": 1},
+            also="gen = :gen AND (#status = :queued OR lease_until_ms < :now)",
+            values={":gen": gen, ":queued": JobStatus.QUEUED.value, ":now": now},
+        )
+
+    def note_waiting(self, job_id: str, *, gen: int, reason: str) -> Job | None:
+        """A QUEUED job of this generation stays QUEUED; note that it was seen, and why it waits."""
+        return self._update(
+            job_id,
+            set_values={"seen_ms": now_ms(), "wait_reason": reason},
+            condition="#status = :queued AND gen = :gen",
+            values={":queued": JobStatus.QUEUED.value, ":gen": gen},
+        )
+
+    def requeue_lost(self, job: Job) -> Job | None:
+        """A QUEUED job whose message was lost gets a new generation (the old message, if it was only
+        late, is then stale and dropped)."""
+        return self._update(
+            job.job_id,
+            set_values={"seen_ms": now_ms()},
+            add={"gen": 1},
+            condition="#status = :queued AND gen = :gen",
+            values={":queued": JobStatus.QUEUED.value, ":gen": job.gen},
+        )
+
+    def requeue_after_failure(self, job: Job, reason: str) -> Job | None:
+        """PROCESSING under this claim -> QUEUED as a new generation, the failure kept as the last error:
+        the provider failed, or the run's holder died (the sweeper found its lease expired)."""
+        return self._move(
+            job.job_id,
+            (JobStatus.PROCESSING,),
+            JobStatus.QUEUED,
+            set_values={"error_message": reason, "seen_ms": now_ms()},
+            remove=("claim_id", "lease_until_ms"),
+            add={"gen": 1},
+            also="claim_id = :claim",
+            values={":claim": job.claim_id},
+        )
+
+    def finish(self, job: Job, result: JobResult) -> Job | None:
+        """PROCESSING under this claim -> PROCESSED with its result. None: canceled (or reclaimed after the
+        lease ran out) while the provider worked, and the answer is dropped."""
+        stored = {
+            "result": result.result,
+            "result_key": result.result_key,
+            "result_content_type": result.result_content_type,
+        }
+        return self._move(
+            job.job_id,
+            (JobStatus.PROCESSING,),
+            JobStatus.PROCESSED,
+            set_values={"finished_ms": now_ms(), **{k: v for k, v in stored.items() if v is not None}},
+            remove=("lease_until_ms", "error_type", "error_message"),
+            also="claim_id = :claim",
+            values={":claim": job.claim_id},
+        )
+
+    def fail(self, job: Job, error_type: str, message: str) -> Job | None:
+        """PROCESSING under this claim -> FAILED (the provider refused the request, or attempts ran out)."""
+        return self._move(
+            job.job_id,
+            (JobStatus.PROCESSING,),
+            JobStatus.FAILED,
+            set_values={"finished_ms": now_ms(), "error_type": error_type, "error_message": message},
+            remove=("lease_until_ms",),
+            also="claim_id = :claim",
+            values={":claim": job.claim_id},
+        )
+
+    def fail_exhausted(self, job: Job, *, attempts: int, last_error: str) -> Job | None:
+        """`fail` for a job out of attempts, naming how many it had and the last error."""
+        return self.fail(job, "upstream_error", exhausted_message(attempts, last_error))
+
+    def fail_no_provider(self, job_id: str, *, gen: int, model: str, waited_seconds: float) -> Job | None:
+        """QUEUED of this generation -> FAILED: no provider of its model came online in time."""
+        message = (
+            f"No online provider serving model '{model}' for this user (waited {int(waited_seconds)} s)."
+        )
+        return self._fail_queued(job_id, "no_provider", message, gen=gen)
+
+    def fail_unrunnable(self, job_id: str, error_type: str, message: str) -> Job | None:
+        """QUEUED -> FAILED: the job can never run (its message names an unknown service type)."""
+        return self._fail_queued(job_id, error_type, message, gen=None)
+
+    # -- transitions of callers (and of workflows, on their behalf)
+    def cancel(self, job_id: str) -> Job | None:
+        """QUEUED or PROCESSING -> CANCELED; None if the job had already finished."""
+        return self._move(
+            job_id,
+            ACTIVE,
+            JobStatus.CANCELED,
+            set_values={"finished_ms": now_ms()},
+            remove=("lease_until_ms",),
+        )
+
+    def requeue_by_caller(self, job_id: str, account_id: str) -> Job | None:
+        """FAILED or CANCELED -> QUEUED as a fresh job (a new generation, attempts from 0, no trace of the
+        last run); None if it is not FAILED or CANCELED (any more)."""
+        return self._move(
+            job_id,
+            RETRYABLE,
+            JobStatus.QUEUED,
+            set_values={"attempt": 0, "queued_ms": now_ms()},
+            add={"gen": 1, "manual_retries": 1},
+            remove=_RUN_ATTRIBUTES,
+            reactivate_for=account_id,
+        )
+
+    def hand_over_token(self, job_id: str, token: str) -> Job | None:
+        """An active job's end will answer this task token instead of the one it carried; None if the job
+        already ended (and answered the old one)."""
+        return self._update(
+            job_id,
+            set_values={"task_token": token},
+            condition="#status IN (:queued, :processing)",
+            values={":queued": JobStatus.QUEUED.value, ":processing": JobStatus.PROCESSING.value},
+        )
+
+    # -- the two writes every transition is made of
+    def _fail_queued(self, job_id: str, error_type: str, message: str, *, gen: int | None) -> Job | None:
+        return self._move(
+            job_id,
+            (JobStatus.QUEUED,),
+            JobStatus.FAILED,
+            set_values={"finished_ms": now_ms(), "error_type": error_type, "error_message": message},
+            also="gen = :gen" if gen is not None else None,
+            values={":gen": gen} if gen is not None else None,
+        )
+
+    def _move(
         self,
         job_id: str,
+        from_statuses: tuple[JobStatus, ...],
+        to_status: JobStatus,
         *,
         set_values: dict[str, Any] | None = None,
         remove: tuple[str, ...] = (),
         add: dict[str, int] | None = None,
-        condition: str | None = None,
-        condition_values: dict[str, Any] | None = None,
+        also: str | None = None,
+        values: dict[str, Any] | None = None,
+        reactivate_for: str | None = None,
     ) -> Job | None:
-        """A conditional update; None when the condition does not hold (someone else moved the job).
+        """A status change, keeping the sparse index of active work in step with the status.
 
-        Conditions may refer to the reserved word `status` as `#status`.
+        `reactivate_for` is the owner's account id, needed when a finished job becomes active again.
         """
-        kwargs = update_arguments(
+        set_values = {**(set_values or {}), "status": to_status.value}
+        if to_status not in ACTIVE:
+            remove += ("active_account",)
+        elif reactivate_for:
+            set_values["active_account"] = reactivate_for
+        condition = "#status IN (" + ", ".join(f":from{i}" for i in range(len(from_statuses))) + ")"
+        condition_values = {f":from{i}": s.value for i, s in enumerate(from_statuses)}
+        if also:
+            condition += f" AND ({also})"
+        condition_values.update(values or {})
+        return self._update(
+            job_id,
             set_values=set_values,
             remove=remove,
             add=add,
             condition=condition,
-            condition_values=condition_values,
+            values=condition_values,
+        )
+
+    def _update(
+        self,
+        job_id: str,
+        *,
+        condition: str,
+        values: dict[str, Any],
+        set_values: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = (),
+        add: dict[str, int] | None = None,
+    ) -> Job | None:
+        """One conditional UpdateItem; None when the condition does not hold (`#status` is `status`)."""
+        kwargs = update_arguments(
+            set_values=set_values, remove=remove, add=add, condition=condition, condition_values=values
         )
         kwargs["Key"] = {"job_id": job_id}
         try:
@@ -189,34 +399,7 @@ class JobsTable:
                 return None
             raise
 
-    def transition(
-        self,
-        job_id: str,
-        *,
-        from_statuses: tuple[JobStatus, ...],
-        to_status: JobStatus,
-        set_values: dict[str, Any] | None = None,
-        remove: tuple[str, ...] = (),
-        add: dict[str, int] | None = None,
-        extra_condition: str | None = None,
-        condition_values: dict[str, Any] | None = None,
-        reactivate_for: str | None = None,
-    ) -> Job | None:
-        """Move a job between states, keeping the sparse index of active work in step with the status.
 
-        `reactivate_for` is the owner's account id, needed when a finished job becomes active again.
-        """
-        values = {**(set_values or {}), "status": to_status.value}
-        removals = tuple(remove)
-        if to_status not in ACTIVE:
-            removals += ("active_account",)
-        elif reactivate_for:
-            values["active_account"] = reactivate_for
-        condition = "#status IN (" + ", ".join(f":from{i}" for i in range(len(from_statuses))) + ")"
-        cvalues = {f":from{i}": s.value for i, s in enumerate(from_statuses)}
-        if extra_condition:
-            condition += f" AND ({extra_condition})"
-        cvalues.update(condition_values or {})
-        return self.update(
-            job_id, set_values=values, remove=removals, add=add, condition=condition, condition_values=cvalues
-        )
+@cached
+def get_jobs_table() -> JobsTable:
+    return JobsTable(get_settings().jobs_table)

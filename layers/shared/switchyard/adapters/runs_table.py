@@ -1,8 +1,15 @@
-"""DynamoDB storage of workflow runs: one run item and one item per step, under the run's id.
+"""DynamoDB storage of workflow runs: one run item and one item per step, under the run's id, and every
+change of either as a named, conditional transition.
 
 Keys: `run_id` (partition) and `sk`: "run" for the run, "step#<step id>" for each step. Only run items
 carry `account_id`, so the `by_account` index (account_id, run_id) lists runs, never steps; run ids
 sort by creation time, so that index is newest-first when read backwards.
+
+Each transition names the state it starts from and returns the record after the write, or None when the
+item was not in that state (the state machine, a cancel or a gate decision moved it first). No update
+ever creates an item: every condition also requires the item to exist. Expressions are plain strings,
+not boto3's Key()/Attr() builder: the resource's condition builder keeps placeholder counters on the
+shared client, so two threads building conditions at once could swap each other's placeholders.
 """
 
 from __future__ import annotations
@@ -13,6 +20,11 @@ from botocore.exceptions import ClientError
 
 from switchyard.adapters import aws
 from switchyard.adapters.dynamo_updates import is_condition_failure, update_arguments
+from switchyard.caches import cached
+from switchyard.clock import now_ms
+from switchyard.settings import get_settings
+from switchyard.workflows.model import RunStatus, StepStatus
+from switchyard.workflows.records import Run, Step
 
 ACCOUNT_INDEX = "by_account"
 RUN_SK = "run"
@@ -32,67 +44,26 @@ class RunsTable:
         self.name = table_name
         self._table = aws.table(table_name)
 
-    # -- writes
-    def create(self, run_item: dict[str, Any], step_items: list[dict[str, Any]]) -> None:
-        """Steps first, the run last: a run that can be read always has all of its steps."""
-        with self._table.batch_writer() as writer:
-            for item in step_items:
-                writer.put_item(Item=item)
-        self._table.put_item(Item=run_item, ConditionExpression="attribute_not_exists(run_id)")
-
-    def update(
-        self,
-        key: dict[str, str],
-        *,
-        set_values: dict[str, Any] | None = None,
-        remove: tuple[str, ...] = (),
-        add: dict[str, int] | None = None,
-        condition: str | None = None,
-        condition_values: dict[str, Any] | None = None,
-        names: dict[str, str] | None = None,
-    ) -> dict[str, Any] | None:
-        """A conditional update returning the new item; None when the condition does not hold.
-
-        Conditions may name the reserved word `status` as `#status`; `names` maps other placeholders.
-        """
-        # Never create an item by updating a key that does not exist.
-        guard = "attribute_exists(run_id)" + (f" AND ({condition})" if condition else "")
-        kwargs = update_arguments(
-            set_values=set_values,
-            remove=remove,
-            add=add,
-            condition=guard,
-            condition_values=condition_values,
-            names=names,
-        )
-        kwargs["Key"] = key
-        try:
-            return self._table.update_item(**kwargs)["Attributes"]
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return None
-            raise
-
     # -- reads
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
-        return self._table.get_item(Key=run_key(run_id), ConsistentRead=True).get("Item")
+    def get_run(self, run_id: str) -> Run | None:
+        item = self._table.get_item(Key=run_key(run_id), ConsistentRead=True).get("Item")
+        return Run.from_item(item) if item else None
 
-    def get_step(self, run_id: str, step_id: str) -> dict[str, Any] | None:
-        return self._table.get_item(Key=step_key(run_id, step_id), ConsistentRead=True).get("Item")
+    def get_step(self, run_id: str, step_id: str) -> Step | None:
+        item = self._table.get_item(Key=step_key(run_id, step_id), ConsistentRead=True).get("Item")
+        return Step.from_item(item) if item else None
 
-    # Queries spell their expressions out instead of using boto3.dynamodb.conditions: the resource's
-    # condition builder keeps placeholder counters on the shared client, so two threads building
-    # conditions at once (the local stack runs handlers in threads) can swap each other's placeholders.
-    def get_steps(self, run_id: str) -> list[dict[str, Any]]:
+    def get_steps(self, run_id: str) -> list[Step]:
+        """Every step of the run, in the spec's (topological) order."""
         pages = aws.item_pages(
             self._table.query,
             KeyConditionExpression="run_id = :run AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={":run": run_id, ":prefix": STEP_PREFIX},
             ConsistentRead=True,
         )
-        return [item for page in pages for item in page]
+        return sorted((Step.from_item(item) for page in pages for item in page), key=lambda s: s.index)
 
-    def list_for_account(self, account_id: str, *, limit: int, after: str | None) -> tuple[list[dict], bool]:
+    def list_for_account(self, account_id: str, *, limit: int, after: str | None) -> tuple[list[Run], bool]:
         """Newest first; (runs, has_more). `after` is the last run id of the previous page."""
         condition = "account_id = :account"
         values: dict[str, Any] = {":account": account_id}
@@ -106,9 +77,223 @@ class RunsTable:
             "ScanIndexForward": False,
             "Limit": limit + 1,
         }
-        items: list[dict[str, Any]] = []
+        runs: list[Run] = []
         for page in aws.item_pages(self._table.query, **kwargs):
-            items.extend(page)
-            if len(items) > limit:
+            runs.extend(Run.from_item(item) for item in page)
+            if len(runs) > limit:
                 break
-        return items[:limit], len(items) > limit
+        return runs[:limit], len(runs) > limit
+
+    # -- creating
+    def create(self, run: Run, steps: list[Step]) -> None:
+        """Steps first, the run last: a run that can be read always has all of its steps."""
+        with self._table.batch_writer() as writer:
+            for step in steps:
+                writer.put_item(Item={**step.to_item(), **step_key(run.run_id, step.step_id)})
+        self._table.put_item(
+            Item={**run.to_item(), **run_key(run.run_id)}, ConditionExpression="attribute_not_exists(run_id)"
+        )
+
+    # -- transitions of a run
+    def set_execution(self, run_id: str, execution_arn: str) -> Run | None:
+        return self._run(run_id, set_values={"execution_arn": execution_arn})
+
+    def fail_to_start(self, run_id: str, error: dict[str, Any]) -> Run | None:
+        """FAILED: its state machine could not be started (so nothing else will ever move it)."""
+        return self._run(
+            run_id, set_values={"status": RunStatus.FAILED.value, "finished_ms": now_ms(), "error": error}
+        )
+
+    def note_problem(self, run_id: str, error: dict[str, Any]) -> Run | None:
+        """A RUNNING run without an error yet says why it will not succeed (`finish` writes the last word)."""
+        return self._run(
+            run_id,
+            set_values={"error": error},
+            condition="#status = :running AND attribute_not_exists(#error)",
+            values={":running": RunStatus.RUNNING.value},
+            names={"#error": "error"},
+        )
+
+    def finish(self, run_id: str, status: RunStatus, error: dict[str, Any] | None) -> Run | None:
+        """RUNNING -> its outcome; None if it was canceled first."""
+        return self._run(
+            run_id,
+            set_values={
+                "status": status.value,
+                "finished_ms": now_ms(),
+                **({"error": error} if error else {}),
+            },
+            remove=() if error else ("error",),
+            condition="#status = :running",
+            values={":running": RunStatus.RUNNING.value},
+        )
+
+    def cancel(self, run_id: str, error: dict[str, Any]) -> Run | None:
+        """RUNNING -> CANCELED; None if it had already ended."""
+        return self._run(
+            run_id,
+            set_values={"status": RunStatus.CANCELED.value, "finished_ms": now_ms(), "error": error},
+            condition="#status = :running",
+            values={":running": RunStatus.RUNNING.value},
+        )
+
+    # -- transitions of a step
+    def start_step(self, run_id: str, step_id: str) -> Step | None:
+        """PENDING with every dependency done -> RUNNING (its job is created next)."""
+        return self._step(
+            run_id,
+            step_id,
+            set_values={"status": StepStatus.RUNNING.value, "started_ms": now_ms()},
+            condition="#status = :pending AND pending_count = :zero",
+            values={":pending": StepStatus.PENDING.value, ":zero": 0},
+        )
+
+    def attach_job(self, run_id: str, step_id: str, job_id: str) -> Step | None:
+        """A RUNNING step's job; None if the step was canceled while its job was being created."""
+        return self._step(
+            run_id,
+            step_id,
+            set_values={"job_id": job_id},
+            condition="#status = :running",
+            values={":running": StepStatus.RUNNING.value},
+        )
+
+    def note_step_error(self, run_id: str, step_id: str, error: dict[str, Any]) -> Step | None:
+        """Why the step cannot run (its task then fails, and `record` keeps this error)."""
+        return self._step(run_id, step_id, set_values={"error": error})
+
+    def record(
+        self,
+        step: Step,
+        outcome: StepStatus,
+        error: dict[str, Any] | None,
+    ) -> Step | None:
+        """The step's outcome, recorded once: None if it was recorded already or moved since `step` was
+        read (a cancel, a gate decision), so the caller reads it again and decides anew."""
+        values: dict[str, Any] = {"status": outcome.value, "recorded": True}
+        if not step.finished_ms:
+            values["finished_ms"] = now_ms()
+        if error:
+            values["error"] = error
+        return self._step(
+            step.run_id,
+            step.step_id,
+            set_values=values,
+            condition="attribute_not_exists(recorded) AND #status = :seen",
+            values={":seen": step.status.value},
+        )
+
+    def wake_dependent(self, run_id: str, step_id: str) -> Step | None:
+        """One dependency of a PENDING step succeeded: its pending count drops by one.
+
+        The exactly-once wake-up rests on this write and the state machine's park: a parking step stores
+        its token on its own item only while `pending_count > 0` (ParkUntilReady's condition), and this
+        decrement returns the item as it is after the write, token included. Both are single-item atomic
+        writes, so exactly one side sees "count 0 and a token": the caller that gets a step with
+        `pending_count == 0` and a `wake_token` answers it; a park that comes later fails its condition
+        and reads the step instead (ReadStep).
+        """
+        return self._step(
+            run_id,
+            step_id,
+            add={"pending_count": -1},
+            condition="#status = :pending AND pending_count > :zero",
+            values={":pending": StepStatus.PENDING.value, ":zero": 0},
+        )
+
+    def skip(self, run_id: str, step_id: str, reason: dict[str, Any]) -> Step | None:
+        """PENDING -> SKIPPED (recorded: nothing is left to decide); None if it was skipped through
+        another path, or canceled."""
+        return self._step(
+            run_id,
+            step_id,
+            set_values={
+                "status": StepStatus.SKIPPED.value,
+                "recorded": True,
+                "finished_ms": now_ms(),
+                "error": reason,
+            },
+            condition="#status = :pending",
+            values={":pending": StepStatus.PENDING.value},
+        )
+
+    def skip_unfinished(self, step: Step, error: dict[str, Any]) -> Step | None:
+        """A step still active when the run's state machine ended -> SKIPPED, if it has not moved."""
+        return self._step(
+            step.run_id,
+            step.step_id,
+            set_values={"status": StepStatus.SKIPPED.value, "finished_ms": now_ms(), "error": error},
+            condition="#status = :seen",
+            values={":seen": step.status.value},
+        )
+
+    def cancel_step(self, step: Step, error: dict[str, Any]) -> Step | None:
+        """-> CANCELED (the run was canceled), if the step has not moved since it was read."""
+        return self._step(
+            step.run_id,
+            step.step_id,
+            set_values={"status": StepStatus.CANCELED.value, "finished_ms": now_ms(), "error": error},
+            condition="#status = :seen",
+            values={":seen": step.status.value},
+        )
+
+    def resolve_gate(
+        self, run_id: str, step_id: str, *, approve: bool, by: str, comment: str | None
+    ) -> Step | None:
+        """A WAITING gate (its token stored) -> SUCCEEDED (approved) or REJECTED, with the decision; None
+        if it is not waiting (not yet, decided already, timed out, canceled)."""
+        now = now_ms()
+        decision = "approved" if approve else "rejected"
+        return self._step(
+            run_id,
+            step_id,
+            set_values={
+                "status": (StepStatus.SUCCEEDED if approve else StepStatus.REJECTED).value,
+                "finished_ms": now,
+                "resolution": {"decision": decision, "by": by, "at_ms": now, "comment": comment},
+            },
+            condition="#status = :waiting AND attribute_exists(gate_token)",
+            values={":waiting": StepStatus.WAITING.value},
+        )
+
+    # -- the one conditional write every transition is made of
+    def _run(self, run_id: str, **update: Any) -> Run | None:
+        item = self._update(run_key(run_id), **update)
+        return Run.from_item(item) if item is not None else None
+
+    def _step(self, run_id: str, step_id: str, **update: Any) -> Step | None:
+        item = self._update(step_key(run_id, step_id), **update)
+        return Step.from_item(item) if item is not None else None
+
+    def _update(
+        self,
+        key: dict[str, str],
+        *,
+        set_values: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = (),
+        add: dict[str, int] | None = None,
+        condition: str | None = None,
+        values: dict[str, Any] | None = None,
+        names: dict[str, str] | None = None,
+    ) -> dict[str, Any] | None:
+        guard = "attribute_exists(run_id)" + (f" AND ({condition})" if condition else "")
+        kwargs = update_arguments(
+            set_values=set_values,
+            remove=remove,
+            add=add,
+            condition=guard,
+            condition_values=values,
+            names=names,
+        )
+        kwargs["Key"] = key
+        try:
+            return self._table.update_item(**kwargs)["Attributes"]
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return None
+            raise
+
+
+@cached
+def get_runs_table() -> RunsTable:
+    return RunsTable(get_settings().runs_table)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
 from switchyard.api import agent_routes, errors, feature_routes, inference_routes
-from switchyard.errors import ApiError
+from switchyard.errors import ApiError, to_http
 from switchyard.services.accounts import get_accounts_service
 
 logger = Logger()
@@ -76,13 +76,12 @@ def get_resolver() -> APIGatewayHttpResolver:
 
 
 def _error_result(error: ApiError) -> dict:
-    headers = {"Content-Type": "application/json"}
-    if error.status_code == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    """`to_http`'s answer as an API Gateway result, for failures before the resolver runs."""
+    answer = to_http(error)
     return {
-        "statusCode": error.status_code,
-        "headers": headers,
-        "body": json.dumps(error.to_body()),
+        "statusCode": answer.status,
+        "headers": dict(answer.headers),
+        "body": answer.body,
         "isBase64Encoded": False,
     }
 

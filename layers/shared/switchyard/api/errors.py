@@ -1,25 +1,20 @@
-"""The one place that maps errors to HTTP responses."""
+"""The resolver's exception handlers: each turns what a route raised into `switchyard.errors.to_http`'s
+answer, as a Powertools Response."""
 
 from __future__ import annotations
-
-import json
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from switchyard.errors import ApiError, InvalidRequest, MalformedJson
+from switchyard.errors import ApiError, InvalidRequest, MalformedJson, UnknownRoute, to_http
 
 logger = Logger(child=True)
 
 
-def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        status_code=error.status_code,
-        content_type="application/json",
-        body=json.dumps(error.to_body()),
-        headers=headers,
-    )
+def error_response(error: BaseException) -> Response:
+    answer = to_http(error)
+    return Response(status_code=answer.status, body=answer.body, headers=dict(answer.headers))
 
 
 def from_validation_error(exc: RequestValidationError) -> ApiError:
@@ -43,8 +38,7 @@ def register(app) -> None:
     def _api_error(exc: ApiError) -> Response:
         if exc.status_code >= 500:
             logger.warning("request failed", extra={"error_type": exc.error_type, "error": exc.message})
-        headers = {"WWW-Authenticate": 'Bearer realm="api"'} if exc.status_code == 401 else None
-        return error_response(exc, headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(exc: RequestValidationError) -> Response:
@@ -52,5 +46,4 @@ def register(app) -> None:
 
     @app.not_found
     def _not_found(_exc: Exception) -> Response:
-        path = app.current_event.path
-        return Response(404, "application/json", json.dumps({"detail": f"Not found: {path}"}))
+        return error_response(UnknownRoute(app.current_event.path))

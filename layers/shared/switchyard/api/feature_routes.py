@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+from switchyard.api import batches_routes, jobs_routes, workflows_routes
+
 
 def register(app) -> None:
-    from switchyard.api import batches_routes, jobs_routes
-
     jobs_routes.register(app)
     batches_routes.register(app)
-    from switchyard.api import workflows_routes
-
     workflows_routes.register(app)

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
+from switchyard.api.jobs_routes import submit_async
 from switchyard.catalog import ENDPOINTS, Endpoint
 from switchyard.schemas import (
     MULTIPART_REQUIRED,
@@ -42,8 +43,6 @@ def _json_inference(app, endpoint: Endpoint, body: InferenceBody):
     account_id = caller_account(app)
     data = app.current_event.json_body
     if body.async_:
-        from switchyard.api.jobs_routes import submit_async  # only the async path pays for its imports
-
         return submit_async(app, account_id, endpoint, data)
     call = inference.plan_json_call(account_id, endpoint, data, app.current_event.request_context.request_id)
     return _provider_response(inference.execute(call))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from starlette.routing import Route
 from switchyard.front.http_api_event import RequestInfo, build_event, new_request_id, response_from_result
 from switchyard.front.lambda_context import LambdaContext
 from switchyard.front.stream_relay import PrepareStream, StreamRelay, wants_stream
+from switchyard.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +36,23 @@ def create_app(
     prepare_stream: PrepareStream | None = None,
     warmup: Callable[[], None] | None = None,
     function_name: str | None = None,
+    memory_mb: int | None = None,
     timeout_seconds: float = 30,
 ) -> Starlette:
     """`api_handler(event, context) -> dict` is a Lambda handler for HTTP API payload-2.0 events.
 
     `prepare_stream` defaults to `switchyard.streaming.prepare_stream`; `warmup` runs once in a worker
     thread at startup (on Lambda that is the init phase, which the first request then does not pay).
-    `function_name` and `timeout_seconds` shape the context handed to the handler.
+    `function_name`, `memory_mb` and `timeout_seconds` shape the context handed to the handler; on Lambda
+    the first two come from the runtime's settings.
     """
     relay = StreamRelay(prepare_stream)
-    function_name = function_name or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "switchyard-api")
-    memory_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 512)
-    running_in_lambda = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
 
     async def handle(request: Request) -> Response:
         scope = request.scope
         body = await request.body()
+        settings = get_settings()
+        running_in_lambda = settings.aws_lambda_function_name is not None
         invocation = (_lambda_context_header(scope) if running_in_lambda else None) or {}
         request_id = invocation.get("request_id") or new_request_id()
 
@@ -62,9 +63,9 @@ def create_app(
         for header in _LWA_HEADERS:
             event["headers"].pop(header.decode(), None)
         context = LambdaContext.for_invocation(
-            function_name,
+            function_name or settings.aws_lambda_function_name or "switchyard-api",
             invoked_function_arn=invocation.get("invoked_function_arn", ""),
-            memory_limit_in_mb=memory_mb,
+            memory_limit_in_mb=memory_mb or settings.aws_lambda_function_memory_size or 128,
             aws_request_id=request_id,
             timeout_seconds=timeout_seconds,
         )

@@ -22,8 +22,12 @@ def api_handler(event: dict, context: Any) -> dict:
 
 def _warm_up() -> None:
     # uvicorn runs this during lifespan startup, before it opens its port: on Lambda that is the init
-    # phase, so the first request does not pay for importing Powertools, boto3 and pydantic.
+    # phase, so the first request does not pay for importing Powertools, boto3 and pydantic, and a
+    # function deployed without its settings fails to start, naming the missing variables.
     _load_api_handler()
+    from switchyard.settings import get_settings
+
+    get_settings()
 
 
 app = create_app(api_handler, warmup=_warm_up)

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
-from switchyard.front.upstream_client import UpstreamError, UpstreamPool, UpstreamResponse, UpstreamTimeout
+from switchyard.errors import ApiError, UpstreamError, to_http
+from switchyard.front.upstream_client import StreamedResponse, TransportError, TransportTimeout, UpstreamPool
+from switchyard.settings import get_settings
 from switchyard.ttl_cache import WouldLoad, cached_only
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,10 @@ class StreamRelay:
 
     def _upstream(self) -> UpstreamPool:
         if self._pool is None:
+            settings = get_settings()
             # Read timeout: the longest silence between two chunks, not the length of the whole stream.
-            read_timeout = float(os.environ.get("UPSTREAM_TIMEOUT_SECONDS") or 120)
-            connect_timeout = float(os.environ.get("UPSTREAM_CONNECT_TIMEOUT_SECONDS") or 5)
+            read_timeout = settings.upstream_timeout_seconds
+            connect_timeout = settings.upstream_connect_timeout_seconds
             self._pool = UpstreamPool(
                 connect_timeout=min(connect_timeout, read_timeout), read_timeout=read_timeout
             )
@@ -73,7 +75,9 @@ class StreamRelay:
     async def respond(self, authorization: str | None, path: str, body: bytes, request_id: str) -> Response:
         try:
             call = await self._prepare(authorization, path, body, request_id)
-        except Exception as error:  # noqa: BLE001 - every failure must become an HTTP answer
+        except Exception as error:  # every failure must become an HTTP answer
+            if not isinstance(error, ApiError):
+                log.exception("prepare_stream failed", exc_info=error)
             return _error_response(error)
         return await self._relay(call)
 
@@ -94,7 +98,7 @@ class StreamRelay:
         return call
 
     async def _relay(self, call: Any) -> Response:
-        upstream: UpstreamResponse | None = None
+        upstream: StreamedResponse | None = None
         try:
             upstream = await self._upstream().post(call.url, call.headers, call.content)
             chunks = upstream.chunks()
@@ -103,35 +107,27 @@ class StreamRelay:
             if not first_chunk and 200 <= upstream.status_code < 300:
                 # A stream always carries at least `data: [DONE]`; an empty one is a provider that failed
                 # after its status line (llama-cpp-python does so when the prompt overflows its context).
-                raise UpstreamError("the provider ended the stream before sending any event")
+                raise TransportError("the provider ended the stream before sending any event")
         except BaseException as error:
             if upstream is not None:
                 await upstream.aclose()
-            if not isinstance(error, UpstreamError):
+            if not isinstance(error, TransportError):
                 raise
             log.warning("Upstream %s failed before the first byte: %r", call.url, error)
-            return JSONResponse(
-                {
-                    "error": {
-                        "message": f"Upstream provider failed: {_describe(error)}",
-                        "type": "upstream_error",
-                    }
-                },
-                status_code=502,
-            )
+            return _error_response(UpstreamError(f"Upstream provider failed: {_describe(error)}"))
         headers = {name: upstream.headers[name] for name in _RELAYED_HEADERS if name in upstream.headers}
         return StreamingResponse(
             _relay_chunks(upstream, first_chunk, chunks), status_code=upstream.status_code, headers=headers
         )
 
 
-async def _relay_chunks(upstream: UpstreamResponse, first_chunk: bytes, chunks: AsyncGenerator[bytes, None]):
+async def _relay_chunks(upstream: StreamedResponse, first_chunk: bytes, chunks: AsyncGenerator[bytes, None]):
     try:
         if first_chunk:
             yield first_chunk
         async for chunk in chunks:
             yield chunk
-    except UpstreamError as error:
+    except TransportError as error:
         # The status line is gone already: all that is left is to end the stream.
         log.warning("Upstream stream broke off: %r", error)
     finally:
@@ -140,17 +136,10 @@ async def _relay_chunks(upstream: UpstreamResponse, first_chunk: bytes, chunks: 
         await upstream.aclose()
 
 
-def _error_response(error: Exception) -> Response:
-    status_code = getattr(error, "status_code", None)
-    to_body = getattr(error, "to_body", None)
-    if isinstance(status_code, int) and callable(to_body):  # switchyard.errors.ApiError and subclasses
-        headers = {"WWW-Authenticate": 'Bearer realm="api"'} if status_code == 401 else None
-        return JSONResponse(to_body(), status_code=status_code, headers=headers)
-    log.exception("prepare_stream failed", exc_info=error)
-    return JSONResponse(
-        {"error": {"message": "Internal server error.", "type": "internal_error"}}, status_code=500
-    )
+def _error_response(error: BaseException) -> Response:
+    answer = to_http(error)
+    return Response(answer.body, answer.status, headers=dict(answer.headers))
 
 
-def _describe(error: UpstreamError) -> str:
-    return "timed out" if isinstance(error, UpstreamTimeout) else str(error)
+def _describe(error: TransportError) -> str:
+    return "timed out" if isinstance(error, TransportTimeout) else str(error)

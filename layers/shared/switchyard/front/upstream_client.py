@@ -23,11 +23,15 @@ _HOP_BY_HOP = frozenset(
 _READ_SIZE = 65536
 
 
-class UpstreamError(Exception):
-    """The provider could not be reached, timed out, or broke the protocol."""
+class TransportError(Exception):
+    """The provider could not be reached, timed out, or broke the protocol.
+
+    A transport failure of this client only; the relay answers it as the domain's
+    `switchyard.errors.UpstreamError` (502 upstream_error), which is what a client sees.
+    """
 
 
-class UpstreamTimeout(UpstreamError):
+class TransportTimeout(TransportError):
     pass
 
 
@@ -46,7 +50,7 @@ class _Connection:
         self.writer.close()
 
 
-class UpstreamResponse:
+class StreamedResponse:
     """Status and headers are read; `chunks()` streams the body; `aclose()` frees the connection."""
 
     def __init__(self, pool: UpstreamPool, origin: tuple, connection: _Connection, response: h11.Response):
@@ -67,9 +71,9 @@ class UpstreamResponse:
                 self._done = True
                 return
             elif isinstance(event, h11.ConnectionClosed):
-                raise UpstreamError("connection closed before the response ended")
+                raise TransportError("connection closed before the response ended")
             elif protocol.their_state is h11.ERROR:  # pragma: no cover - h11 raises first
-                raise UpstreamError("protocol error")
+                raise TransportError("protocol error")
 
     async def aclose(self) -> None:
         connection, self._connection = self._connection, None  # type: ignore[assignment]
@@ -94,11 +98,11 @@ class UpstreamPool:
         self._idle: dict[tuple, list[_Connection]] = {}
         self._tls: ssl.SSLContext | None = None
 
-    async def post(self, url: str, headers: Mapping[str, str], content: bytes) -> UpstreamResponse:
-        """Send the request and read the response head; the body is left to `UpstreamResponse.chunks`."""
+    async def post(self, url: str, headers: Mapping[str, str], content: bytes) -> StreamedResponse:
+        """Send the request and read the response head; the body is left to `StreamedResponse.chunks`."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UpstreamError(f"unsupported URL {url!r}")
+            raise TransportError(f"unsupported URL {url!r}")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         origin = (parts.scheme, parts.hostname, port)
         host_header = parts.netloc.rpartition("@")[2]
@@ -115,17 +119,17 @@ class UpstreamPool:
                 connection = await self._connect(origin)
             try:
                 response = await self._exchange(connection, target, request_headers, content)
-                return UpstreamResponse(self, origin, connection, response)
-            except (UpstreamError, OSError) as error:
+                return StreamedResponse(self, origin, connection, response)
+            except (TransportError, OSError) as error:
                 connection.close()
                 # A kept-alive connection the server closed meanwhile fails before any response byte:
                 # retry once on a fresh connection, as every HTTP client does.
-                if reused and not isinstance(error, UpstreamTimeout):
+                if reused and not isinstance(error, TransportTimeout):
                     connection, reused = None, False
                     continue
-                if isinstance(error, UpstreamError):
+                if isinstance(error, TransportError):
                     raise
-                raise UpstreamError(str(error) or type(error).__name__) from error
+                raise TransportError(str(error) or type(error).__name__) from error
 
     async def _exchange(
         self, connection: _Connection, target: str, headers: list[tuple[str, str]], content: bytes
@@ -141,7 +145,7 @@ class UpstreamPool:
             if isinstance(event, h11.Response):
                 return event
             if isinstance(event, h11.ConnectionClosed):
-                raise UpstreamError("connection closed before a response")
+                raise TransportError("connection closed before a response")
             # h11.InformationalResponse (100 Continue and friends): keep reading
 
     async def _next_event(self, connection: _Connection):
@@ -150,14 +154,14 @@ class UpstreamPool:
             try:
                 event = protocol.next_event()
             except h11.RemoteProtocolError as error:
-                raise UpstreamError(f"invalid HTTP from upstream: {error}") from error
+                raise TransportError(f"invalid HTTP from upstream: {error}") from error
             if event is not h11.NEED_DATA:
                 return event
             try:
                 async with asyncio.timeout(self._read_timeout):
                     data = await connection.reader.read(_READ_SIZE)
             except TimeoutError as error:
-                raise UpstreamTimeout(f"no data for {self._read_timeout:g} s") from error
+                raise TransportTimeout(f"no data for {self._read_timeout:g} s") from error
             protocol.receive_data(data)
 
     async def _connect(self, origin: tuple) -> _Connection:
@@ -167,9 +171,9 @@ class UpstreamPool:
             async with asyncio.timeout(self._connect_timeout):
                 reader, writer = await asyncio.open_connection(host, port, ssl=tls, limit=_READ_SIZE)
         except TimeoutError as error:
-            raise UpstreamTimeout(f"connect timed out after {self._connect_timeout:g} s") from error
+            raise TransportTimeout(f"connect timed out after {self._connect_timeout:g} s") from error
         except OSError as error:
-            raise UpstreamError(f"connection failed ({error.strerror or type(error).__name__})") from error
+            raise TransportError(f"connection failed ({error.strerror or type(error).__name__})") from error
         return _Connection(reader, writer)
 
     def _tls_context(self) -> ssl.SSLContext:

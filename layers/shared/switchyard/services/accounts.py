@@ -6,22 +6,21 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
-from switchyard.adapters import aws
+from switchyard.account_model import Account, ApiKeyInfo
+from switchyard.adapters.accounts_table import (
+    AccountsTable,
+    ApiKeysTable,
+    get_accounts_table,
+    get_api_keys_table,
+)
+from switchyard.caches import cached
 from switchyard.errors import AuthenticationFailed, NotFound
 from switchyard.ids import new_id
 from switchyard.settings import Settings, get_settings
 from switchyard.ttl_cache import TtlCache
 
 KEY_PREFIX = "sy-"
-
-
-@dataclass(frozen=True)
-class Account:
-    account_id: str
-    name: str
-    created_at: int
 
 
 @dataclass(frozen=True)
@@ -32,15 +31,6 @@ class IssuedKey:
     account_id: str
     name: str
     secret: str
-
-
-@dataclass(frozen=True)
-class ApiKeyInfo:
-    key_id: str
-    account_id: str
-    name: str
-    created_at: int
-    revoked_at: int | None
 
 
 def hash_key(secret: str) -> str:
@@ -57,9 +47,9 @@ def bearer_token(authorization: str | None) -> str:
 
 
 class AccountsService:
-    def __init__(self, settings: Settings):
-        self._accounts = aws.table(settings.accounts_table)
-        self._keys = aws.table(settings.api_keys_table)
+    def __init__(self, settings: Settings, accounts: AccountsTable, keys: ApiKeysTable):
+        self._accounts = accounts
+        self._keys = keys
         # Caches only successful lookups, so a new key works at once and a revoked one stops within the TTL.
         # Reloaded in the background in the last quarter of its life: under steady traffic no request
         # waits for the lookup.
@@ -72,93 +62,52 @@ class AccountsService:
     # -- accounts
     def create_account(self, name: str) -> Account:
         account = Account(account_id=new_id("acct_"), name=name, created_at=int(time.time()))
-        self._accounts.put_item(
-            Item={"account_id": account.account_id, "name": name, "created_at": account.created_at},
-            ConditionExpression="attribute_not_exists(account_id)",
-        )
+        self._accounts.create(account)
         return account
 
     def get_account(self, account_id: str) -> Account:
-        item = self._accounts.get_item(Key={"account_id": account_id}).get("Item")
-        if not item:
+        account = self._accounts.get(account_id)
+        if account is None:
             raise NotFound(f"No account '{account_id}'.")
-        return Account(item["account_id"], item.get("name", ""), int(item.get("created_at", 0)))
+        return account
 
     def list_accounts(self) -> list[Account]:
-        accounts = [
-            Account(i["account_id"], i.get("name", ""), int(i.get("created_at", 0)))
-            for page in aws.item_pages(self._accounts.scan)
-            for i in page
-        ]
-        return sorted(accounts, key=lambda a: a.created_at)
+        return sorted(self._accounts.all(), key=lambda a: a.created_at)
 
     # -- keys
     def create_api_key(self, account_id: str, name: str = "default") -> IssuedKey:
         self.get_account(account_id)
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         key = IssuedKey(key_id=new_id("key_"), account_id=account_id, name=name, secret=secret)
-        self._keys.put_item(
-            Item={
-                "key_hash": hash_key(secret),
-                "key_id": key.key_id,
-                "account_id": account_id,
-                "name": name,
-                "created_at": int(time.time()),
-            },
-            ConditionExpression="attribute_not_exists(key_hash)",
+        self._keys.create(
+            hash_key(secret),
+            ApiKeyInfo(key.key_id, account_id, name, created_at=int(time.time()), revoked_at=None),
         )
         return key
 
     def list_api_keys(self, account_id: str) -> list[ApiKeyInfo]:
-        page = self._keys.query(
-            IndexName="by_account",
-            KeyConditionExpression="account_id = :a",
-            ExpressionAttributeValues={":a": account_id},
-        )
-        return [self._key_info(item) for item in page.get("Items", [])]
+        return self._keys.list_for_account(account_id)
 
     def revoke_api_key(self, account_id: str, key_id: str) -> ApiKeyInfo:
-        page = self._keys.query(
-            IndexName="by_account",
-            KeyConditionExpression="account_id = :a AND key_id = :k",
-            ExpressionAttributeValues={":a": account_id, ":k": key_id},
-        )
-        items = page.get("Items", [])
-        if not items:
+        revoked = self._keys.revoke(account_id, key_id)
+        if revoked is None:
             raise NotFound(f"No key '{key_id}' in account '{account_id}'.")
-        item = self._keys.update_item(
-            Key={"key_hash": items[0]["key_hash"]},
-            UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
-            ExpressionAttributeValues={":now": int(time.time())},
-            ReturnValues="ALL_NEW",
-        )["Attributes"]
-        self._auth_cache.invalidate(items[0]["key_hash"])
-        return self._key_info(item)
+        key_hash, key = revoked
+        self._auth_cache.invalidate(key_hash)
+        return key
 
     def authenticate(self, authorization: str | None) -> str:
         """The account id a bearer key belongs to, or AuthenticationFailed."""
         key_hash = hash_key(bearer_token(authorization))
-        account_id = self._auth_cache.get_or_load(key_hash, lambda: self._load_account_id(key_hash))
-        return account_id
+        return self._auth_cache.get_or_load(key_hash, lambda: self._load_account_id(key_hash))
 
     def _load_account_id(self, key_hash: str) -> str:
-        item = self._keys.get_item(Key={"key_hash": key_hash}).get("Item")
-        if not item or item.get("revoked_at"):
+        account_id = self._keys.account_of(key_hash)
+        if account_id is None:
             raise AuthenticationFailed("Invalid token.")
-        return str(item["account_id"])
-
-    @staticmethod
-    def _key_info(item: dict) -> ApiKeyInfo:
-        revoked = item.get("revoked_at")
-        return ApiKeyInfo(
-            key_id=item["key_id"],
-            account_id=item["account_id"],
-            name=item.get("name", ""),
-            created_at=int(item.get("created_at", 0)),
-            revoked_at=int(revoked) if revoked else None,
-        )
+        return account_id
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_accounts_service() -> AccountsService:
-    return AccountsService(get_settings())
+    return AccountsService(get_settings(), get_accounts_table(), get_api_keys_table())

@@ -12,17 +12,18 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from switchyard.adapters.batches_table import BatchesTable
-from switchyard.adapters.jobs_queue import JobMessage
-from switchyard.adapters.jobs_table import now_ms
+from switchyard.adapters.batches_table import BatchesTable, get_batches_table
+from switchyard.adapters.jobs_table import JobsTable, get_jobs_table
 from switchyard.batch_model import Batch, BatchState, JobSummary
+from switchyard.caches import cached
 from switchyard.catalog import Endpoint, endpoint_for
+from switchyard.clock import now_ms
 from switchyard.errors import ApiError, InvalidRequest, NotFound, TooLarge
 from switchyard.ids import new_id
 from switchyard.job_model import ACTIVE, Job
+from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import JobsService, get_jobs_service
 from switchyard.settings import Settings, get_settings
 from switchyard.validation import validate_inference_body
@@ -128,10 +129,19 @@ def _parse_item(index: int, raw: Any) -> BatchItem:
 
 
 class BatchesService:
-    def __init__(self, settings: Settings, jobs: JobsService):
+    def __init__(
+        self,
+        settings: Settings,
+        jobs: JobsService,
+        lifecycle: JobLifecycle,
+        jobs_table: JobsTable,
+        table: BatchesTable,
+    ):
         self.settings = settings
         self.jobs = jobs
-        self.table: BatchesTable = jobs.batches  # one table object, so one cache of committed batches
+        self.lifecycle = lifecycle
+        self.jobs_table = jobs_table
+        self.table = table
 
     def ensure_enabled(self) -> None:
         self.jobs.ensure_enabled()
@@ -151,7 +161,7 @@ class BatchesService:
         )
         self.table.create(batch)  # 1. the invisible marker, findable by the sweeper
         try:
-            self.jobs.table.batch_create(jobs)  # 2. the jobs, inert while their batch is not committed
+            self.jobs_table.batch_create(jobs)  # 2. the jobs, inert while their batch is not committed
             committed = self.table.commit(batch_id)  # 3. everything becomes visible at once
         except Exception:
             self._discard(batch)
@@ -160,29 +170,18 @@ class BatchesService:
             self._discard(batch)
             raise BatchCreationFailed("The batch took too long to create and was discarded; submit it again.")
         batch.state = BatchState.COMMITTED
-        self._enqueue(jobs)  # 4. wake the dispatcher
+        self.lifecycle.enqueue_many(jobs)  # 4. wake the dispatcher (the sweeper re-sends what SQS refused)
         return batch.public([JobSummary(job.job_id, job.status, job.inference_type) for job in jobs])
 
     def _new_job(self, account_id: str, batch_id: str, item: BatchItem) -> Job:
-        job = self.jobs.new_job(account_id, item.endpoint, item.body)
-        job.batch_id = batch_id
-        return job
-
-    def _enqueue(self, jobs: list[Job]) -> None:
-        try:
-            refused = self.jobs.queue.send_many([JobMessage.for_job(job) for job in jobs])
-        except Exception:  # noqa: BLE001 - the jobs are stored and committed; the sweeper re-sends them
-            logger.exception("could not queue the jobs of a batch; the sweeper will re-send them")
-            return
-        if refused:
-            logger.warning("SQS refused %d job messages; the sweeper will re-send them", len(refused))
+        return self.jobs.new_job(account_id, item.endpoint, item.body, batch_id=batch_id)
 
     def _discard(self, batch: Batch) -> None:
         """Best effort: a batch that will never be committed goes now rather than at the next sweep."""
         try:
             if self._abandon(batch.batch_id):
                 self._delete(batch)
-        except Exception:  # noqa: BLE001 - the sweeper deletes what is left
+        except Exception:  # the sweeper deletes what is left
             logger.exception("could not discard batch %s; the sweeper will", batch.batch_id)
 
     def _abandon(self, batch_id: str) -> bool:
@@ -195,19 +194,19 @@ class BatchesService:
 
     def _delete(self, batch: Batch) -> None:
         # Jobs first: while the batch item exists, the sweeper can still find what is left.
-        self.jobs.table.batch_delete(batch.job_ids)
+        self.jobs_table.batch_delete(batch.job_ids)
         self.table.delete(batch.batch_id)
 
     # -- reading
     def get(self, account_id: str, batch_id: str) -> dict[str, Any]:
         batch = self._visible_batch(account_id, batch_id)
-        return batch.public(self._jobs_of(batch, self.jobs.table.summaries(batch.job_ids)))
+        return batch.public(self._jobs_of(batch, self.jobs_table.summaries(batch.job_ids)))
 
     def list(self, account_id: str, *, limit: int, after: str | None) -> tuple[list[dict[str, Any]], bool]:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidRequest(f"limit: must be between 1 and {MAX_LIST_LIMIT}.", param="limit")
         batches, has_more = self.table.list_for_account(account_id, limit=limit, after=after)
-        summaries = self.jobs.table.summaries([job_id for batch in batches for job_id in batch.job_ids])
+        summaries = self.jobs_table.summaries([job_id for batch in batches for job_id in batch.job_ids])
         return [batch.public(self._jobs_of(batch, summaries), with_jobs=False) for batch in batches], has_more
 
     def _visible_batch(self, account_id: str, batch_id: str) -> Batch:
@@ -225,11 +224,11 @@ class BatchesService:
         """Cancel every QUEUED or PROCESSING job; each cancel is conditional, so a job that finishes
         meanwhile keeps its result."""
         batch = self._visible_batch(account_id, batch_id)
-        active = [s.job_id for s in self.jobs.table.summaries(batch.job_ids).values() if s.status in ACTIVE]
+        active = [s.job_id for s in self.jobs_table.summaries(batch.job_ids).values() if s.status in ACTIVE]
         if active:
             with ThreadPoolExecutor(max_workers=min(8, len(active))) as pool:
-                list(pool.map(self.jobs.cancel_active, active))
-        return batch.public(self._jobs_of(batch, self.jobs.table.summaries(batch.job_ids)))
+                list(pool.map(self.lifecycle.cancel, active))
+        return batch.public(self._jobs_of(batch, self.jobs_table.summaries(batch.job_ids)))
 
     # -- housekeeping (the sweeper)
     def delete_abandoned(self) -> list[str]:
@@ -243,11 +242,13 @@ class BatchesService:
                 if self._abandon(batch.batch_id):
                     self._delete(batch)
                     deleted.append(batch.batch_id)
-            except Exception:  # noqa: BLE001 - one batch must not stop the sweep; the next one retries
+            except Exception:  # one batch must not stop the sweep; the next one retries
                 logger.exception("could not delete abandoned batch %s", batch.batch_id)
         return deleted
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_batches_service() -> BatchesService:
-    return BatchesService(get_settings(), get_jobs_service())
+    return BatchesService(
+        get_settings(), get_jobs_service(), get_job_lifecycle(), get_jobs_table(), get_batches_table()
+    )

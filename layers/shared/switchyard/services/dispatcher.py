@@ -1,28 +1,33 @@
 """The dispatcher: take a provider slot, claim the job, push it, store the outcome, free the slot.
 
 Every step is a conditional write, so a message delivered twice, a message from an older generation of
-the job, or a job canceled meanwhile all end harmlessly. A job never runs twice at once: the claim only
-succeeds for a QUEUED job of the message's generation, or for a PROCESSING job whose lease ran out.
+the job, or a job canceled meanwhile all end harmlessly: the transition it attempts (jobs_table.py)
+finds the job in another state and answers None, and the dispatcher reports the message stale or
+canceled and stops. A job never runs twice at once: the claim only succeeds for a QUEUED job of the
+message's generation, or for a PROCESSING job whose lease ran out; and only the holder of the claim
+may finish, fail or re-queue the run it claimed.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import random
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 from switchyard.adapters import upstream
 from switchyard.adapters.jobs_queue import JobMessage
-from switchyard.adapters.jobs_table import now_ms
+from switchyard.adapters.jobs_table import new_claim_id
+from switchyard.adapters.media_store import MediaStore
+from switchyard.caches import cached
 from switchyard.catalog import ServiceType
+from switchyard.clock import now_ms
 from switchyard.errors import UpstreamError
-from switchyard.job_model import Job, JobStatus
-from switchyard.services.jobs import JobsService, get_jobs_service, new_claim_id
-from switchyard.services.providers import Provider, ProvidersService, get_providers_service
+from switchyard.job_model import Job
+from switchyard.job_results import result_of
+from switchyard.provider_model import Provider
+from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
+from switchyard.services.providers import ProvidersService, get_providers_service
 from switchyard.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -40,16 +45,19 @@ class Outcome:
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, jobs: JobsService, providers: ProvidersService):
+    def __init__(
+        self, settings: Settings, lifecycle: JobLifecycle, media: MediaStore, providers: ProvidersService
+    ):
         self.settings = settings
-        self.jobs = jobs
+        self.lifecycle = lifecycle
+        self.media = media
         self.providers = providers
 
     def handle(self, message: JobMessage) -> Outcome:
         try:
             service_type = ServiceType(message.service_type)
         except ValueError:
-            return self._fail(message, "invalid_request", f"Unknown service type '{message.service_type}'.")
+            return self._unrunnable(message, f"Unknown service type '{message.service_type}'.")
         candidates = self.providers.candidates(message.account_id, message.model, service_type)
         if not candidates:
             return self._no_provider(message)
@@ -60,18 +68,16 @@ class Dispatcher:
         if provider is None:
             return self._wait(message, "every provider slot is busy")
         try:
-            job = self._claim(message, provider, lease_until)
+            job = self.lifecycle.claim(message, provider_id=provider.provider_id, lease_until_ms=lease_until)
             if job is None:
                 return Outcome("stale", message.job_id, "already claimed, finished or superseded")
             if job.attempt > self.settings.job_max_attempts:
-                return self._finish(
+                # Reclaimed after its last allowed attempt was lost (the runner died): this claim never runs.
+                last_error = job.error_message or "the job was lost while running"
+                return self._ended(
                     job,
-                    JobStatus.FAILED,
-                    error=(
-                        "upstream_error",
-                        f"Max retries exhausted after {job.attempt - 1} attempts; "
-                        f"last error: {job.error_message or 'the job was lost while running'}",
-                    ),
+                    self.lifecycle.fail_exhausted(job, attempts=job.attempt - 1, last_error=last_error),
+                    "failed",
                 )
             return self._run(job, provider)
         finally:
@@ -84,27 +90,8 @@ class Dispatcher:
                 return provider
         return None
 
-    def _claim(self, message: JobMessage, provider: Provider, lease_until: int) -> Job | None:
-        now = now_ms()
-        return self.jobs.table.transition(
-            message.job_id,
-            from_statuses=(JobStatus.QUEUED, JobStatus.PROCESSING),
-            to_status=JobStatus.PROCESSING,
-            set_values={
-                "claim_id": new_claim_id(),
-                "provider_id": provider.provider_id,
-                "lease_until_ms": lease_until,
-                "started_ms": now,
-                "seen_ms": now,
-            },
-            add={"attempt": 1},
-            # QUEUED of this generation, or PROCESSING whose holder died (its lease ran out).
-            extra_condition="gen = :gen AND (#status = :queued OR lease_until_ms < :now)",
-            condition_values={":gen": message.gen, ":queued": JobStatus.QUEUED.value, ":now": now},
-        )
-
     def _run(self, job: Job, provider: Provider) -> Outcome:
-        body = job.body if job.body is not None else self.jobs.media.get(job.body_key).content.decode()
+        body = job.body if job.body is not None else self.media.get(job.body_key or "").content.decode()
         client = upstream.get_client(
             self.settings.job_upstream_timeout_seconds, self.settings.upstream_connect_timeout_seconds
         )
@@ -121,109 +108,47 @@ class Dispatcher:
         if answer.status_code >= 400:
             # The provider understood and refused the request: retrying the same body will not help.
             detail = answer.content[:500].decode(errors="replace")
-            return self._finish(
-                job,
-                JobStatus.FAILED,
-                error=("upstream_error", f"Provider error HTTP {answer.status_code}: {detail}"),
-            )
+            message = f"Provider error HTTP {answer.status_code}: {detail}"
+            return self._ended(job, self.lifecycle.fail(job, "upstream_error", message), "failed")
         return self._store_result(job, answer)
 
     def _store_result(self, job: Job, answer: upstream.UpstreamResponse) -> Outcome:
-        content_type = answer.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
-        values: dict = {}
-        if job.is_media:
-            asset, asset_type, metadata = extract_asset(answer.content, content_type)
-            key = f"assets/{job.account_id}/{job.job_id}"
-            self.jobs.media.put(key, asset, asset_type)
-            values.update(result_key=key, result_content_type=asset_type)
-            if metadata is not None:
-                values["result"] = json.dumps(metadata, separators=(",", ":"))
-        else:
-            text = answer.content.decode("utf-8", errors="replace")
-            if len(answer.content) > self.settings.inline_result_limit_bytes:
-                key = f"results/{job.account_id}/{job.job_id}.json"
-                self.jobs.media.put(key, answer.content, content_type)
-                values.update(result_key=key, result_content_type=content_type)
-            else:
-                values["result"] = text if _is_json(text) else json.dumps({"text": text})
-        return self._finish(job, JobStatus.PROCESSED, values=values)
+        stored = result_of(
+            job,
+            answer.content,
+            answer.headers.get("content-type", "application/octet-stream"),
+            self.settings.inline_result_limit_bytes,
+        )
+        if stored.blob is not None and stored.result_key is not None:
+            self.media.put(stored.result_key, stored.blob, stored.result_content_type or "")
+        return self._ended(job, self.lifecycle.finish(job, stored), "processed")
 
     def _provider_failed(self, job: Job, reason: str) -> Outcome:
         if job.attempt < self.settings.job_max_attempts:
             delay = min(
                 self.settings.retry_backoff_base_seconds**job.attempt, self.settings.max_requeue_delay_seconds
             )
-            requeued = self.jobs.table.transition(
-                job.job_id,
-                from_statuses=(JobStatus.PROCESSING,),
-                to_status=JobStatus.QUEUED,
-                set_values={"error_message": reason, "seen_ms": now_ms()},
-                remove=("claim_id", "lease_until_ms"),
-                add={"gen": 1},
-                extra_condition="claim_id = :claim",
-                condition_values={":claim": job.claim_id},
-            )
-            if requeued is None:
+            if self.lifecycle.requeue_after_failure(job, reason, delay) is None:
                 return Outcome("canceled", job.job_id, "changed while running")
-            self.jobs.enqueue(requeued, delay)
             return Outcome(
                 "retrying", job.job_id, f"attempt {job.attempt} failed: {reason}; retry in {delay}s"
             )
-        return self._finish(
-            job,
-            JobStatus.FAILED,
-            error=(
-                "upstream_error",
-                f"Max retries exhausted after {job.attempt} attempts; last error: {reason}",
-            ),
-        )
+        ended = self.lifecycle.fail_exhausted(job, attempts=job.attempt, last_error=reason)
+        return self._ended(job, ended, "failed")
 
-    def _finish(
-        self, job: Job, status: JobStatus, *, values: dict | None = None, error: tuple[str, str] | None = None
-    ) -> Outcome:
-        set_values = {"finished_ms": now_ms(), **(values or {})}
-        remove: tuple[str, ...] = ("lease_until_ms",)
-        if error:
-            set_values.update(error_type=error[0], error_message=error[1])
-        else:
-            remove += ("error_type", "error_message")
-        finished = self.jobs.table.transition(
-            job.job_id,
-            from_statuses=(JobStatus.PROCESSING,),
-            to_status=status,
-            set_values=set_values,
-            remove=remove,
-            extra_condition="claim_id = :claim",
-            condition_values={":claim": job.claim_id},
-        )
-        if finished is None:
+    @staticmethod
+    def _ended(job: Job, ended: Job | None, action: str) -> Outcome:
+        if ended is None:
             # Canceled (or reclaimed after our lease ran out) while the provider worked: its answer is dropped.
             return Outcome("canceled", job.job_id, "the answer arrived after a cancel and was dropped")
-        self.jobs.after_finish(finished)
-        return Outcome(
-            "processed" if status == JobStatus.PROCESSED else "failed", job.job_id, (error or ("", ""))[1]
-        )
+        return Outcome(action, job.job_id, ended.error_message or "")
 
     def _no_provider(self, message: JobMessage) -> Outcome:
         waited = time.time() - message.queued_ms / 1000
         if waited < self.settings.no_provider_grace_seconds:
             return self._wait(message, "no provider online")
-        failed = self.jobs.table.transition(
-            message.job_id,
-            from_statuses=(JobStatus.QUEUED,),
-            to_status=JobStatus.FAILED,
-            set_values={
-                "finished_ms": now_ms(),
-                "error_type": "no_provider",
-                "error_message": f"No online provider serving model '{message.model}' for this user "
-                f"(waited {int(waited)} s).",
-            },
-            extra_condition="gen = :gen",
-            condition_values={":gen": message.gen},
-        )
-        if failed is None:
+        if self.lifecycle.fail_no_provider(message, waited) is None:
             return Outcome("stale", message.job_id)
-        self.jobs.after_finish(failed)
         return Outcome("no_provider", message.job_id)
 
     def _wait(self, message: JobMessage, reason: str) -> Outcome:
@@ -233,100 +158,21 @@ class Dispatcher:
         backlog does not turn into a storm of re-checks.
         """
         waited = max(0.0, time.time() - message.queued_ms / 1000)
-        delay_seconds = int(max(self.settings.capacity_wait_seconds, waited / 4))
-        seen = self.jobs.table.update(
-            message.job_id,
-            set_values={"seen_ms": now_ms(), "wait_reason": reason},
-            condition="#status = :queued AND gen = :gen",
-            condition_values={":queued": JobStatus.QUEUED.value, ":gen": message.gen},
+        delay_seconds = min(
+            int(max(self.settings.capacity_wait_seconds, waited / 4)), self.settings.max_requeue_delay_seconds
         )
-        if seen is None:
+        if not self.lifecycle.note_waiting(message, reason, delay_seconds):
             return Outcome("stale", message.job_id)
-        self.jobs.queue.send(message, min(delay_seconds, self.settings.max_requeue_delay_seconds))
         return Outcome("waiting", message.job_id, reason)
 
-    def _fail(self, message: JobMessage, error_type: str, reason: str) -> Outcome:
-        failed = self.jobs.table.transition(
-            message.job_id,
-            from_statuses=(JobStatus.QUEUED,),
-            to_status=JobStatus.FAILED,
-            set_values={"finished_ms": now_ms(), "error_type": error_type, "error_message": reason},
-        )
-        if failed is not None:
-            self.jobs.after_finish(failed)
+    def _unrunnable(self, message: JobMessage, reason: str) -> Outcome:
+        self.lifecycle.fail_unrunnable(message.job_id, "invalid_request", reason)
         return Outcome("failed", message.job_id, reason)
 
 
-_MAGIC = (
-    (b"\x89PNG", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF8", "image/gif"),
-    (b"RIFF", "audio/wav"),
-    (b"ID3", "audio/mpeg"),
-    (b"fLaC", "audio/flac"),
-    (b"OggS", "audio/ogg"),
-    (b"glTF", "model/gltf-binary"),
-)
-
-
-def _sniff(data: bytes, default: str) -> str:
-    if data[4:8] == b"ftyp":
-        return "video/mp4"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    for magic, kind in _MAGIC:
-        if data.startswith(magic):
-            return kind
-    return default
-
-
-def extract_asset(content: bytes, content_type: str) -> tuple[bytes, str, dict | None]:
-    """The media bytes of a provider answer, their type, and the JSON metadata without the payload.
-
-    Binary answers are the asset. JSON answers (OpenAI's image shape, or similar) carry the media as base64
-    (`data[0].b64_json`, `b64_json`, `audio`, `data`...); that is decoded and stored, and the JSON minus the
-    base64 is kept as metadata. A JSON answer without inline media is itself the stored asset.
-    """
-    if not content_type.startswith("application/json"):
-        return content, content_type, None
-    try:
-        document = json.loads(content)
-    except ValueError:
-        return content, content_type, None
-    holder, field = _find_base64(document)
-    if holder is None:
-        return content, "application/json", document
-    raw = base64.b64decode(holder[field])
-    holder[field] = f"<stored asset, {len(raw)} bytes>"
-    return raw, _sniff(raw, "application/octet-stream"), document
-
-
-def _find_base64(document) -> tuple[dict | None, str]:
-    candidates = [document]
-    if isinstance(document, dict) and isinstance(document.get("data"), list) and document["data"]:
-        candidates.insert(0, document["data"][0])
-    for holder in candidates:
-        if not isinstance(holder, dict):
-            continue
-        for field in ("b64_json", "b64", "audio", "video", "mesh", "glb", "data"):
-            value = holder.get(field)
-            if isinstance(value, str) and len(value) > 16:
-                try:
-                    base64.b64decode(value, validate=True)
-                except ValueError:
-                    continue
-                return holder, field
-    return None, ""
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
-
-
-@lru_cache(maxsize=1)
+@cached
 def get_dispatcher() -> Dispatcher:
-    return Dispatcher(get_settings(), get_jobs_service(), get_providers_service())
+    settings = get_settings()
+    return Dispatcher(
+        settings, get_job_lifecycle(), MediaStore(settings.media_bucket), get_providers_service()
+    )

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
+from switchyard.caches import cached
 from switchyard.errors import Conflict, InvalidRequest
 from switchyard.settings import get_settings
 
@@ -20,7 +20,7 @@ EXPIRES_AFTER_SECONDS = 24 * 3600
 MAX_KEY_LENGTH = 255
 
 
-@lru_cache(maxsize=1)
+@cached
 def _persistence():
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 

@@ -10,8 +10,9 @@ from switchyard.adapters import upstream
 from switchyard.catalog import Endpoint
 from switchyard.errors import InvalidRequest
 from switchyard.multipart import form_fields, require_fields
+from switchyard.provider_model import Provider
 from switchyard.schemas import MULTIPART_REQUIRED
-from switchyard.services.providers import Provider, get_providers_service
+from switchyard.services.providers import get_providers_service
 from switchyard.settings import get_settings
 from switchyard.validation import provider_body, validate_inference_body
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-from switchyard.adapters.jobs_table import now_ms
+from switchyard.caches import cached
+from switchyard.clock import now_ms
 from switchyard.job_model import Job, JobStatus
 from switchyard.services.batches import BatchesService, get_batches_service
+from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import SWEEPER_TICK_ID, JobsService, get_jobs_service
 from switchyard.services.providers import ProvidersService, get_providers_service
 from switchyard.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
+
+LEASE_EXPIRED = "the job's runner stopped answering (lease expired mid-job)"
 
 
 @dataclass
@@ -31,11 +34,13 @@ class Sweeper:
         self,
         settings: Settings,
         jobs: JobsService,
+        lifecycle: JobLifecycle,
         providers: ProvidersService,
         batches: BatchesService | None = None,
     ):
         self.settings = settings
         self.jobs = jobs
+        self.lifecycle = lifecycle
         self.providers = providers
         self.batches = batches
 
@@ -46,11 +51,10 @@ class Sweeper:
         if self.batches is not None:
             report.abandoned_batches = self.batches.delete_abandoned()
         # Jobs of a batch still being created are inert: never re-queued (nor counted) before its commit.
-        for item in self.jobs.visible_items(self.jobs.table.active_jobs()):
-            job = Job.from_item(item)
+        for job in self.jobs.active():
             if job.status == JobStatus.QUEUED:
-                last_seen = int(job.extra.get("seen_ms") or job.queued_ms)
-                if now - last_seen > lost_after_ms and self._requeue_lost(job, now):
+                last_seen = job.seen_ms or job.queued_ms
+                if now - last_seen > lost_after_ms and self.lifecycle.requeue_lost(job) is not None:
                     report.requeued_lost.append(job.job_id)
             elif job.status == JobStatus.PROCESSING and job.lease_until_ms and job.lease_until_ms < now:
                 self._recover_expired(job, report)
@@ -58,57 +62,22 @@ class Sweeper:
         self.jobs.record_tick(SWEEPER_TICK_ID)
         return report
 
-    def _requeue_lost(self, job: Job, now: int) -> bool:
-        # A new generation: if the old message was only late, it is now stale and is dropped.
-        requeued = self.jobs.table.update(
-            job.job_id,
-            set_values={"seen_ms": now},
-            add={"gen": 1},
-            condition="#status = :queued AND gen = :gen",
-            condition_values={":queued": JobStatus.QUEUED.value, ":gen": job.gen},
-        )
-        if requeued is None:
-            return False
-        self.jobs.enqueue(requeued)
-        return True
-
     def _recover_expired(self, job: Job, report: SweepReport) -> None:
-        reason = "the job's runner stopped answering (lease expired mid-job)"
-        condition = "claim_id = :claim AND lease_until_ms = :lease"
-        values = {":claim": job.claim_id, ":lease": job.lease_until_ms}
+        """A run whose holder died: another attempt if it has one left, else FAILED (conditional on the
+        dead run's claim, so a run reclaimed meanwhile is left alone)."""
         if job.attempt >= self.settings.job_max_attempts:
-            failed = self.jobs.table.transition(
-                job.job_id,
-                from_statuses=(JobStatus.PROCESSING,),
-                to_status=JobStatus.FAILED,
-                set_values={
-                    "finished_ms": now_ms(),
-                    "error_type": "upstream_error",
-                    "error_message": f"Max retries exhausted after {job.attempt} attempts; last error: {reason}",
-                },
-                remove=("lease_until_ms",),
-                extra_condition=condition,
-                condition_values=values,
-            )
-            if failed is not None:
+            if self.lifecycle.fail_exhausted(job, attempts=job.attempt, last_error=LEASE_EXPIRED):
                 report.failed_expired.append(job.job_id)
-                self.jobs.after_finish(failed)
-            return
-        requeued = self.jobs.table.transition(
-            job.job_id,
-            from_statuses=(JobStatus.PROCESSING,),
-            to_status=JobStatus.QUEUED,
-            set_values={"error_message": reason, "seen_ms": now_ms()},
-            remove=("claim_id", "lease_until_ms"),
-            add={"gen": 1},
-            extra_condition=condition,
-            condition_values=values,
-        )
-        if requeued is not None:
+        elif self.lifecycle.requeue_after_failure(job, LEASE_EXPIRED):
             report.requeued_expired.append(job.job_id)
-            self.jobs.enqueue(requeued)
 
 
-@lru_cache(maxsize=1)
+@cached
 def get_sweeper() -> Sweeper:
-    return Sweeper(get_settings(), get_jobs_service(), get_providers_service(), get_batches_service())
+    return Sweeper(
+        get_settings(),
+        get_jobs_service(),
+        get_job_lifecycle(),
+        get_providers_service(),
+        get_batches_service(),
+    )

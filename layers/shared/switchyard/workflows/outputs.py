@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
+
+from switchyard.catalog import ENDPOINTS
+from switchyard.clock import iso
+from switchyard.workflows.records import Step
 
 
 def llm_text(result: Any) -> str | None:
@@ -29,28 +32,6 @@ def inference_output(result: Any, is_llm: bool) -> Any:
     return result
 
 
-def iso_ms(ms: int | None) -> str | None:
-    if not ms:
-        return None
-    return (
-        datetime.fromtimestamp(int(ms) / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-        + f"{int(ms) % 1000:03d}Z"
-    )
-
-
-def ms_from_iso(text: str | None) -> int | None:
-    """Step Functions' `$$.State.EnteredTime` (ISO 8601, UTC) as epoch milliseconds."""
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
-
-
 def gate_output(resolution: dict[str, Any] | None) -> dict[str, Any] | None:
     if not resolution:
         return None
@@ -58,5 +39,24 @@ def gate_output(resolution: dict[str, Any] | None) -> dict[str, Any] | None:
         "decision": resolution.get("decision"),
         "comment": resolution.get("comment"),
         "by": resolution.get("by"),
-        "at": iso_ms(resolution.get("at_ms")),
+        "at": iso(resolution.get("at_ms")),
     }
+
+
+def is_llm_endpoint(endpoint: str | None) -> bool:
+    found = ENDPOINTS.get(endpoint or "")
+    return found is not None and found.inference_type == "LLM"
+
+
+def step_values(step: Step, job_envelope: dict[str, Any] | None) -> dict[str, Any]:
+    """What a step exposes: `output`, `result_url`, `job_id` (the roots of `{{steps.ID...}}`).
+
+    `job_envelope` is the public envelope of the step's job once it is PROCESSED (None before).
+    """
+    if step.is_gate:
+        return {"output": gate_output(step.resolution), "result_url": None, "job_id": None}
+    values: dict[str, Any] = {"output": None, "result_url": None, "job_id": step.job_id}
+    if job_envelope is not None:
+        values["output"] = inference_output(job_envelope.get("result"), is_llm_endpoint(step.endpoint))
+        values["result_url"] = job_envelope.get("result_url")
+    return values

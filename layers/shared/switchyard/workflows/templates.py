@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from switchyard.caches import cached
 from switchyard.errors import InvalidRequest
 from switchyard.workflows.model import WorkflowSpec
 from switchyard.workflows.spec import parse_spec
@@ -51,7 +51,7 @@ def _load(path: Path) -> WorkflowTemplate:
     )
 
 
-@lru_cache(maxsize=1)
+@cached
 def all_templates() -> tuple[WorkflowTemplate, ...]:
     return tuple(_load(path) for path in sorted(TEMPLATES_DIR.glob("*.json")))
 

@@ -1,0 +1,69 @@
+"""The job-end hook: one announcement when a job ends, heard by every subscriber.
+
+A job ends when a conditional write moves it to PROCESSED, FAILED or CANCELED (the dispatcher, a cancel
+by its owner or by a workflow, the sweeper giving up on it). Only the writer whose write succeeded
+announces, right after the write, through `JobLifecycle`; nobody else calls `announce`. Features that
+follow a job's end (a workflow step answering its task token; webhooks and metrics next) subscribe here
+instead of being imported by the jobs code. The subscribers are wired once per process, explicitly, in
+`switchyard.wiring`.
+
+What a subscriber can rely on:
+- It hears each end once per announcing process: the job as the ending write left it (the item after
+  the write). A job re-queued by its owner (POST .../retry) and ending again is a new end, announced
+  again: tell the two apart by `gen`.
+- Subscribers are called synchronously, in the order they subscribed, on the thread that ended the job.
+  A subscriber that raises is logged (with its name) and the next one is still called; `announce`
+  itself never raises, because the job has ended whatever a subscriber does.
+- Delivery is at most once. A process that dies between the ending write and the end of `announce`
+  leaves the rest unannounced; nothing re-announces. A subscriber that must not miss an end has to make
+  it durable itself (a webhook outbox; the workflow step relies on its state's TimeoutSeconds).
+- Announcements of different jobs may run at the same time (a batch cancel ends jobs in threads), so
+  subscribers must be thread-safe. They run before the dispatcher frees the provider slot of the run
+  that ended: keep them short, and hand slow work (HTTP delivery) to a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from switchyard.job_model import Job
+
+logger = logging.getLogger(__name__)
+
+JobEndSubscriber = Callable[[Job], None]
+
+
+@dataclass(frozen=True)
+class _Subscription:
+    name: str
+    callback: JobEndSubscriber
+
+
+class JobEndHook:
+    def __init__(self) -> None:
+        self._subscriptions: tuple[_Subscription, ...] = ()
+        self._lock = threading.Lock()
+
+    def subscribe(self, name: str, callback: JobEndSubscriber) -> None:
+        """Call `callback(job)` after every later end; `name` identifies it in logs."""
+        with self._lock:
+            if any(s.name == name for s in self._subscriptions):
+                raise ValueError(f"a job-end subscriber named {name!r} is already subscribed")
+            self._subscriptions += (_Subscription(name, callback),)
+
+    @property
+    def subscribers(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self._subscriptions)
+
+    def announce(self, job: Job) -> None:
+        """Tell every subscriber, in subscription order, that `job` ended. Never raises."""
+        for subscription in self._subscriptions:  # a tuple: a subscribe meanwhile does not disturb this loop
+            try:
+                subscription.callback(job)
+            except Exception:  # one subscriber's failure must not keep the others from hearing
+                logger.exception(
+                    "job-end subscriber %r failed for job %s (%s)", subscription.name, job.job_id, job.status
+                )

@@ -1,0 +1,117 @@
+"""Every change of a job's state after it was written, with what must follow it.
+
+The conditions live in the jobs table adapter (one named transition per change, None when someone else
+moved the job first); this module adds the two follow-ups no caller may forget: a job put back in the
+queue gets a message that wakes the dispatcher, and a job that ended is announced on the job-end hook,
+by the one writer whose ending write succeeded. The dispatcher, the sweeper, the jobs, batches and
+workflow services all change jobs through here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from switchyard.adapters.jobs_queue import JobMessage, JobsQueue
+from switchyard.adapters.jobs_table import JobsTable, get_jobs_table
+from switchyard.caches import cached
+from switchyard.job_end import JobEndHook
+from switchyard.job_model import Job
+from switchyard.job_results import JobResult
+from switchyard.settings import get_settings
+from switchyard.wiring import get_job_end_hook
+
+logger = logging.getLogger(__name__)
+
+
+class JobLifecycle:
+    def __init__(self, table: JobsTable, queue: JobsQueue, job_end: JobEndHook):
+        self.table = table
+        self.queue = queue
+        self.job_end = job_end
+
+    # -- waking the dispatcher
+    def enqueue(self, job: Job, delay_seconds: int = 0) -> None:
+        """Wake the dispatcher. A lost message is not lost work: the sweeper re-sends it."""
+        try:
+            self.queue.send(JobMessage.for_job(job), delay_seconds)
+        except Exception:  # the job is stored; the sweeper will re-queue it
+            logger.exception("could not send job %s to the queue; the sweeper will re-send it", job.job_id)
+
+    def enqueue_many(self, jobs: list[Job]) -> None:
+        try:
+            refused = self.queue.send_many([JobMessage.for_job(job) for job in jobs])
+        except Exception:  # the jobs are stored; the sweeper re-sends them
+            logger.exception("could not queue %d jobs; the sweeper will re-send them", len(jobs))
+            return
+        if refused:
+            logger.warning("SQS refused %d job messages; the sweeper will re-send them", len(refused))
+
+    # -- running
+    def claim(self, message: JobMessage, *, provider_id: str, lease_until_ms: int) -> Job | None:
+        return self.table.claim(
+            message.job_id, gen=message.gen, provider_id=provider_id, lease_until_ms=lease_until_ms
+        )
+
+    def note_waiting(self, message: JobMessage, reason: str, delay_seconds: int) -> bool:
+        """The job stays QUEUED and its message comes back after the delay; False if it moved on."""
+        if self.table.note_waiting(message.job_id, gen=message.gen, reason=reason) is None:
+            return False
+        self.queue.send(message, delay_seconds)  # a failure fails the record: SQS redelivers it
+        return True
+
+    # -- back to the queue
+    def requeue_after_failure(self, job: Job, reason: str, delay_seconds: int = 0) -> Job | None:
+        requeued = self.table.requeue_after_failure(job, reason)
+        if requeued is not None:
+            self.enqueue(requeued, delay_seconds)
+        return requeued
+
+    def requeue_lost(self, job: Job) -> Job | None:
+        requeued = self.table.requeue_lost(job)
+        if requeued is not None:
+            self.enqueue(requeued)
+        return requeued
+
+    def requeue_by_caller(self, job_id: str, account_id: str) -> Job | None:
+        requeued = self.table.requeue_by_caller(job_id, account_id)
+        if requeued is not None:
+            self.enqueue(requeued)
+        return requeued
+
+    # -- ends (each announced once, by the writer that ended the job)
+    def finish(self, job: Job, result: JobResult) -> Job | None:
+        return self._ended(self.table.finish(job, result))
+
+    def fail(self, job: Job, error_type: str, message: str) -> Job | None:
+        return self._ended(self.table.fail(job, error_type, message))
+
+    def fail_exhausted(self, job: Job, *, attempts: int, last_error: str) -> Job | None:
+        return self._ended(self.table.fail_exhausted(job, attempts=attempts, last_error=last_error))
+
+    def fail_no_provider(self, message: JobMessage, waited_seconds: float) -> Job | None:
+        return self._ended(
+            self.table.fail_no_provider(
+                message.job_id, gen=message.gen, model=message.model, waited_seconds=waited_seconds
+            )
+        )
+
+    def fail_unrunnable(self, job_id: str, error_type: str, message: str) -> Job | None:
+        return self._ended(self.table.fail_unrunnable(job_id, error_type, message))
+
+    def cancel(self, job_id: str) -> Job | None:
+        """QUEUED or PROCESSING -> CANCELED; None if the job had already finished."""
+        return self._ended(self.table.cancel(job_id))
+
+    # -- workflow steps
+    def hand_over_token(self, job_id: str, token: str) -> Job | None:
+        return self.table.hand_over_token(job_id, token)
+
+    def _ended(self, job: Job | None) -> Job | None:
+        if job is not None:
+            self.job_end.announce(job)
+        return job
+
+
+@cached
+def get_job_lifecycle() -> JobLifecycle:
+    return JobLifecycle(get_jobs_table(), JobsQueue(get_settings().jobs_queue_url), get_job_end_hook())

@@ -1,0 +1,193 @@
+"""The job-end hook, the lifecycle that announces on it, and the workflow step's subscriber."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from switchyard.job_end import JobEndHook
+from switchyard.job_model import Job, JobStatus
+from switchyard.job_results import JobResult
+from switchyard.services.job_lifecycle import JobLifecycle
+from switchyard.services.step_tokens import answer_step_token
+from switchyard.workflows.task_errors import JOB_CANCELED, JOB_FAILED
+
+
+def _job(status: JobStatus = JobStatus.PROCESSED, **values) -> Job:
+    return Job(
+        job_id="job_1",
+        account_id="acct_1",
+        status=status,
+        endpoint="/v1/chat/completions",
+        inference_type="LLM",
+        service_type="llm",
+        model="m",
+        created_ms=1,
+        queued_ms=1,
+        **values,
+    )
+
+
+# -- the hook
+
+
+def test_given_subscribers_when_a_job_ends_then_each_hears_it_in_subscription_order():
+    heard = []
+    hook = JobEndHook()
+    hook.subscribe("first", lambda job: heard.append(("first", job.job_id)))
+    hook.subscribe("second", lambda job: heard.append(("second", job.job_id)))
+    hook.announce(_job())
+    assert heard == [("first", "job_1"), ("second", "job_1")]
+    assert hook.subscribers == ("first", "second")
+
+
+def test_given_a_failing_subscriber_then_it_is_logged_and_the_next_still_hears(caplog):
+    heard = []
+    hook = JobEndHook()
+    hook.subscribe("broken", lambda job: 1 / 0)
+    hook.subscribe("webhooks", heard.append)
+    with caplog.at_level(logging.ERROR, logger="switchyard.job_end"):
+        hook.announce(_job())  # does not raise
+    assert [job.job_id for job in heard] == ["job_1"]
+    assert "'broken' failed for job job_1" in caplog.text
+
+
+def test_given_a_name_already_subscribed_then_subscribing_again_is_refused():
+    hook = JobEndHook()
+    hook.subscribe("metrics", lambda job: None)
+    with pytest.raises(ValueError, match="metrics"):
+        hook.subscribe("metrics", lambda job: None)
+
+
+def test_the_process_wiring_subscribes_the_workflow_step_token():
+    from switchyard.wiring import get_job_end_hook
+
+    assert get_job_end_hook().subscribers == ("workflow step token",)
+
+
+# -- the lifecycle: who announces, who re-queues
+
+
+class _Table:
+    """Answers each transition with what `answers` holds for it (None: someone else moved the job)."""
+
+    def __init__(self, **answers):
+        self.answers = answers
+        self.calls = []
+
+    def __getattr__(self, name):
+        def transition(*args, **kwargs):
+            self.calls.append(name)
+            return self.answers.get(name)
+
+        return transition
+
+
+class _Queue:
+    def __init__(self, fail: bool = False):
+        self.sent = []
+        self.fail = fail
+
+    def send(self, message, delay_seconds=0):
+        if self.fail:
+            raise RuntimeError("SQS is down")
+        self.sent.append((message.job_id, message.gen, delay_seconds))
+
+
+def _lifecycle(table, queue=None):
+    heard = []
+    hook = JobEndHook()
+    hook.subscribe("test", heard.append)
+    return JobLifecycle(table, queue or _Queue(), hook), heard
+
+
+def test_given_the_ending_write_succeeds_then_the_end_is_announced_once():
+    ended = _job(JobStatus.PROCESSED)
+    lifecycle, heard = _lifecycle(_Table(finish=ended))
+    assert lifecycle.finish(_job(JobStatus.PROCESSING), JobResult(result="{}")) is ended
+    assert heard == [ended]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda lc: lc.finish(_job(JobStatus.PROCESSING), JobResult(result="{}")),
+        lambda lc: lc.fail(_job(JobStatus.PROCESSING), "upstream_error", "HTTP 400"),
+        lambda lc: lc.fail_exhausted(_job(JobStatus.PROCESSING), attempts=3, last_error="timeout"),
+        lambda lc: lc.fail_unrunnable("job_1", "invalid_request", "unknown service type"),
+        lambda lc: lc.cancel("job_1"),
+    ],
+)
+def test_given_someone_else_moved_the_job_first_then_nothing_is_announced(call):
+    lifecycle, heard = _lifecycle(_Table())
+    assert call(lifecycle) is None
+    assert heard == []
+
+
+def test_given_a_requeue_then_the_new_generation_is_sent_with_its_delay_and_nothing_is_announced():
+    requeued = _job(JobStatus.QUEUED, gen=2)
+    queue = _Queue()
+    lifecycle, heard = _lifecycle(_Table(requeue_after_failure=requeued), queue)
+    assert lifecycle.requeue_after_failure(_job(JobStatus.PROCESSING), "HTTP 502", 4) is requeued
+    assert queue.sent == [("job_1", 2, 4)]
+    assert heard == []
+
+
+def test_given_a_requeue_that_lost_the_race_then_no_message_is_sent():
+    queue = _Queue()
+    lifecycle, _ = _lifecycle(_Table(), queue)
+    assert lifecycle.requeue_lost(_job(JobStatus.QUEUED)) is None
+    assert queue.sent == []
+
+
+def test_given_sqs_refuses_a_requeue_message_then_the_job_stays_requeued_for_the_sweeper():
+    requeued = _job(JobStatus.QUEUED, gen=2)
+    lifecycle, _ = _lifecycle(_Table(requeue_by_caller=requeued), _Queue(fail=True))
+    assert lifecycle.requeue_by_caller("job_1", "acct_1") is requeued  # does not raise
+
+
+# -- the workflow step's subscriber
+
+
+class _Sfn:
+    def __init__(self, fail: bool = False):
+        self.answers = []
+        self.fail_calls = fail
+
+    def succeed(self, token, output):
+        if self.fail_calls:
+            raise RuntimeError("throttled")
+        self.answers.append(("succeed", token, output["status"]))
+
+    def fail(self, token, error, cause=""):
+        self.answers.append(("fail", token, error))
+
+
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [
+        (JobStatus.PROCESSED, ("succeed", "tok", "PROCESSED")),
+        (JobStatus.FAILED, ("fail", "tok", JOB_FAILED)),
+        (JobStatus.CANCELED, ("fail", "tok", JOB_CANCELED)),
+    ],
+)
+def test_given_a_step_job_ends_then_its_task_token_is_answered_with_its_outcome(status, answer):
+    sfn = _Sfn()
+    answer_step_token(_job(status, task_token="tok"), sfn=sfn)
+    assert sfn.answers == [answer]
+
+
+def test_given_a_job_that_is_no_step_then_no_token_is_answered():
+    sfn = _Sfn()
+    answer_step_token(_job(JobStatus.PROCESSED), sfn=sfn)
+    assert sfn.answers == []
+
+
+def test_given_a_handed_over_token_then_that_token_is_answered():
+    sfn = _Sfn()
+    answer_step_token(_job(JobStatus.PROCESSED, task_token="old"), "new", sfn)
+    assert sfn.answers == [("succeed", "new", "PROCESSED")]
+
+
+def test_given_step_functions_fails_then_the_subscriber_does_not_raise():
+    answer_step_token(_job(JobStatus.PROCESSED, task_token="tok"), sfn=_Sfn(fail=True))
