@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LLAMA_STAMP := $(VENV)/.llama-installed
+# llama.cpp as the e2e tests need it: no multimodal library (LLAVA_BUILD), portable code instead of
+# -march=native (the wheel pip caches stays good on another machine of the kind), no llamafile kernels.
+# pip's wheel cache does not key on CMAKE_ARGS: after changing them, run `$(BIN)/pip cache remove llama_cpp_python`.
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_LLAMAFILE=OFF
 
 CHROMIUM ?= /usr/bin/chromium
 
@@ -17,6 +22,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The real model server of the e2e tests; `make up` does not need it. First time on a machine: ~4 min of
+# compiling on 2 cores; after that pip installs the wheel from its cache in seconds.
+$(LLAMA_STAMP): $(STAMP) pyproject.toml
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[dev,llama]'
+	touch $(LLAMA_STAMP)
+
 up: $(STAMP) ## install, then start the local stack on http://127.0.0.1:8787 (Ctrl-C stops it)
 	$(BIN)/switchyard-local up
 
@@ -30,7 +41,7 @@ chromium: ## install Debian's chromium for the browser tests, if it is missing
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
 	fi
 
-test: $(STAMP) chromium ## install, then lint (ruff check, ruff format --check), run the whole suite (unit, functional, local stack, e2e, browser, infra) and the sam build check
+test: $(STAMP) $(LLAMA_STAMP) chromium ## install (with the llama.cpp model server and Debian's chromium), then lint (ruff check, ruff format --check), run the whole suite (unit, functional, local stack, e2e, browser, infra) and the sam build check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

@@ -62,7 +62,9 @@ class AccountsService:
         # Reloaded in the background in the last quarter of its life: under steady traffic no request
         # waits for the lookup.
         self._auth_cache: TtlCache[str] = TtlCache(
-            settings.auth_cache_seconds, refresh_ahead_seconds=settings.auth_cache_seconds / 4
+            settings.auth_cache_seconds,
+            refresh_ahead_seconds=settings.auth_cache_seconds / 4,
+            keep_warm_seconds=settings.cache_keep_warm_seconds,
         )
 
     # -- accounts
