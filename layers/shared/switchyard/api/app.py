@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from switchyard.api import agent_routes, errors, feature_routes, inference_routes
 from switchyard.errors import ApiError, to_http
@@ -37,7 +40,7 @@ def build_resolver() -> APIGatewayHttpResolver:
         return Response(200, "application/json", openapi_document(app))
 
     @app.get("/health", include_in_schema=False)
-    def health() -> dict:
+    def health() -> dict[str, Any]:
         return {"status": "ok"}
 
     return app
@@ -49,7 +52,7 @@ def openapi_document(app: APIGatewayHttpResolver) -> str:
             title=TITLE,
             version="1",
             description=DESCRIPTION,
-            security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+            security_schemes={"bearer": HTTPBearer()},
             security=[{"bearer": []}],
         )
     )
@@ -75,7 +78,7 @@ def get_resolver() -> APIGatewayHttpResolver:
     return resolver
 
 
-def _error_result(error: ApiError) -> dict:
+def _error_result(error: ApiError) -> dict[str, Any]:
     """`to_http`'s answer as an API Gateway result, for failures before the resolver runs."""
     answer = to_http(error)
     return {
@@ -86,7 +89,7 @@ def _error_result(error: ApiError) -> dict:
     }
 
 
-def _route_path(event: dict) -> str:
+def _route_path(event: dict[str, Any]) -> str:
     """The path the routes see: on a named HTTP API stage, rawPath starts with /<stage>, which
     Powertools strips before routing; authentication must look at the same path."""
     path = event.get("rawPath") or ""
@@ -96,7 +99,7 @@ def _route_path(event: dict) -> str:
     return path
 
 
-def resolve(event: dict, context) -> dict:
+def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Authenticate first (so a caller without a key learns nothing about bodies), then route."""
     resolver = get_resolver()
     if _route_path(event).startswith(_AUTHENTICATED_PREFIXES):
@@ -106,11 +109,11 @@ def resolve(event: dict, context) -> dict:
             )
         except ApiError as error:
             return _error_result(error)
-        resolver.append_context(account_id=account_id)
+        resolver.context["account_id"] = account_id  # what append_context does (which has no annotations)
     return resolver.resolve(event, context)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
-def lambda_handler(event: dict, context) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(event, context)
