@@ -26,11 +26,11 @@ _refreshes: set[threading.Thread] = set()
 _refreshes_lock = threading.Lock()
 
 
-class _Entry(NamedTuple):
+class _Entry(NamedTuple, Generic[V]):
     refresh_at: float
     expires_at: float
     ticket: int  # when its load began, in the cache's sequence: a newer load's entry wins
-    value: object
+    value: V
 
 
 class TtlCache(Generic[V]):
@@ -46,7 +46,7 @@ class TtlCache(Generic[V]):
         self.refresh_ahead_seconds = min(refresh_ahead_seconds, ttl_seconds)
         self.max_entries = max_entries
         self._clock = clock
-        self._entries: dict[Hashable, _Entry] = {}
+        self._entries: dict[Hashable, _Entry[V]] = {}
         # Every load takes a ticket first; invalidate() and clear() take one too. A load whose ticket is
         # older than the key's last invalidation read what was there before it, and is not stored.
         self._tickets = itertools.count(1)
@@ -61,7 +61,7 @@ class TtlCache(Generic[V]):
         if entry is not None and entry.expires_at > now:
             if entry.refresh_at <= now:
                 self._refresh_in_background(key, load, entry)
-            return entry.value  # type: ignore[return-value]
+            return entry.value
         ticket = next(self._tickets)
         value = load()
         self._store(key, value, loaded_at=now, ticket=ticket)
@@ -93,7 +93,7 @@ class TtlCache(Generic[V]):
             expires_at = loaded_at + self.ttl_seconds
             self._entries[key] = _Entry(expires_at - self.refresh_ahead_seconds, expires_at, ticket, value)
 
-    def _refresh_in_background(self, key: Hashable, load: Callable[[], V], entry: _Entry) -> None:
+    def _refresh_in_background(self, key: Hashable, load: Callable[[], V], entry: _Entry[V]) -> None:
         with self._lock:
             if key in self._refreshing:
                 return
