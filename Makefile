@@ -18,18 +18,20 @@ $(STAMP): pyproject.toml
 up: $(STAMP) ## install, then start the local stack on http://127.0.0.1:8787 (Ctrl-C stops it)
 	$(BIN)/switchyard-local up
 
-test: $(STAMP) ## install, then lint (ruff check, ruff format --check), run the whole suite (unit, functional, local stack, e2e, infra) and the sam build check
+test: $(STAMP) ## install, then lint (ruff check, ruff format --check), type-check (mypy), run the whole suite (unit, functional, local stack, e2e, infra) and the sam build check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 	bash scripts/sam-build-check.sh
 
 test-fast: $(STAMP) ## unit, adapter and functional tests only
 	$(BIN)/pytest tests/unit tests/adapters tests/functional
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check, mypy (strict on the layer and the Lambda entry points)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP) ## ruff format and autofix
 	$(BIN)/ruff format .
