@@ -71,7 +71,9 @@ class ProvidersTable:
 
     def leases(self, account_id: str, provider_id: str) -> dict[str, int]:
         """The provider's leases (lease key -> expiry, epoch ms); empty for an unknown provider."""
-        item = self._table.get_item(Key=self._key(account_id, provider_id), ConsistentRead=True).get("Item")
+        item: dict[str, Any] | None = self._table.get_item(
+            Key=self._key(account_id, provider_id), ConsistentRead=True
+        ).get("Item")
         return {key: int(until) for key, until in ((item or {}).get("leases") or {}).items()}
 
     def acquire_slot(self, account_id: str, provider_id: str, lease_key: str, until_ms: int) -> bool:

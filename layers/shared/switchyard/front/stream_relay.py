@@ -121,7 +121,9 @@ class StreamRelay:
         )
 
 
-async def _relay_chunks(upstream: StreamedResponse, first_chunk: bytes, chunks: AsyncGenerator[bytes, None]):
+async def _relay_chunks(
+    upstream: StreamedResponse, first_chunk: bytes, chunks: AsyncGenerator[bytes, None]
+) -> AsyncGenerator[bytes, None]:
     try:
         if first_chunk:
             yield first_chunk

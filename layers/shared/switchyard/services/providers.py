@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -136,9 +136,9 @@ def get_providers_service() -> ProvidersService:
     return ProvidersService(get_settings(), get_providers_table())
 
 
-def reachable_models(providers: tuple[Provider, ...]) -> list[dict]:
+def reachable_models(providers: tuple[Provider, ...]) -> list[dict[str, Any]]:
     """OpenAI model objects for what these providers serve, merged across providers."""
-    merged: dict[tuple[str, str], dict] = {}
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
     for provider in providers:
         for m in provider.models:
             entry = merged.setdefault(
