@@ -7,6 +7,7 @@ the DLQ. Waiting for capacity or a provider is not a failure: the dispatcher re-
 
 import asyncio
 import time
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -15,7 +16,9 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     async_process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchyard.adapters.jobs_queue import JobMessage
 from switchyard.services.dispatcher import get_dispatcher
 from switchyard.services.jobs import DISPATCHER_TICK_ID, get_jobs_service
@@ -49,7 +52,7 @@ async def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-def handler(event: dict, context) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     _record_liveness()
     # A processor per invocation: it holds the batch being processed. On AWS one container runs one
     # invocation at a time, but the local stack's pollers invoke this module from several threads at once,

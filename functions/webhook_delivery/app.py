@@ -8,6 +8,7 @@ service schedules the retry itself.
 """
 
 import asyncio
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -16,7 +17,9 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     async_process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchyard.adapters.webhook_queue import DeliveryMessage
 from switchyard.services.webhook_delivery import get_webhook_deliverer
 
@@ -39,7 +42,7 @@ async def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-def handler(event: dict, context) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     # A processor per invocation: the local stack's pollers call this module from several threads at once.
     processor = AsyncBatchProcessor(event_type=EventType.SQS)
     return async_process_partial_response(

@@ -46,7 +46,7 @@ def resolve_host(
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except OSError as exc:
         raise InvalidRequest(f"{field} host '{host}' does not resolve: {exc}", param=field) from exc
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
 def check_endpoint_url(

@@ -53,7 +53,7 @@ def generation_of(job: Job, media: MediaStore, base_url: str | None) -> dict[str
 def request_as_sent(job: Job, media: MediaStore) -> dict[str, Any]:
     """The request body as the caller sent it: what the provider got, plus the gateway's own fields."""
     text = job.body if job.body is not None else media.get(str(job.body_key)).content.decode()
-    request = json.loads(text)
+    request: dict[str, Any] = json.loads(text)
     request.update(json.loads(job.client_fields or "{}"))
     return request
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from switchyard.adapters import aws
+from switchyard.job_model import Job
 
 MAX_DELAY_SECONDS = 900  # SQS's own limit
 
@@ -41,7 +42,7 @@ class JobMessage:
             raise ValueError(f"not a job message: {body[:200]!r}") from exc
 
     @classmethod
-    def for_job(cls, job) -> JobMessage:
+    def for_job(cls, job: Job) -> JobMessage:
         return cls(job.job_id, job.gen, job.account_id, job.model, job.service_type, job.queued_ms)
 
 

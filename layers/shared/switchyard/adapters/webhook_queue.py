@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from switchyard.adapters import aws
 from switchyard.caches import cached
@@ -36,7 +37,7 @@ class DeliveryMessage:
     body: str | None = None
 
     def to_body(self) -> str:
-        data: dict = {"webhook_id": self.webhook_id, "delivery_id": self.delivery_id}
+        data: dict[str, Any] = {"webhook_id": self.webhook_id, "delivery_id": self.delivery_id}
         for name in ("event", "generation_id"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
@@ -72,7 +73,8 @@ class SendFailed(Exception):
 
 @dataclass
 class _Pending:
-    entry: dict
+    body: str
+    delay_seconds: int
     done: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
 
@@ -91,11 +93,7 @@ class WebhookQueue:
         Whoever finds no sender at work becomes it for one batch: it waits up to the linger time for the
         batch to fill, takes the oldest 10 and sends them; the others wait for their message's turn.
         """
-        entry = {
-            "MessageBody": message.to_body(),
-            "DelaySeconds": max(0, min(int(delay_seconds), MAX_DELAY_SECONDS)),
-        }
-        mine = _Pending(entry)
+        mine = _Pending(message.to_body(), max(0, min(int(delay_seconds), MAX_DELAY_SECONDS)))
         with self._changed:
             self._waiting.append(mine)
             self._changed.notify_all()
@@ -121,12 +119,17 @@ class WebhookQueue:
     def _send_batch(self, batch: list[_Pending]) -> None:
         try:
             if len(batch) == 1:
-                aws.client("sqs").send_message(QueueUrl=self.queue_url, **batch[0].entry)
+                aws.client("sqs").send_message(
+                    QueueUrl=self.queue_url, MessageBody=batch[0].body, DelaySeconds=batch[0].delay_seconds
+                )
                 failed: dict[str, str] = {}
             else:
                 answer = aws.client("sqs").send_message_batch(
                     QueueUrl=self.queue_url,
-                    Entries=[{"Id": str(i), **pending.entry} for i, pending in enumerate(batch)],
+                    Entries=[
+                        {"Id": str(i), "MessageBody": pending.body, "DelaySeconds": pending.delay_seconds}
+                        for i, pending in enumerate(batch)
+                    ],
                 )
                 failed = {
                     f["Id"]: f.get("Message", f.get("Code", "refused")) for f in answer.get("Failed", [])

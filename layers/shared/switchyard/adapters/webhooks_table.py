@@ -376,7 +376,7 @@ class WebhooksTable:
         A hint, not the truth: a job retried after its end counts twice, so the caller checks the jobs
         themselves once the count reaches the batch's size.
         """
-        answer = self._table.update_item(
+        answer: dict[str, Any] = self._table.update_item(
             Key=_batch_key(batch_id),
             UpdateExpression="SET webhook_id = :w, #total = :t, expires_at = :e ADD ended :one",
             ExpressionAttributeNames={"#total": "total"},
@@ -399,7 +399,9 @@ class WebhooksTable:
         except ClientError as exc:
             if not is_condition_failure(exc):
                 raise
-        item = self._table.get_item(Key=_batch_key(batch_id), ConsistentRead=True).get("Item") or {}
+        item: dict[str, Any] = (
+            self._table.get_item(Key=_batch_key(batch_id), ConsistentRead=True).get("Item") or {}
+        )
         return int(item.get("announced_ms", now_ms))
 
     # ------------------------------------------------------------ plumbing

@@ -6,8 +6,9 @@ it answers 202 at once with the job envelope, whose `id` is the generation id to
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from switchyard.api import openapi_docs as docs
@@ -45,7 +46,7 @@ webhooks (POST /v1/webhooks) to hear of the end ({event}). `webhook_id` never re
 the rest of `metadata` does. `/v1/async{tail}` is the same route."""
 
 
-def _background(app, path: str):
+def _background(app: APIGatewayHttpResolver, path: str) -> Response[str]:
     account_id = caller_account(app)
     data = app.current_event.json_body
     if data.get("stream") is True:
@@ -57,7 +58,7 @@ def _background(app, path: str):
     return submit_async(app, account_id, ENDPOINTS[path], data)
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     def chat(body: Annotated[ChatCompletionRequest, Body()]):
         return _background(app, "/v1/chat/completions")
 
@@ -98,5 +99,5 @@ def register(app) -> None:
     )
     def get_generation(
         generation_id: Annotated[str, Path(description="The generation (job) id.", max_length=64)],
-    ) -> dict:
+    ) -> dict[str, Any]:
         return get_generations_service().get(caller_account(app), generation_id, public_base_url(app))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from switchyard.api import openapi_docs as docs
@@ -19,7 +19,7 @@ from switchyard.services.webhooks import get_webhooks_service
 from switchyard.validation import provider_body
 
 
-def public_base_url(app) -> str:
+def public_base_url(app: APIGatewayHttpResolver) -> str:
     """The scheme and host the caller used, so result URLs point back at this gateway."""
     event = app.current_event
     headers = event.headers
@@ -30,18 +30,20 @@ def public_base_url(app) -> str:
     return f"{proto}://{host}{prefix}"
 
 
-def _accepted(body: dict) -> Response:
+def _accepted(body: dict[str, Any]) -> Response[str]:
     return Response(202, "application/json", json.dumps(body))
 
 
-def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any]) -> Response:
+def submit_async(
+    app: APIGatewayHttpResolver, account_id: str, endpoint: Endpoint, data: dict[str, Any]
+) -> Response[str]:
     jobs = get_jobs_service()
     jobs.ensure_enabled()
     base_url = public_base_url(app)
     # An unknown webhook (or another account's) is refused here, before anything is stored or queued.
     webhook = get_webhooks_service().job_webhook(account_id, data, base_url)
 
-    def create() -> dict:
+    def create() -> dict[str, Any]:
         return jobs.envelope(jobs.submit(account_id, endpoint, data, webhook=webhook), base_url)
 
     key = app.current_event.headers.get("idempotency-key")
@@ -67,7 +69,7 @@ def _webhook_of(webhook: JobWebhook | None) -> dict[str, Any]:
 JobId = Annotated[str, Path(description="The job id (a string).", max_length=64)]
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     @app.get(
         "/v1/jobs",
         summary="List your async jobs, newest first",
@@ -82,7 +84,7 @@ def register(app) -> None:
         after: Annotated[
             str | None, Query(description="Page further: the last id of the previous page")
         ] = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         jobs = get_jobs_service()
         found, has_more = jobs.list(
             caller_account(app),
@@ -100,7 +102,7 @@ def register(app) -> None:
         summary="A job's status and result",
         responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
     )
-    def get_job(job_id: JobId) -> dict:
+    def get_job(job_id: JobId) -> dict[str, Any]:
         jobs = get_jobs_service()
         return jobs.envelope(jobs.get(caller_account(app), job_id), public_base_url(app))
 
@@ -109,9 +111,9 @@ def register(app) -> None:
         summary="Cancel a QUEUED or PROCESSING job",
         responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
     )
-    def cancel_job(job_id: JobId) -> dict:
+    def cancel_job(job_id: JobId) -> dict[str, Any]:
         job, canceled = get_jobs_service().cancel(caller_account(app), job_id)
-        answer: dict = {"id": job.job_id, "status": job.status.value, "canceled": canceled}
+        answer: dict[str, Any] = {"id": job.job_id, "status": job.status.value, "canceled": canceled}
         if not canceled:
             answer["detail"] = f"Job already finished with status {job.status.value}; nothing was canceled."
         return answer
@@ -126,7 +128,7 @@ def register(app) -> None:
         job = jobs.retry(caller_account(app), job_id)
         return _accepted(jobs.envelope(job, public_base_url(app)))
 
-    def summary() -> dict:
+    def summary() -> dict[str, Any]:
         return get_jobs_service().summary(caller_account(app))
 
     app.get(

@@ -4,10 +4,11 @@ deliveries log (list, read, redeliver)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from pydantic import BaseModel
 
 from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
@@ -46,19 +47,19 @@ then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h (with jitter;
 the deployment's endpoint policy allows them."""
 
 
-def _json(status: int, body: dict) -> Response:
+def _json(status: int, body: dict[str, Any]) -> Response[str]:
     return Response(status, "application/json", json.dumps(body))
 
 
-def _content(model) -> dict:
+def _content(model: type[BaseModel]) -> dict[str, Any]:
     return {"application/json": {"model": model}}
 
 
-def _with_secret(endpoint: WebhookEndpoint, secret: str) -> dict:
+def _with_secret(endpoint: WebhookEndpoint, secret: str) -> dict[str, Any]:
     return {**endpoint.public(now_ms()), "secret": secret}
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     @app.post(
         "/v1/webhooks",
         summary="Register a webhook endpoint (the signing secret is shown once)",
@@ -95,8 +96,8 @@ def register(app) -> None:
         after: Annotated[
             str | None, Query(description="Page further: the last id of the previous page")
         ] = None,
-    ) -> dict:
-        found, has_more = get_webhooks_service().list(caller_account(app), limit=limit, after=after)
+    ) -> dict[str, Any]:
+        found, has_more = get_webhooks_service().endpoints(caller_account(app), limit=limit, after=after)
         now = now_ms()
         return list_page([endpoint.public(now) for endpoint in found], has_more)
 
@@ -109,7 +110,7 @@ def register(app) -> None:
             docs.NOT_FOUND,
         ),
     )
-    def get_webhook(webhook_id: WebhookId) -> dict:
+    def get_webhook(webhook_id: WebhookId) -> dict[str, Any]:
         return get_webhooks_service().get(caller_account(app), webhook_id).public(now_ms())
 
     @app.delete(
@@ -121,7 +122,7 @@ def register(app) -> None:
             docs.NOT_FOUND,
         ),
     )
-    def delete_webhook(webhook_id: WebhookId) -> dict:
+    def delete_webhook(webhook_id: WebhookId) -> dict[str, Any]:
         get_webhooks_service().delete(caller_account(app), webhook_id)
         return {"id": webhook_id, "object": "webhook.deleted", "deleted": True}
 
@@ -143,7 +144,7 @@ def register(app) -> None:
             docs.CONFLICT,
         ),
     )
-    def rotate_secret(webhook_id: WebhookId) -> dict:
+    def rotate_secret(webhook_id: WebhookId) -> dict[str, Any]:
         endpoint, secret = get_webhooks_service().rotate_secret(caller_account(app), webhook_id)
         return _with_secret(endpoint, secret)
 
@@ -181,7 +182,7 @@ def register(app) -> None:
         status: Annotated[
             str | None, Query(description="Only pending, succeeded or failed deliveries")
         ] = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         found, has_more = get_webhooks_service().deliveries(
             caller_account(app), webhook_id, limit=limit, after=after, status=status
         )
@@ -196,7 +197,7 @@ def register(app) -> None:
             docs.NOT_FOUND,
         ),
     )
-    def get_delivery(webhook_id: WebhookId, delivery_id: DeliveryId) -> dict:
+    def get_delivery(webhook_id: WebhookId, delivery_id: DeliveryId) -> dict[str, Any]:
         return get_webhooks_service().delivery(caller_account(app), webhook_id, delivery_id).public()
 
     @app.post(
@@ -215,7 +216,7 @@ def register(app) -> None:
         return _json(202, delivery.public())
 
 
-def document_events(spec: dict) -> None:
+def document_events(spec: dict[str, Any]) -> None:
     """OpenAPI 3.1 `webhooks`: what a receiver gets for each event type (body, headers, what to answer)."""
     from switchyard.api.webhook_schemas import GenerationForClient, WebhookEvent
     from switchyard.webhook_model import EventType

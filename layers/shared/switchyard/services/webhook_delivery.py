@@ -98,7 +98,7 @@ class WebhookDeliverer:
 
     def deliver(self, message: DeliveryMessage) -> DeliveryOutcome:
         if message.token is not None:
-            return self._manual(message)
+            return self._manual(message, message.token)
         return self._scheduled(message)
 
     # ------------------------------------------------------------ the schedule
@@ -164,18 +164,18 @@ class WebhookDeliverer:
         return DeliveryOutcome("retrying", message.delivery_id, f"{response.error}; next in {delay:.0f} s")
 
     # ------------------------------------------------------------ redeliveries and tests
-    def _manual(self, message: DeliveryMessage) -> DeliveryOutcome:
+    def _manual(self, message: DeliveryMessage, token: str) -> DeliveryOutcome:
         delivery = self.table.get_delivery(message.webhook_id, message.delivery_id)
-        if delivery is None or delivery.manual_token != message.token:
+        if delivery is None or delivery.manual_token != token:
             return DeliveryOutcome("stale", message.delivery_id, "redelivery superseded")
         endpoint = self.directory.get(message.webhook_id)
         if endpoint is None:
             attempt = Attempt(now_ms(), "manual", None, "endpoint deleted", 0)
-            self._record_manual(delivery, message.token, attempt, succeeded=False)
+            self._record_manual(delivery, token, attempt, succeeded=False)
             return DeliveryOutcome("failed", message.delivery_id, "endpoint deleted")
         response = self._post(endpoint, delivery, self._body(delivery))
         attempt = Attempt(now_ms(), "manual", response.status_code, response.error, response.duration_ms)
-        self._record_manual(delivery, message.token, attempt, succeeded=response.succeeded)
+        self._record_manual(delivery, token, attempt, succeeded=response.succeeded)
         if response.succeeded:
             if endpoint.status == EndpointStatus.DISABLED and self.table.enable_endpoint(endpoint.webhook_id):
                 self.directory.invalidate(endpoint.webhook_id)

@@ -106,7 +106,9 @@ class WebhooksService:
             raise NotFound(f"No webhook '{webhook_id}'.")
         return endpoint
 
-    def list(self, account_id: str, *, limit: int, after: str | None) -> tuple[list[WebhookEndpoint], bool]:
+    def endpoints(
+        self, account_id: str, *, limit: int, after: str | None
+    ) -> tuple[list[WebhookEndpoint], bool]:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidRequest(f"limit: must be between 1 and {MAX_LIST_LIMIT}.", param="limit")
         return self.table.endpoints_of(account_id, limit=limit, after=after)
