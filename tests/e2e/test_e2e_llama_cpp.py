@@ -64,6 +64,10 @@ def _start_llama_server(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
             str(CONTEXT_LENGTH),
             "--n_threads",
             "1",
+            # By default llama-cpp-python ends a stream when any other request arrives, /v1/models
+            # included, and the agent re-reads /v1/models with every heartbeat (see agent/README.md).
+            "--interrupt_requests",
+            "False",
         ],
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -170,8 +174,8 @@ def test_streamed_chat_arrives_token_by_token_while_the_model_generates(sdk):
             finish_reasons.append(choice.finish_reason)
     ended = time.perf_counter() - started
 
-    assert len(pieces) == 300  # one SSE event per token, each relayed as its own chunk
     assert finish_reasons == ["length"]
+    assert len(pieces) == 300  # one SSE event per token, each relayed as its own chunk
     # Incremental, not all at the end: the first token is in the client's hands while the model still
     # generates the rest. The server needs ~1 ms per token here, so 300 tokens spread over 0.3 s or more;
     # a hop that buffered the answer would hand every event over within a few milliseconds of `ended`.
