@@ -56,6 +56,10 @@ class Job:
     workflow_run_id: str | None = None
     workflow_step_id: str | None = None
     task_token: str | None = None
+    # Where it came from (switchyard/tracing.py): the API request that submitted it and that request's
+    # X-Ray trace header, carried on every queue message so each dispatch joins the request's trace.
+    request_id: str | None = None
+    trace_header: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # attributes later features keep on the item
 
     @classmethod

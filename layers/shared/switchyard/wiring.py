@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from switchyard.caches import cached
 from switchyard.job_end import JobEndHook
+from switchyard.services.job_telemetry import job_ended
 from switchyard.services.step_tokens import answer_step_token
 
 
 @cached
 def get_job_end_hook() -> JobEndHook:
-    """A job's end, in this order: the workflow step whose job it was answers its task token.
-    (Webhooks and metrics subscribe here next.)"""
+    """A job's end, in this order: its metrics and its "job ended" log line (with the account, for the
+    per-account queries), then the workflow step whose job it was answers its task token.
+    (Webhooks subscribe here next.)"""
     hook = JobEndHook()
+    hook.subscribe("job telemetry", job_ended)
     hook.subscribe("workflow step token", answer_step_token)
     return hook

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from switchyard.adapters import aws
 
@@ -21,9 +22,13 @@ class JobMessage:
     model: str
     service_type: str
     queued_ms: int
+    # The submitting request and its trace (switchyard/tracing.py), so every dispatch of the job joins it.
+    request_id: str | None = None
+    trace_header: str | None = None
 
     def to_body(self) -> str:
-        return json.dumps(self.__dict__, separators=(",", ":"))
+        fields = {name: value for name, value in self.__dict__.items() if value is not None}
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def from_body(cls, body: str) -> JobMessage:
@@ -36,13 +41,38 @@ class JobMessage:
                 model=str(data["model"]),
                 service_type=str(data["service_type"]),
                 queued_ms=int(data["queued_ms"]),
+                request_id=_optional_str(data.get("request_id")),
+                trace_header=_optional_str(data.get("trace_header")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a job message: {body[:200]!r}") from exc
 
     @classmethod
     def for_job(cls, job) -> JobMessage:
-        return cls(job.job_id, job.gen, job.account_id, job.model, job.service_type, job.queued_ms)
+        return cls(
+            job.job_id,
+            job.gen,
+            job.account_id,
+            job.model,
+            job.service_type,
+            job.queued_ms,
+            request_id=job.request_id,
+            trace_header=job.trace_header,
+        )
+
+    def send_arguments(self) -> dict[str, Any]:
+        """The body, and the trace header as SQS's own AWSTraceHeader attribute (X-Ray links the
+        dispatcher's invocation to the submitting request through it)."""
+        arguments: dict[str, Any] = {"MessageBody": self.to_body()}
+        if self.trace_header:
+            arguments["MessageSystemAttributes"] = {
+                "AWSTraceHeader": {"DataType": "String", "StringValue": self.trace_header}
+            }
+        return arguments
+
+
+def _optional_str(value: Any) -> str | None:
+    return str(value) if value else None
 
 
 class JobsQueue:
@@ -52,7 +82,7 @@ class JobsQueue:
     def send(self, message: JobMessage, delay_seconds: int = 0) -> None:
         aws.client("sqs").send_message(
             QueueUrl=self.queue_url,
-            MessageBody=message.to_body(),
+            **message.send_arguments(),
             DelaySeconds=max(0, min(int(delay_seconds), MAX_DELAY_SECONDS)),
         )
 
@@ -64,7 +94,7 @@ class JobsQueue:
             chunk = messages[start : start + 10]
             response = sqs.send_message_batch(
                 QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "MessageBody": m.to_body()} for i, m in enumerate(chunk)],
+                Entries=[{"Id": str(i), **m.send_arguments()} for i, m in enumerate(chunk)],
             )
             failed.extend(chunk[int(entry["Id"])] for entry in response.get("Failed", []))
         return failed

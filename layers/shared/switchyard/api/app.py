@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
+from switchyard import metrics, tracing
 from switchyard.api import agent_routes, errors, feature_routes, inference_routes
+from switchyard.api.route_groups import route_group
 from switchyard.errors import ApiError, to_http
+from switchyard.logs import logged_invocation
 from switchyard.services.accounts import get_accounts_service
-
-logger = Logger()
-metrics = Metrics()
 
 TITLE = "Switchyard"
 DESCRIPTION = (
@@ -110,7 +110,16 @@ def resolve(event: dict, context) -> dict:
     return resolver.resolve(event, context)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@metrics.log_metrics
+@logged_invocation(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict, context) -> dict:
-    return resolve(event, context)
+    """Every request is counted by route group and status; jobs it submits remember its request id."""
+    started = time.perf_counter()
+    status = 500  # what API Gateway answers when the handler raises
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    with metrics.measured_request(route_group(_route_path(event))), tracing.request_scope(request_id):
+        try:
+            result = resolve(event, context)
+            status = int(result.get("statusCode") or 200)
+            return result
+        finally:
+            metrics.record_request(status, (time.perf_counter() - started) * 1000)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
+from switchyard import metrics
 from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
 from switchyard.api.pagination import list_page
@@ -33,6 +34,7 @@ def _accepted(body: dict) -> Response:
 
 
 def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any]) -> Response:
+    metrics.note_route_group(metrics.RouteGroup.ASYNC_SUBMIT)
     jobs = get_jobs_service()
     jobs.ensure_enabled()
     base_url = public_base_url(app)

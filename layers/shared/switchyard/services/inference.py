@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from switchyard import metrics
 from switchyard.adapters import upstream
 from switchyard.catalog import Endpoint
 from switchyard.errors import InvalidRequest
@@ -64,4 +65,7 @@ def plan_multipart_call(
 def execute(call: ProviderCall) -> upstream.UpstreamResponse:
     settings = get_settings()
     client = upstream.get_client(settings.upstream_timeout_seconds, settings.upstream_connect_timeout_seconds)
-    return upstream.post(client, call.url, call.content, call.headers)
+    with metrics.provider_call(metrics.CallPath.SYNC) as measured:
+        answer = upstream.post(client, call.url, call.content, call.headers)
+        measured.answered(answer.status_code)
+    return answer

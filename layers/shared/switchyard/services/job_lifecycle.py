@@ -17,6 +17,7 @@ from switchyard.caches import cached
 from switchyard.job_end import JobEndHook
 from switchyard.job_model import Job
 from switchyard.job_results import JobResult
+from switchyard.logs import job_log_context
 from switchyard.settings import get_settings
 from switchyard.wiring import get_job_end_hook
 
@@ -108,7 +109,8 @@ class JobLifecycle:
 
     def _ended(self, job: Job | None) -> Job | None:
         if job is not None:
-            self.job_end.announce(job)
+            with job_log_context(job.job_id):  # what subscribers log belongs to the job's life
+                self.job_end.announce(job)
         return job
 
 

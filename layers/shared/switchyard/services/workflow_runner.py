@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from switchyard import metrics
 from switchyard.adapters.runs_table import RunsTable, get_runs_table
 from switchyard.adapters.stepfunctions import StepFunctions
 from switchyard.caches import cached
@@ -221,6 +222,7 @@ class WorkflowRunner:
         if self.runs.finish(run_id, status, error) is None:  # canceled at the last moment
             current = self.runs.get_run(run_id)
             return {"status": current.status.value if current is not None else status.value}
+        metrics.record_workflow_run_finished(status)
         return {"status": status.value}
 
 
