@@ -54,6 +54,7 @@ class RouteGroup(StrEnum):
     BATCHES = "batches"
     WORKFLOWS = "workflows"
     HEARTBEATS = "heartbeats"
+    WEBHOOKS = "webhooks"
     MODELS = "models"
     OTHER = "other"
 
@@ -149,6 +150,19 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("WebhookDeliveriesPending", _COUNT, "record_webhook_backlog"),
     )
 }
+
+
+def dimension_values(spec: MetricSpec) -> dict[Dimension, frozenset[str]]:
+    """Every value each dimension of the metric is ever emitted with (what a widget may select)."""
+    from switchyard.catalog import ENDPOINTS
+
+    vocabulary = {
+        Dimension.ROUTE_GROUP: frozenset(RouteGroup),
+        Dimension.CALL_PATH: frozenset(CallPath),
+        Dimension.INFERENCE_TYPE: frozenset(e.inference_type for e in ENDPOINTS.values()),
+        Dimension.OUTCOME: frozenset(spec.outcomes),
+    }
+    return {dimension: vocabulary[dimension] for dimension in spec.dimensions}
 
 
 def namespace() -> str | None:

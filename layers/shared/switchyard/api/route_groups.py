@@ -8,12 +8,15 @@ from switchyard.metrics import RouteGroup
 # First match wins; paths are as the routes see them (the stage prefix already stripped).
 _PREFIXES: tuple[tuple[str, RouteGroup], ...] = (
     ("/v1/jobs", RouteGroup.JOBS),
+    ("/v1/generation/", RouteGroup.JOBS),  # the background path's read of a job
+    ("/v1/slow/", RouteGroup.ASYNC_SUBMIT),  # the background path's submissions
     ("/api/inference/queue/", RouteGroup.JOBS),
     ("/api/inference/queue", RouteGroup.JOBS),
     ("/api/inference/assets/", RouteGroup.JOBS),
     ("/v1/batches", RouteGroup.BATCHES),
     ("/v1/workflows/", RouteGroup.WORKFLOWS),
     ("/api/inference/agent/heartbeat", RouteGroup.HEARTBEATS),
+    ("/v1/webhooks", RouteGroup.WEBHOOKS),
     ("/v1/models", RouteGroup.MODELS),
 )
 
