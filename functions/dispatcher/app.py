@@ -25,7 +25,9 @@ from switchyard.logs import job_log_context, logged_invocation, logger
 from switchyard.services.dispatcher import Outcome, get_dispatcher
 from switchyard.services.jobs import DISPATCHER_TICK_ID, get_jobs_service
 
-tracer = Tracer()
+# Only what the dispatcher calls: DynamoDB, SQS and S3 (botocore) and the providers (httpx). Importing the
+# X-Ray SDK costs this function ~0.5 s of cold start; the sync API path never imports it.
+tracer = Tracer(patch_modules=("botocore", "httpx"))
 
 TICK_EVERY_SECONDS = 10.0
 _last_tick = 0.0

@@ -178,8 +178,8 @@ def _emit(values: Mapping[str, float], dimensions: Mapping[Dimension, str] | Non
         document = AmazonCloudWatchEMFProvider(namespace=namespace(), service="")
         for name, value in values.items():
             document.add_metric(name=name, unit=METRICS[name].unit, value=value)
-        for dimension, value in (dimensions or {}).items():
-            document.add_dimension(name=dimension.value, value=value)
+        for dimension, dimension_value in (dimensions or {}).items():
+            document.add_dimension(name=dimension.value, value=dimension_value)
         document.flush_metrics()
     except Exception:  # see the docstring; the warning says what was lost
         logger.warning("could not emit metrics %s", sorted(values), exc_info=True)

@@ -78,7 +78,10 @@ def install_emitter(emitter: Any) -> None:
 def _send(segment: Any) -> None:
     global _emitter
     if _emitter is None:
-        from aws_xray_sdk.core.emitters.udp_emitter import DEFAULT_DAEMON_ADDRESS, UDPEmitter
+        from aws_xray_sdk.core.emitters.udp_emitter import (  # type: ignore[import-untyped]
+            DEFAULT_DAEMON_ADDRESS,
+            UDPEmitter,
+        )
 
         _emitter = UDPEmitter(os.environ.get("AWS_XRAY_DAEMON_ADDRESS") or DEFAULT_DAEMON_ADDRESS)
     _emitter.send_entity(segment)
@@ -117,7 +120,7 @@ def job_segment(
     if parent is None:
         yield JobSegment()
         return
-    from aws_xray_sdk.core.models.segment import Segment
+    from aws_xray_sdk.core.models.segment import Segment  # type: ignore[import-untyped]
 
     trace_id, parent_id = parent
     segment = Segment(
@@ -162,7 +165,7 @@ def provider_subsegment(url: str) -> Iterator[ProviderSubsegment]:
     if segment is None:
         yield ProviderSubsegment()
         return
-    from aws_xray_sdk.core.models.subsegment import Subsegment
+    from aws_xray_sdk.core.models.subsegment import Subsegment  # type: ignore[import-untyped]
 
     subsegment = Subsegment("provider", "remote", segment)
     segment.add_subsegment(subsegment)

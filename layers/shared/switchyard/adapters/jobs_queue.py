@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from switchyard.adapters import aws
+
+if TYPE_CHECKING:
+    from switchyard.job_model import Job
 
 MAX_DELAY_SECONDS = 900  # SQS's own limit
 
@@ -48,7 +51,7 @@ class JobMessage:
             raise ValueError(f"not a job message: {body[:200]!r}") from exc
 
     @classmethod
-    def for_job(cls, job) -> JobMessage:
+    def for_job(cls, job: Job) -> JobMessage:
         return cls(
             job.job_id,
             job.gen,

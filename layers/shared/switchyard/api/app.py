@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
@@ -111,7 +112,7 @@ def resolve(event: dict, context) -> dict:
 
 
 @logged_invocation(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-def lambda_handler(event: dict, context) -> dict:
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Every request is counted by route group and status; jobs it submits remember its request id."""
     started = time.perf_counter()
     status = 500  # what API Gateway answers when the handler raises

@@ -36,7 +36,10 @@ class JobLifecycle:
         try:
             self.queue.send(JobMessage.for_job(job), delay_seconds)
         except Exception:  # the job is stored; the sweeper will re-queue it
-            logger.exception("could not send job %s to the queue; the sweeper will re-send it", job.job_id)
+            with job_log_context(job.job_id):
+                logger.exception(
+                    "could not send job %s to the queue; the sweeper will re-send it", job.job_id
+                )
 
     def enqueue_many(self, jobs: list[Job]) -> None:
         try:
