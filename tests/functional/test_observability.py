@@ -22,33 +22,35 @@ TRACE_HEADER = f"Root={TRACE_ROOT};Parent=53995c3f42cd8ad8;Sampled=1"
 
 @pytest.fixture
 def emf(jobs_env, monkeypatch, capsys):
-    """Metrics on; returns a reader of the EMF documents printed since the last read (values unwrapped)."""
+    """Metrics on; returns a reader of the EMF documents printed since the last read."""
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     capsys.readouterr()
 
     def documents() -> list[dict]:
-        found = []
-        for line in capsys.readouterr().out.splitlines():
-            if line.startswith("{") and '"_aws"' in line:
-                document = json.loads(line)
-                for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                    (document[metric["Name"]],) = document[metric["Name"]]
-                found.append(document)
-        return found
+        out = capsys.readouterr().out.splitlines()
+        return [json.loads(line) for line in out if line.startswith("{") and '"_aws"' in line]
 
     return documents
 
 
-def dimensions_of(document: dict) -> dict[str, str]:
-    (names,) = document["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
-    return {name: document[name] for name in names}
+def directives(documents: list[dict]) -> list[tuple[dict[str, str], dict[str, float], dict]]:
+    """(dimensions, metric values, document) per metric directive of each document."""
+    found = []
+    for document in documents:
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            (names,) = directive["Dimensions"]
+            values = {}
+            for metric in directive["Metrics"]:
+                (values[metric["Name"]],) = document[metric["Name"]]
+            found.append(({name: document[name] for name in names}, values, document))
+    return found
 
 
 def metrics_by_name(documents: list[dict]) -> dict[str, list[tuple[dict[str, str], float]]]:
     found: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for document in documents:
-        for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-            found.setdefault(metric["Name"], []).append((dimensions_of(document), document[metric["Name"]]))
+    for dimensions, values, _ in directives(documents):
+        for name, value in values.items():
+            found.setdefault(name, []).append((dimensions, value))
     return found
 
 
@@ -72,7 +74,7 @@ def test_given_a_job_run_end_to_end_then_its_metrics_come_with_the_expected_dime
 
     documents = emf()
     found = metrics_by_name(documents)
-    namespaces = {d["_aws"]["CloudWatchMetrics"][0]["Namespace"] for d in documents}
+    namespaces = {d["Namespace"] for doc in documents for d in doc["_aws"]["CloudWatchMetrics"]}
     assert namespaces == {jobs_env.environment["POWERTOOLS_METRICS_NAMESPACE"]}
     assert namespaces == {"Switchyard/switchyard-local"}
     assert ({"InferenceType": "LLM"}, 1) in found["JobsSubmitted"]
@@ -98,18 +100,18 @@ def test_given_any_work_then_no_dimension_ever_carries_an_account_a_model_or_a_j
     api("GET", "/v1/models", headers=caller.headers)
     harness.sweep()
 
-    documents = emf()
-    assert len(documents) > 10
-    for document in documents:
-        dimensions = dimensions_of(document)
-        assert caller.account_id not in json.dumps(dimensions)
-        assert job_id not in json.dumps(dimensions) and "fake-llm" not in json.dumps(dimensions)
-        for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-            spec = METRICS[metric["Name"]]
-            allowed = {d.value: values for d, values in dimension_values(spec).items()}
-            assert set(dimensions) == set(allowed), metric["Name"]
-            for name, value in dimensions.items():
-                assert value in allowed[name], (metric["Name"], name, value)
+    found = directives(emf())
+    assert len(found) > 10
+    for dimensions, values, document in found:
+        everything = json.dumps({k: v for k, v in document.items() if k != "_aws"})
+        assert caller.account_id not in everything
+        assert job_id not in everything and "fake-llm" not in everything
+        for name in values:
+            spec = METRICS[name]
+            allowed = {d.value: allowed for d, allowed in dimension_values(spec).items()}
+            assert set(dimensions) == set(allowed), name
+            for dimension, value in dimensions.items():
+                assert value in allowed[dimension], (name, dimension, value)
 
 
 def test_given_a_sync_inference_then_its_latency_and_the_gateway_share_are_measured(
@@ -158,8 +160,8 @@ def test_given_a_sweep_then_the_census_reports_queue_providers_and_liveness(
 
     harness.sweep()
 
-    (census,) = [d for d in emf() if "SweepsCompleted" in d]
-    assert dimensions_of(census) == {}
+    ((dimensions, census, _),) = [d for d in directives(emf()) if "SweepsCompleted" in d[1]]
+    assert dimensions == {}
     assert census["JobsQueued"] == 1 and census["JobsRunning"] == 0
     assert census["ProvidersOnline"] == 1
     assert 0 <= census["OldestQueuedJobAge"] < 30
@@ -180,7 +182,7 @@ def test_given_queued_work_and_a_silent_dispatcher_then_the_census_reports_the_w
 
     harness.sweep()
 
-    (census,) = [d for d in emf() if "SweepsCompleted" in d]
+    ((_, census, _),) = [d for d in directives(emf()) if "SweepsCompleted" in d[1]]
     assert census["WorkerStalled"] == 1
     assert census["DispatcherTickAge"] >= 0
 

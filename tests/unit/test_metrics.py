@@ -20,32 +20,44 @@ PENDING_CALLERS = {"record_webhook_delivery", "record_webhook_backlog"}
 
 @pytest.fixture
 def emf(monkeypatch, capsys):
-    """Metrics on, in a test namespace; returns a function reading the EMF documents printed so far."""
+    """Metrics on, in a test namespace; returns a function reading what was printed since the last read:
+    one entry per metric directive (a document may hold several): {dimension: value, metric: value}."""
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Switchyard/test")
     capsys.readouterr()
 
-    def documents() -> list[dict]:
-        out = capsys.readouterr().out
-        found = [json.loads(line) for line in out.splitlines() if line.startswith("{") and '"_aws"' in line]
-        for document in found:  # EMF values are lists: one value per document here
-            for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                (document[metric["Name"]],) = document[metric["Name"]]
+    def directives() -> list[dict]:
+        found = []
+        for line in capsys.readouterr().out.splitlines():
+            if line.startswith("{") and '"_aws"' in line:
+                found += split_document(json.loads(line))
         return found
 
-    return documents
+    return directives
 
 
-def emitted(documents: list[dict]) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """metric name -> (unit, dimension names) over EMF documents."""
-    found = {}
-    for document in documents:
-        (directive,) = document["_aws"]["CloudWatchMetrics"]
+def split_document(document: dict) -> list[dict]:
+    """An EMF document's directives as flat records; the "_directive" key keeps the directive itself."""
+    records = []
+    for directive in document["_aws"]["CloudWatchMetrics"]:
         assert directive["Namespace"] == "Switchyard/test"
+        (dimensions,) = directive["Dimensions"]
+        record = {name: document[name] for name in dimensions}
+        for metric in directive["Metrics"]:
+            (record[metric["Name"]],) = document[metric["Name"]]  # one value per metric and document
+        records.append({**record, "_directive": directive})
+    return records
+
+
+def emitted(records: list[dict]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """metric name -> (unit, dimension names) over the records."""
+    found = {}
+    for record in records:
+        directive = record["_directive"]
         (dimensions,) = directive["Dimensions"]
         for metric in directive["Metrics"]:
             found[metric["Name"]] = (metric["Unit"], tuple(dimensions))
-            assert isinstance(document[metric["Name"]], float)
+            assert isinstance(record[metric["Name"]], float)
     return found
 
 
@@ -112,12 +124,12 @@ def test_given_a_request_then_its_route_group_and_status_class_are_counted(emf):
         metrics.note_route_group(metrics.RouteGroup.ASYNC_SUBMIT)
         metrics.record_request(503, 3.0)
 
-    (document,) = emf()
-    assert document["RouteGroup"] == "async_submit"
-    assert (document["Requests"], document["ClientErrors"], document["ServerErrors"]) == (1, 0, 1)
+    (record,) = emf()
+    assert record["RouteGroup"] == "async_submit"
+    assert (record["Requests"], record["ClientErrors"], record["ServerErrors"]) == (1, 0, 1)
 
 
-def test_given_a_sync_call_then_the_gateway_share_is_the_total_minus_the_provider_time(emf):
+def test_given_a_sync_call_then_its_request_latency_and_provider_call_are_one_document(emf, capsys):
     import time
 
     from switchyard import metrics
@@ -128,12 +140,31 @@ def test_given_a_sync_call_then_the_gateway_share_is_the_total_minus_the_provide
             call.answered(200)
         metrics.record_request(200, 80.0)
 
-    documents = {tuple(sorted(k for k in d if k[0].isupper() and k != "RouteGroup")): d for d in emf()}
-    latency = next(d for d in documents.values() if "SyncLatency" in d)
-    provider = next(d for d in documents.values() if "ProviderLatency" in d)
+    records = emf()
+    latency = next(r for r in records if "SyncLatency" in r)
+    provider = next(r for r in records if "ProviderLatency" in r)
+    requests = next(r for r in records if "Requests" in r)
+    assert len(records) == 3
+    assert len({id(r["_directive"]) for r in records}) == 3, "one directive per dimension set"
     assert latency["SyncLatency"] == 80.0
     assert latency["SyncGatewayLatency"] == pytest.approx(80.0 - provider["ProviderLatency"])
     assert 45 <= provider["ProviderLatency"] < 80
+    assert provider["CallPath"] == "sync" and requests["RouteGroup"] == "sync_inference"
+    assert "CallPath" not in latency and "RouteGroup" not in provider
+
+
+def test_given_groups_that_would_collide_then_they_go_to_documents_of_their_own(emf, monkeypatch, capsys):
+    from switchyard import metrics
+
+    with metrics.measured_request(metrics.RouteGroup.SYNC_INFERENCE):
+        for _ in range(2):  # two calls in one request: the same metrics twice
+            with metrics.provider_call(metrics.CallPath.SYNC) as call:
+                call.answered(200)
+        metrics.record_request(200, 10.0)
+
+    records = emf()
+    assert sum(1 for r in records if "ProviderCalls" in r) == 2
+    assert sum(1 for r in records if "Requests" in r) == 1
 
 
 @pytest.mark.parametrize(
@@ -159,11 +190,11 @@ def test_given_a_provider_call_that_fails_then_its_kind_is_counted(emf, failure,
         with pytest.raises(UpstreamError):
             call()
 
-    (document,) = emf()
-    assert document[counted] == 1
+    (record,) = emf()
+    assert record[counted] == 1
     kinds = ("ProviderTimeouts", "ProviderErrors", "ProviderRejections")
-    assert sum(document[k] for k in kinds) == 1
-    assert document["CallPath"] == "async"
+    assert sum(record[k] for k in kinds) == 1
+    assert record["CallPath"] == "async"
 
 
 def test_given_a_batch_then_submissions_are_counted_per_inference_type(emf):
