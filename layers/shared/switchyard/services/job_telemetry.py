@@ -49,6 +49,7 @@ def job_ended(job: Job) -> None:
                 "inference_type": job.inference_type,
                 "model": job.model,
                 "attempts": job.attempt,
+                "provider_id": job.provider_id,
                 "error_type": job.error_type,
                 "duration_ms": duration_ms,
                 "batch_id": job.batch_id,
