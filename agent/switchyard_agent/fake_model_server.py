@@ -387,12 +387,11 @@ class FakeModelServer:
             f"{request.query_params.get('w', 64)}x{request.query_params.get('h', 64)}"
         )
         try:
-            colour = tuple(bytes.fromhex(request.query_params.get("c", "808080"))[:3])
+            rgb = bytes.fromhex(request.query_params.get("c", "808080"))
         except ValueError:
-            colour = (128, 128, 128)
-        if len(colour) != 3:
-            colour = (128, 128, 128)
-        return Response(fake_media.png_bytes(width, height, colour), media_type="image/png")  # type: ignore[arg-type]
+            rgb = b""
+        colour = (rgb[0], rgb[1], rgb[2]) if len(rgb) >= 3 else (128, 128, 128)
+        return Response(fake_media.png_bytes(width, height, colour), media_type="image/png")
 
     async def speech(self, request: Request) -> Response:
         call = await self._begin(request)

@@ -11,6 +11,7 @@ subsegment of this invocation's own trace (Powertools Tracer), both annotated wi
 
 import asyncio
 import time
+from typing import Any
 
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.utilities.batch import (
@@ -18,7 +19,9 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     async_process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchyard import metrics, tracing
 from switchyard.adapters.jobs_queue import JobMessage
 from switchyard.logs import job_log_context, logged_invocation, logger
@@ -78,7 +81,7 @@ async def record_handler(record: SQSRecord) -> None:
 
 @logged_invocation()
 @tracer.capture_lambda_handler
-def handler(event: dict, context) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     _record_liveness()
     # A processor per invocation: it holds the batch being processed. On AWS one container runs one
     # invocation at a time, but the local stack's pollers invoke this module from several threads at once,

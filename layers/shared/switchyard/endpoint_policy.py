@@ -45,7 +45,7 @@ def resolve_host(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress
         raise InvalidRequest(
             f"endpoint_url host '{host}' does not resolve: {exc}", param="endpoint_url"
         ) from exc
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
 def check_endpoint_url(url: str, policy: str) -> str:

@@ -58,6 +58,7 @@ class RouteGroup(StrEnum):
     WORKFLOWS = "workflows"
     HEARTBEATS = "heartbeats"
     WEBHOOKS = "webhooks"
+    DASHBOARD = "dashboard"  # the dashboard's pages and the account and provider views it reads
     MODELS = "models"
     OTHER = "other"
 

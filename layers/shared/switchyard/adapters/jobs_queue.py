@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from switchyard.adapters import aws
-
-if TYPE_CHECKING:
-    from switchyard.job_model import Job
+from switchyard.job_model import Job
 
 MAX_DELAY_SECONDS = 900  # SQS's own limit
 

@@ -55,8 +55,12 @@ def post(
 ) -> UpstreamResponse:
     """POST to a provider; provider failures (5xx, timeouts, dropped connections) become UpstreamError."""
     try:
-        kwargs = {"timeout": timeout} if timeout is not None else {}
-        response = client.post(url, content=content, headers=headers, **kwargs)
+        response = client.post(
+            url,
+            content=content,
+            headers=headers,
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
     except httpx.TimeoutException as exc:
         raise UpstreamError(f"The provider did not respond in time ({type(exc).__name__}).") from exc
     except httpx.HTTPError as exc:

@@ -5,13 +5,24 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from switchyard import metrics, tracing
-from switchyard.api import agent_routes, errors, feature_routes, inference_routes
+from switchyard.api import (
+    account_routes,
+    agent_routes,
+    dashboard_routes,
+    errors,
+    feature_routes,
+    inference_routes,
+    providers_routes,
+)
 from switchyard.api.route_groups import route_group
 from switchyard.errors import ApiError, to_http
 from switchyard.logs import logged_invocation
@@ -19,18 +30,35 @@ from switchyard.services.accounts import get_accounts_service
 
 TITLE = "Switchyard"
 DESCRIPTION = (
-    "OpenAI-compatible inference gateway. Every /v1 and /api/inference call needs "
-    "`Authorization: Bearer <api key>`."
+    "OpenAI-compatible inference gateway. Every /v1, /api/inference and /api/account call needs "
+    "`Authorization: Bearer <api key>`. The dashboard is at /dashboard/."
 )
-_AUTHENTICATED_PREFIXES = ("/v1/", "/api/inference/")
+# Everything else is public: /health, the API explorer, and the dashboard's static files (which hold no
+# data; their every data call carries the user's key).
+_AUTHENTICATED_PREFIXES = ("/v1/", "/api/inference/", "/api/account/")
+
+
+class PerThreadResolver(APIGatewayHttpResolver):
+    """Powertools stores the request being resolved on the BaseRouter class, which every thread shares:
+    two requests served at once (the local front's worker threads, the StreamFunction's) read each
+    other's headers and body. Each thread has its own resolver (get_resolver), so keeping the event
+    on the instance, which attribute lookup finds before the class, gives every request its own."""
+
+    def resolve(self, event, context):
+        self.current_event = cast(APIGatewayProxyEventV2, self._to_proxy_event(event))
+        self.lambda_context = context
+        return super().resolve(event, context)
 
 
 def build_resolver() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = PerThreadResolver(enable_validation=True)
     errors.register(app)
     inference_routes.register(app)
     agent_routes.register(app)
     feature_routes.register(app)
+    providers_routes.register(app)
+    account_routes.register(app)
+    dashboard_routes.register(app)
     app.enable_swagger(path="/docs", title=TITLE, description=DESCRIPTION, version="1")
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -38,7 +66,7 @@ def build_resolver() -> APIGatewayHttpResolver:
         return Response(200, "application/json", openapi_document(app))
 
     @app.get("/health", include_in_schema=False)
-    def health() -> dict:
+    def health() -> dict[str, Any]:
         return {"status": "ok"}
 
     return app
@@ -50,12 +78,16 @@ def openapi_document(app: APIGatewayHttpResolver) -> str:
             title=TITLE,
             version="1",
             description=DESCRIPTION,
-            security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+            security_schemes={"bearer": HTTPBearer()},
             security=[{"bearer": []}],
         )
     )
     for path, body in inference_routes.MULTIPART_DOCS.items():
         operation = spec.get("paths", {}).get(path, {}).get("post")
+        if operation is not None:
+            operation.update(body)
+    for (path, method), body in account_routes.OPENAPI_OPERATIONS.items():
+        operation = spec.get("paths", {}).get(path, {}).get(method)
         if operation is not None:
             operation.update(body)
     for operation in (op for item in spec.get("paths", {}).values() for op in item.values()):
@@ -76,7 +108,7 @@ def get_resolver() -> APIGatewayHttpResolver:
     return resolver
 
 
-def _error_result(error: ApiError) -> dict:
+def _error_result(error: ApiError) -> dict[str, Any]:
     """`to_http`'s answer as an API Gateway result, for failures before the resolver runs."""
     answer = to_http(error)
     return {
@@ -87,7 +119,7 @@ def _error_result(error: ApiError) -> dict:
     }
 
 
-def _route_path(event: dict) -> str:
+def _route_path(event: dict[str, Any]) -> str:
     """The path the routes see: on a named HTTP API stage, rawPath starts with /<stage>, which
     Powertools strips before routing; authentication must look at the same path."""
     path = event.get("rawPath") or ""
@@ -97,7 +129,7 @@ def _route_path(event: dict) -> str:
     return path
 
 
-def resolve(event: dict, context) -> dict:
+def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Authenticate first (so a caller without a key learns nothing about bodies), then route."""
     resolver = get_resolver()
     if _route_path(event).startswith(_AUTHENTICATED_PREFIXES):
@@ -107,12 +139,12 @@ def resolve(event: dict, context) -> dict:
             )
         except ApiError as error:
             return _error_result(error)
-        resolver.append_context(account_id=account_id)
+        resolver.context["account_id"] = account_id  # what append_context does (which has no annotations)
     return resolver.resolve(event, context)
 
 
 @logged_invocation(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Every request is counted by route group and status; jobs it submits remember its request id."""
     started = time.perf_counter()
     status = 500  # what API Gateway answers when the handler raises

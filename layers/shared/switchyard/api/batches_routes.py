@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from switchyard.api import openapi_docs as docs
@@ -41,11 +41,11 @@ batch before anything is created. Each item becomes an async job (`GET /v1/jobs/
 `Idempotency-Key` works as for jobs."""
 
 
-def _accepted(body: dict) -> Response:
+def _accepted(body: dict[str, Any]) -> Response[str]:
     return Response(202, "application/json", json.dumps(body))
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     @app.post(
         "/v1/batches",
         summary="Submit up to 256 async inference requests in one call",
@@ -83,7 +83,7 @@ def register(app) -> None:
         after: Annotated[
             str | None, Query(description="Page further: the last id of the previous page")
         ] = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         data, has_more = get_batches_service().list(caller_account(app), limit=limit, after=after)
         return list_page(data, has_more)
 
@@ -92,7 +92,7 @@ def register(app) -> None:
         summary="A batch's status, per-status job counts and its jobs (in submission order)",
         responses=docs.merge(docs.ok("The batch object"), docs.UNAUTHORIZED, docs.NOT_FOUND),
     )
-    def get_batch(batch_id: BatchId) -> dict:
+    def get_batch(batch_id: BatchId) -> dict[str, Any]:
         return get_batches_service().get(caller_account(app), batch_id)
 
     @app.post(
@@ -100,5 +100,5 @@ def register(app) -> None:
         summary="Cancel every QUEUED or PROCESSING job of a batch",
         responses=docs.merge(docs.ok("The updated batch object"), docs.UNAUTHORIZED, docs.NOT_FOUND),
     )
-    def cancel_batch(batch_id: BatchId) -> dict:
+    def cancel_batch(batch_id: BatchId) -> dict[str, Any]:
         return get_batches_service().cancel(caller_account(app), batch_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from switchyard import metrics
@@ -18,7 +18,7 @@ from switchyard.services.jobs import get_jobs_service
 from switchyard.validation import provider_body
 
 
-def public_base_url(app) -> str:
+def public_base_url(app: APIGatewayHttpResolver) -> str:
     """The scheme and host the caller used, so result URLs point back at this gateway."""
     event = app.current_event
     headers = event.headers
@@ -29,17 +29,19 @@ def public_base_url(app) -> str:
     return f"{proto}://{host}{prefix}"
 
 
-def _accepted(body: dict) -> Response:
+def _accepted(body: dict[str, Any]) -> Response[str]:
     return Response(202, "application/json", json.dumps(body))
 
 
-def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any]) -> Response:
+def submit_async(
+    app: APIGatewayHttpResolver, account_id: str, endpoint: Endpoint, data: dict[str, Any]
+) -> Response[str]:
     metrics.note_route_group(metrics.RouteGroup.ASYNC_SUBMIT)
     jobs = get_jobs_service()
     jobs.ensure_enabled()
     base_url = public_base_url(app)
 
-    def create() -> dict:
+    def create() -> dict[str, Any]:
         return jobs.envelope(jobs.submit(account_id, endpoint, data), base_url)
 
     key = app.current_event.headers.get("idempotency-key")
@@ -60,7 +62,7 @@ def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any])
 JobId = Annotated[str, Path(description="The job id (a string).", max_length=64)]
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     @app.get(
         "/v1/jobs",
         summary="List your async jobs, newest first",
@@ -75,7 +77,7 @@ def register(app) -> None:
         after: Annotated[
             str | None, Query(description="Page further: the last id of the previous page")
         ] = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         jobs = get_jobs_service()
         found, has_more = jobs.list(
             caller_account(app),
@@ -93,7 +95,7 @@ def register(app) -> None:
         summary="A job's status and result",
         responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
     )
-    def get_job(job_id: JobId) -> dict:
+    def get_job(job_id: JobId) -> dict[str, Any]:
         jobs = get_jobs_service()
         return jobs.envelope(jobs.get(caller_account(app), job_id), public_base_url(app))
 
@@ -102,9 +104,9 @@ def register(app) -> None:
         summary="Cancel a QUEUED or PROCESSING job",
         responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
     )
-    def cancel_job(job_id: JobId) -> dict:
+    def cancel_job(job_id: JobId) -> dict[str, Any]:
         job, canceled = get_jobs_service().cancel(caller_account(app), job_id)
-        answer: dict = {"id": job.job_id, "status": job.status.value, "canceled": canceled}
+        answer: dict[str, Any] = {"id": job.job_id, "status": job.status.value, "canceled": canceled}
         if not canceled:
             answer["detail"] = f"Job already finished with status {job.status.value}; nothing was canceled."
         return answer
@@ -119,7 +121,7 @@ def register(app) -> None:
         job = jobs.retry(caller_account(app), job_id)
         return _accepted(jobs.envelope(job, public_base_url(app)))
 
-    def summary() -> dict:
+    def summary() -> dict[str, Any]:
         return get_jobs_service().summary(caller_account(app))
 
     app.get(

@@ -18,6 +18,9 @@ _PREFIXES: tuple[tuple[str, RouteGroup], ...] = (
     ("/api/inference/agent/heartbeat", RouteGroup.HEARTBEATS),
     ("/v1/webhooks", RouteGroup.WEBHOOKS),
     ("/v1/models", RouteGroup.MODELS),
+    ("/dashboard", RouteGroup.DASHBOARD),
+    ("/api/account/", RouteGroup.DASHBOARD),
+    ("/api/inference/providers", RouteGroup.DASHBOARD),
 )
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from switchyard.api import openapi_docs as docs
@@ -17,6 +17,7 @@ from switchyard.errors import InvalidRequest
 from switchyard.services.idempotency import run_once
 from switchyard.services.workflows import get_workflows_service
 from switchyard.validation import parse_json_object
+from switchyard.workflows.graph_svg import render_run_svg
 from switchyard.workflows.model import MAX_STEPS
 
 RunId = Annotated[str, Path(description="The run id (a string).", max_length=64)]
@@ -60,11 +61,11 @@ JSON metadata), `result_url` for media, `error`, and for gates the `gate` object
 `edges` lists `{"from", "to"}` for drawing the graph."""
 
 
-def _json(status: int, body: dict) -> Response:
+def _json(status: int, body: dict[str, Any]) -> Response[str]:
     return Response(status, "application/json", json.dumps(body))
 
 
-def _comment(app) -> str | None:
+def _comment(app: APIGatewayHttpResolver) -> str | None:
     raw = raw_body(app.current_event.raw_event)
     if not raw.strip():
         return None
@@ -78,7 +79,7 @@ def _comment(app) -> str | None:
     return comment
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     @app.get(
         "/v1/workflows/templates",
         summary="List curated, ready-to-run workflow templates",
@@ -86,7 +87,7 @@ def register(app) -> None:
         "default) and its DAG: steps (as a spec would write them) and edges.",
         responses=docs.merge(docs.UNAUTHORIZED, docs.ASYNC_DISABLED),
     )
-    def list_templates() -> dict:
+    def list_templates() -> dict[str, Any]:
         caller_account(app)
         workflows = get_workflows_service()
         workflows.ensure_enabled()
@@ -133,7 +134,7 @@ def register(app) -> None:
         after: Annotated[
             str | None, Query(description="Page further: the last id of the previous page")
         ] = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         runs, has_more = workflows.list(caller_account(app), limit=limit, after=after)
@@ -145,16 +146,44 @@ def register(app) -> None:
         description=RUN_DESCRIPTION,
         responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND, docs.ASYNC_DISABLED),
     )
-    def get_run(run_id: RunId) -> dict:
+    def get_run(run_id: RunId) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         return workflows.view(caller_account(app), run_id, public_base_url(app))
+
+    @app.get(
+        "/v1/workflows/runs/<run_id>/graph.svg",
+        summary="A run's DAG drawn as SVG (steps coloured by status, with timings)",
+        description="The drawing the dashboard shows, for embedding in a README, a ticket or a chat. "
+        "Authenticated like every call; a snapshot, so fetch it again to follow a running run.",
+        responses=docs.merge(
+            docs.ok("The run's graph", content_type="image/svg+xml", schema={"type": "string"}),
+            docs.UNAUTHORIZED,
+            docs.NOT_FOUND,
+            docs.ASYNC_DISABLED,
+        ),
+    )
+    def get_run_graph(run_id: RunId):
+        workflows = get_workflows_service()
+        workflows.ensure_enabled()
+        run = workflows.view(caller_account(app), run_id, public_base_url(app))
+        return Response(
+            200,
+            "image/svg+xml",
+            render_run_svg(run),
+            headers={
+                "Cache-Control": "no-store",
+                # Opened on its own in a browser, the document may do nothing but draw.
+                "Content-Security-Policy": "default-src 'none'",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
     gate_responses = docs.merge(
         docs.BAD_REQUEST, docs.UNAUTHORIZED, docs.NOT_FOUND, docs.CONFLICT, docs.ASYNC_DISABLED
     )
 
-    def resolve_gate(run_id: str, step_id: str, approve: bool) -> dict:
+    def resolve_gate(run_id: str, step_id: str, approve: bool) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         return workflows.resolve_gate(
@@ -173,7 +202,7 @@ def register(app) -> None:
         "decided, timed out, canceled).",
         responses=gate_responses,
     )
-    def approve_gate(run_id: RunId, step_id: StepId) -> dict:
+    def approve_gate(run_id: RunId, step_id: StepId) -> dict[str, Any]:
         return resolve_gate(run_id, step_id, approve=True)
 
     @app.post(
@@ -183,7 +212,7 @@ def register(app) -> None:
         "failed). 409 as for approve.",
         responses=gate_responses,
     )
-    def reject_gate(run_id: RunId, step_id: StepId) -> dict:
+    def reject_gate(run_id: RunId, step_id: StepId) -> dict[str, Any]:
         return resolve_gate(run_id, step_id, approve=False)
 
     @app.post(
@@ -191,7 +220,7 @@ def register(app) -> None:
         summary="Cancel a RUNNING run and its queued jobs",
         responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND, docs.CONFLICT, docs.ASYNC_DISABLED),
     )
-    def cancel_run(run_id: RunId) -> dict:
+    def cancel_run(run_id: RunId) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         return workflows.cancel(caller_account(app), run_id, public_base_url(app))

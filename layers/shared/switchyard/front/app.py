@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,7 +23,7 @@ from switchyard.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-ApiHandler = Callable[[dict, Any], dict]
+ApiHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Set by the Lambda Web Adapter on AWS; never forwarded to the handler as client headers.
 _LWA_CONTEXT_HEADER = "x-amzn-lambda-context"
@@ -85,7 +85,7 @@ def create_app(
         return response
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if warmup is not None:
             await run_in_threadpool(warmup)
         try:
@@ -96,7 +96,7 @@ def create_app(
     return Starlette(routes=[Route("/{path:path}", handle, methods=_METHODS)], lifespan=lifespan)
 
 
-def _lambda_context_header(scope: dict) -> dict | None:
+def _lambda_context_header(scope: Mapping[str, Any]) -> dict[str, Any] | None:
     """The invocation's real context, which the Lambda Web Adapter passes as a JSON header."""
     for name, value in scope["headers"]:
         if name == _LWA_CONTEXT_HEADER.encode():

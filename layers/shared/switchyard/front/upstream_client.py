@@ -22,6 +22,8 @@ _HOP_BY_HOP = frozenset(
 )
 _READ_SIZE = 65536
 
+Origin = tuple[str, str, int]  # scheme, host, port: the key of the keep-alive pool
+
 
 class TransportError(Exception):
     """The provider could not be reached, timed out, or broke the protocol.
@@ -53,18 +55,21 @@ class _Connection:
 class StreamedResponse:
     """Status and headers are read; `chunks()` streams the body; `aclose()` frees the connection."""
 
-    def __init__(self, pool: UpstreamPool, origin: tuple, connection: _Connection, response: h11.Response):
+    def __init__(self, pool: UpstreamPool, origin: Origin, connection: _Connection, response: h11.Response):
         self._pool = pool
         self._origin = origin
-        self._connection = connection
+        self._connection: _Connection | None = connection  # None once closed
         self.status_code = response.status_code
         self.headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in response.headers}
         self._done = False
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
-        protocol = self._connection.protocol
+        connection = self._connection
+        if connection is None:
+            raise TransportError("the response is closed")
+        protocol = connection.protocol
         while True:
-            event = await self._pool._next_event(self._connection)
+            event = await self._pool._next_event(connection)
             if isinstance(event, h11.Data):
                 yield bytes(event.data)
             elif isinstance(event, h11.EndOfMessage):
@@ -76,7 +81,7 @@ class StreamedResponse:
                 raise TransportError("protocol error")
 
     async def aclose(self) -> None:
-        connection, self._connection = self._connection, None  # type: ignore[assignment]
+        connection, self._connection = self._connection, None
         if connection is None:
             return
         if (
@@ -95,7 +100,7 @@ class UpstreamPool:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max_idle = max_idle_per_origin
-        self._idle: dict[tuple, list[_Connection]] = {}
+        self._idle: dict[Origin, list[_Connection]] = {}
         self._tls: ssl.SSLContext | None = None
 
     async def post(self, url: str, headers: Mapping[str, str], content: bytes) -> StreamedResponse:
@@ -148,7 +153,10 @@ class UpstreamPool:
                 raise TransportError("connection closed before a response")
             # h11.InformationalResponse (100 Continue and friends): keep reading
 
-    async def _next_event(self, connection: _Connection):
+    async def _next_event(
+        self, connection: _Connection
+    ) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        # Never NEED_DATA in fact; the annotation keeps it because mypy cannot narrow the `is not` below.
         protocol = connection.protocol
         while True:
             try:
@@ -164,7 +172,7 @@ class UpstreamPool:
                 raise TransportTimeout(f"no data for {self._read_timeout:g} s") from error
             protocol.receive_data(data)
 
-    async def _connect(self, origin: tuple) -> _Connection:
+    async def _connect(self, origin: Origin) -> _Connection:
         scheme, host, port = origin
         tls = self._tls_context() if scheme == "https" else None
         try:
@@ -181,7 +189,7 @@ class UpstreamPool:
             self._tls = ssl.create_default_context()
         return self._tls
 
-    def _take_idle(self, origin: tuple) -> _Connection | None:
+    def _take_idle(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
@@ -190,7 +198,7 @@ class UpstreamPool:
             connection.close()
         return None
 
-    def _release(self, origin: tuple, connection: _Connection) -> None:
+    def _release(self, origin: Origin, connection: _Connection) -> None:
         idle = self._idle.setdefault(origin, [])
         if len(idle) < self._max_idle and connection.usable():
             idle.append(connection)

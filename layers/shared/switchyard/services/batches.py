@@ -9,6 +9,7 @@ SQS refused after the commit is re-sent by the sweeper's lost-message pass, like
 
 from __future__ import annotations
 
+import builtins
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -205,6 +206,7 @@ class BatchesService:
         batch = self._visible_batch(account_id, batch_id)
         return batch.public(self._jobs_of(batch, self.jobs_table.summaries(batch.job_ids)))
 
+    # Below this method, `list` in an annotation names it: those annotations spell `builtins.list`.
     def list(self, account_id: str, *, limit: int, after: str | None) -> tuple[list[dict[str, Any]], bool]:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidRequest(f"limit: must be between 1 and {MAX_LIST_LIMIT}.", param="limit")
@@ -219,7 +221,7 @@ class BatchesService:
         return batch
 
     @staticmethod
-    def _jobs_of(batch: Batch, summaries: dict[str, JobSummary]) -> list[JobSummary]:
+    def _jobs_of(batch: Batch, summaries: dict[str, JobSummary]) -> builtins.list[JobSummary]:
         return [summaries[job_id] for job_id in batch.job_ids if job_id in summaries]
 
     # -- changing
@@ -234,7 +236,7 @@ class BatchesService:
         return batch.public(self._jobs_of(batch, self.jobs_table.summaries(batch.job_ids)))
 
     # -- housekeeping (the sweeper)
-    def delete_abandoned(self) -> list[str]:
+    def delete_abandoned(self) -> builtins.list[str]:
         """Delete batches whose creator died before committing them, with their jobs."""
         cutoff = now_ms() - int(self.settings.batch_abandon_after_seconds * 1000)
         deleted = []

@@ -146,7 +146,8 @@ class WorkflowRunner:
                 raise refs.BadReference(f"{ref.text} has no value (the step produced none)")
             return found
 
-        return refs.substitute(body, lookup)
+        substituted: dict[str, Any] = refs.substitute(body, lookup)
+        return substituted
 
     # ---------------------------------------------------------------- record
 

@@ -34,7 +34,8 @@ class Run:
 
     @property
     def inputs(self) -> dict[str, Any]:
-        return json.loads(self.inputs_json or "{}")
+        inputs: dict[str, Any] = json.loads(self.inputs_json or "{}")
+        return inputs
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Run:
@@ -97,7 +98,8 @@ class Step:
 
     @property
     def body(self) -> dict[str, Any]:
-        return json.loads(self.body_json or "{}")
+        body: dict[str, Any] = json.loads(self.body_json or "{}")
+        return body
 
     @property
     def is_gate(self) -> bool:
