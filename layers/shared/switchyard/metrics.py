@@ -199,16 +199,21 @@ def _emit(*groups: Group) -> None:
     """
     if is_metrics_disabled():
         return
+    names = sorted(name for values, _ in groups for name in values)
+    into = namespace()
+    if not into:
+        logger.warning("could not emit metrics %s: %s is not set", names, NAMESPACE_VARIABLE)
+        return
     try:
         serializer = _serializer()
-        serializer.namespace = namespace()
+        serializer.namespace = into
         documents: list[dict[str, Any]] = []
         for values, dimensions in groups:
             metric_set = {
                 name: {"Unit": METRICS[name].unit.value, "StorageResolution": 60, "Value": [float(value)]}
                 for name, value in values.items()
             }
-            part = dict(
+            part: dict[str, Any] = dict(
                 serializer.serialize_metric_set(
                     metrics=metric_set,
                     dimensions={dimension.value: value for dimension, value in dimensions.items()},
@@ -224,7 +229,7 @@ def _emit(*groups: Group) -> None:
         for document in documents:
             print(json.dumps(document, separators=(",", ":")))
     except Exception:  # see the docstring; the warning says what was lost
-        logger.warning("could not emit metrics %s", sorted(n for v, _ in groups for n in v), exc_info=True)
+        logger.warning("could not emit metrics %s", names, exc_info=True)
 
 
 def _mergeable(document: dict[str, Any], part: dict[str, Any]) -> bool:

@@ -78,7 +78,7 @@ def install_emitter(emitter: Any) -> None:
 def _send(segment: Any) -> None:
     global _emitter
     if _emitter is None:
-        from aws_xray_sdk.core.emitters.udp_emitter import (  # type: ignore[import-untyped]
+        from aws_xray_sdk.core.emitters.udp_emitter import (
             DEFAULT_DAEMON_ADDRESS,
             UDPEmitter,
         )
@@ -120,7 +120,7 @@ def job_segment(
     if parent is None:
         yield JobSegment()
         return
-    from aws_xray_sdk.core.models.segment import Segment  # type: ignore[import-untyped]
+    from aws_xray_sdk.core.models.segment import Segment
 
     trace_id, parent_id = parent
     segment = Segment(
@@ -165,7 +165,7 @@ def provider_subsegment(url: str) -> Iterator[ProviderSubsegment]:
     if segment is None:
         yield ProviderSubsegment()
         return
-    from aws_xray_sdk.core.models.subsegment import Subsegment  # type: ignore[import-untyped]
+    from aws_xray_sdk.core.models.subsegment import Subsegment
 
     subsegment = Subsegment("provider", "remote", segment)
     segment.add_subsegment(subsegment)

@@ -88,7 +88,7 @@ def item_pages(call: Callable[..., Mapping[str, Any]], **kwargs: Any) -> Iterato
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def item_count(call: Callable[..., dict], **kwargs: Any) -> int:
+def item_count(call: Callable[..., Mapping[str, Any]], **kwargs: Any) -> int:
     """How many items a Table's `query` or `scan` matches (Select=COUNT: no item leaves DynamoDB, though
     every item scanned is still read and billed)."""
     total = 0
@@ -97,7 +97,7 @@ def item_count(call: Callable[..., dict], **kwargs: Any) -> int:
     return total
 
 
-def _count_pages(call: Callable[..., dict], **kwargs: Any) -> Iterator[int]:
+def _count_pages(call: Callable[..., Mapping[str, Any]], **kwargs: Any) -> Iterator[int]:
     kwargs["Select"] = "COUNT"
     while True:
         page = call(**kwargs)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from switchyard.adapters import aws
 from switchyard.job_model import Job
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.literals import MessageSystemAttributeNameForSendsType
+    from types_boto3_sqs.type_defs import (
+        MessageSystemAttributeValueTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
 
 MAX_DELAY_SECONDS = 900  # SQS's own limit
 
@@ -61,15 +68,14 @@ class JobMessage:
             trace_header=job.trace_header,
         )
 
-    def send_arguments(self) -> dict[str, Any]:
-        """The body, and the trace header as SQS's own AWSTraceHeader attribute (X-Ray links the
-        dispatcher's invocation to the submitting request through it)."""
-        arguments: dict[str, Any] = {"MessageBody": self.to_body()}
-        if self.trace_header:
-            arguments["MessageSystemAttributes"] = {
-                "AWSTraceHeader": {"DataType": "String", "StringValue": self.trace_header}
-            }
-        return arguments
+    def system_attributes(
+        self,
+    ) -> dict[MessageSystemAttributeNameForSendsType, MessageSystemAttributeValueTypeDef]:
+        """The trace header as SQS's own AWSTraceHeader attribute (X-Ray links the dispatcher's
+        invocation to the submitting request through it); none without a trace."""
+        if not self.trace_header:
+            return {}
+        return {"AWSTraceHeader": {"DataType": "String", "StringValue": self.trace_header}}
 
 
 def _optional_str(value: Any) -> str | None:
@@ -81,11 +87,18 @@ class JobsQueue:
         self.queue_url = queue_url
 
     def send(self, message: JobMessage, delay_seconds: int = 0) -> None:
-        aws.client("sqs").send_message(
-            QueueUrl=self.queue_url,
-            **message.send_arguments(),
-            DelaySeconds=max(0, min(int(delay_seconds), MAX_DELAY_SECONDS)),
-        )
+        delay = max(0, min(int(delay_seconds), MAX_DELAY_SECONDS))
+        attributes = message.system_attributes()
+        sqs = aws.client("sqs")
+        if attributes:  # never an empty map: only messages of a traced request carry one
+            sqs.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=message.to_body(),
+                DelaySeconds=delay,
+                MessageSystemAttributes=attributes,
+            )
+        else:
+            sqs.send_message(QueueUrl=self.queue_url, MessageBody=message.to_body(), DelaySeconds=delay)
 
     def send_many(self, messages: list[JobMessage]) -> list[JobMessage]:
         """Send in batches of 10; returns the messages SQS did not accept (the sweeper re-sends those)."""
@@ -93,9 +106,12 @@ class JobsQueue:
         sqs = aws.client("sqs")
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
-            response = sqs.send_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), **m.send_arguments()} for i, m in enumerate(chunk)],
-            )
+            entries: list[SendMessageBatchRequestEntryTypeDef] = []
+            for i, m in enumerate(chunk):
+                entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(i), "MessageBody": m.to_body()}
+                if attributes := m.system_attributes():
+                    entry["MessageSystemAttributes"] = attributes
+                entries.append(entry)
+            response = sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             failed.extend(chunk[int(entry["Id"])] for entry in response.get("Failed", []))
         return failed
