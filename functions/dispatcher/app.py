@@ -52,7 +52,12 @@ def dispatch_outcome(outcome: Outcome) -> str:
 
 
 def _dispatch(body: str) -> None:
-    message = JobMessage.from_body(body)
+    try:
+        message = JobMessage.from_body(body)
+    except ValueError:
+        metrics.record_dispatch_error()
+        logger.exception("not a job message; SQS will redeliver it, then dead-letter it")
+        raise
     with (
         job_log_context(message.job_id),
         tracing.job_segment(

@@ -302,3 +302,14 @@ def test_given_an_unsampled_or_untraced_request_then_no_segment_is_sent(
     harness.drain(lambda: status(api, caller, first) == status(api, caller, second) == "PROCESSED")
 
     assert segments == []
+
+
+def test_given_a_message_the_dispatcher_cannot_read_then_it_counts_a_dispatch_error(harness, emf):
+    harness.sqs.send_message(QueueUrl=harness.queue_url, MessageBody='{"not": "a job"}')
+
+    harness.dispatch_once()
+
+    found = metrics_by_name(emf())
+    assert found["DispatchErrors"] == [({}, 1)]
+    assert "DispatchOutcomes" not in found
+    harness.purge()
