@@ -63,6 +63,7 @@ format: $(STAMP) ## ruff format and autofix
 bench: $(STAMP) ## run the benchmarks (they print their figures)
 	$(BIN)/python benchmarks/sync_latency.py
 	$(BIN)/python benchmarks/async_throughput.py
+	$(BIN)/python benchmarks/metrics_overhead.py
 
 sam-check: ## sam validate --lint and sam build (python3.13 arm64) in a separate venv
 	bash scripts/sam-build-check.sh

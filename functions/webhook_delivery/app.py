@@ -10,8 +10,6 @@ service schedules the retry itself.
 import asyncio
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     AsyncBatchProcessor,
     EventType,
@@ -20,11 +18,10 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from switchyard import metrics
 from switchyard.adapters.webhook_queue import DeliveryMessage
+from switchyard.logs import logged_invocation, logger
 from switchyard.services.webhook_delivery import get_webhook_deliverer
-
-logger = Logger()
-metrics = Metrics()
 
 
 def _deliver(body: str) -> None:
@@ -33,15 +30,14 @@ def _deliver(body: str) -> None:
         "webhook attempt",
         extra={"delivery_id": outcome.delivery_id, "action": outcome.action, "detail": outcome.detail},
     )
-    metrics.add_metric(name=f"WebhookDeliveries{outcome.action.title()}", unit=MetricUnit.Count, value=1)
+    metrics.record_webhook_delivery(outcome.action)
 
 
 async def record_handler(record: SQSRecord) -> None:
     await asyncio.to_thread(_deliver, record.body)
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
+@logged_invocation()
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     # A processor per invocation: the local stack's pollers call this module from several threads at once.
     processor = AsyncBatchProcessor(event_type=EventType.SQS)

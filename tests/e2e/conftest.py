@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,7 +74,8 @@ class LocalStack:
         return {"Authorization": f"Bearer {key or self.api_key}"}
 
 
-def start_local_stack(workdir: Path, *overrides: str) -> LocalStack:
+def start_local_stack(workdir: Path, *overrides: str, stderr: Any = subprocess.DEVNULL) -> LocalStack:
+    """`switchyard-local up` in `workdir`; its handlers' JSON log lines go to `stderr` (an open file)."""
     args = [
         str(BIN / "switchyard-local"),
         "up",
@@ -91,7 +93,7 @@ def start_local_stack(workdir: Path, *overrides: str) -> LocalStack:
         args,
         cwd=workdir,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

@@ -237,3 +237,29 @@ def test_a_warm_request_is_prepared_on_the_event_loop_and_a_cache_miss_in_a_work
             assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
     # cold: thread; warm: loop; warm: loop, then the miss it reported, in a thread
     assert where == ["thread", "loop", "loop", "thread"]
+
+
+def test_streams_are_counted_by_the_status_they_start_with(serve, monkeypatch, capsys) -> None:
+    # They bypass the API handler, which counts every other request (switchyard/metrics.py).
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Switchyard/test")
+
+    def prepare_stream(authorization, path, body, request_id=None):
+        if authorization is None:
+            raise AuthenticationFailed("Invalid token.")
+        return SimpleNamespace(url=f"http://127.0.0.1:{closed_port()}{path}", headers={}, content=b"{}")
+
+    capsys.readouterr()
+    with serve(create_app(never_called, prepare_stream=prepare_stream)) as front:
+        unreachable = httpx.post(
+            f"{front}/v1/chat/completions", json=STREAM_BODY, headers={"authorization": "k"}
+        )
+        unauthenticated = httpx.post(f"{front}/v1/chat/completions", json=STREAM_BODY)
+
+    assert (unreachable.status_code, unauthenticated.status_code) == (502, 401)
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    counted = sorted(
+        (d["RouteGroup"], d["Requests"], d["ClientErrors"], d["ServerErrors"]) for d in documents
+    )
+    assert counted == [("sync_inference", [1.0], [0.0], [1.0]), ("sync_inference", [1.0], [1.0], [0.0])]
+    assert not any("SyncLatency" in d for d in documents)

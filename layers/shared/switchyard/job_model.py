@@ -78,6 +78,10 @@ class Job:
     batch_total: int | None = None
     # The request fields the provider does not get (`async`, metadata.webhook_id), as sent (JSON text).
     client_fields: str | None = None
+    # Where it came from (switchyard/tracing.py): the API request that submitted it and that request's
+    # X-Ray trace header, carried on every queue message so each dispatch joins the request's trace.
+    request_id: str | None = None
+    trace_header: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # attributes later features keep on the item
 
     @classmethod

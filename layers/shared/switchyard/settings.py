@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # A QUEUED job the dispatcher has not looked at for this long lost its message: the sweeper re-sends it.
     lost_message_after_seconds: float = 90.0
     dispatcher_stalled_after_seconds: float = 60.0
+    # The operators' alarm (the sweeper's WorkerStalled metric): jobs queued and no dispatcher tick for
+    # this long. Longer than the seed's 60 s UI warning, so one slow batch does not page anyone.
+    worker_stalled_after_seconds: float = 120.0
     # A batch still being created after this long was left by a crashed request: the sweeper deletes it
     # and its jobs. Longer than any function that creates batches may run (StreamFunction: up to 900 s),
     # though a creator that outlives it only loses its own batch (its commit is conditional).

@@ -86,3 +86,22 @@ def item_pages(call: Callable[..., Mapping[str, Any]], **kwargs: Any) -> Iterato
         if "LastEvaluatedKey" not in page:
             return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def item_count(call: Callable[..., Mapping[str, Any]], **kwargs: Any) -> int:
+    """How many items a Table's `query` or `scan` matches (Select=COUNT: no item leaves DynamoDB, though
+    every item scanned is still read and billed)."""
+    total = 0
+    for page in _count_pages(call, **kwargs):
+        total += page
+    return total
+
+
+def _count_pages(call: Callable[..., Mapping[str, Any]], **kwargs: Any) -> Iterator[int]:
+    kwargs["Select"] = "COUNT"
+    while True:
+        page = call(**kwargs)
+        yield int(page.get("Count", 0))
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

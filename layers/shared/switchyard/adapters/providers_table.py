@@ -52,6 +52,15 @@ class ProvidersTable:
         )
         return tuple(Provider.from_item(item) for page in pages for item in page)
 
+    def count_online(self, seen_since_ms: int) -> int:
+        """Providers of every account that heartbeated at or after `seen_since_ms` (the sweeper's census;
+        the table holds heartbeat state only, so the scan is as small as the fleet)."""
+        return aws.item_count(
+            self._table.scan,
+            FilterExpression="last_seen >= :since",
+            ExpressionAttributeValues={":since": seen_since_ms},
+        )
+
     def registrations(self, account_id: str) -> list[Registration]:
         """Every provider of the account, with its leases and first heartbeat (read afresh)."""
         pages = aws.item_pages(

@@ -63,6 +63,16 @@ class RunsTable:
         )
         return sorted((Step.from_item(item) for page in pages for item in page), key=lambda s: s.index)
 
+    def count_waiting_gates(self) -> int:
+        """Gate steps of every run waiting for approve/reject (the sweeper's census). A filtered scan: it
+        reads the whole table, which is why the sweeper counts only every few sweeps."""
+        return aws.item_count(
+            self._table.scan,
+            FilterExpression="#status = :waiting AND attribute_exists(gate_token)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":waiting": StepStatus.WAITING.value},
+        )
+
     def list_for_account(self, account_id: str, *, limit: int, after: str | None) -> tuple[list[Run], bool]:
         """Newest first; (runs, has_more). `after` is the last run id of the previous page."""
         condition = "account_id = :account"

@@ -367,6 +367,25 @@ class WebhooksTable:
             for page in pages:
                 yield from page
 
+    def count_parked(self) -> int:
+        """How many deliveries sit in the wake index (their next attempt is too far off for an SQS delay,
+        or their message was refused): the operators' backlog gauge, a COUNT query per partition."""
+        total = 0
+        for part in wake_parts():
+            kwargs: dict[str, Any] = {
+                "IndexName": WAKE_INDEX,
+                "KeyConditionExpression": "wake_part = :part",
+                "ExpressionAttributeValues": {":part": part},
+                "Select": "COUNT",
+            }
+            while True:  # a COUNT page has no Items for aws.item_pages to yield
+                page = self._table.query(**kwargs)
+                total += int(page.get("Count", 0))
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return total
+
     # ------------------------------------------------------------ batch counters
     def count_batch_end(
         self, batch_id: str, *, webhook_id: str, total: int, expires_at: int

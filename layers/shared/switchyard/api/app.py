@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any, cast
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from switchyard import metrics, tracing
 from switchyard.api import (
     account_routes,
     agent_routes,
@@ -22,11 +23,10 @@ from switchyard.api import (
     inference_routes,
     providers_routes,
 )
+from switchyard.api.route_groups import route_group
 from switchyard.errors import ApiError, to_http
+from switchyard.logs import logged_invocation
 from switchyard.services.accounts import get_accounts_service
-
-logger = Logger()
-metrics = Metrics()
 
 TITLE = "Switchyard"
 DESCRIPTION = (
@@ -146,7 +146,16 @@ def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolver.resolve(event, context)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@metrics.log_metrics
+@logged_invocation(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(event, context)
+    """Every request is counted by route group and status; jobs it submits remember its request id."""
+    started = time.perf_counter()
+    status = 500  # what API Gateway answers when the handler raises
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    with metrics.measured_request(route_group(_route_path(event))), tracing.request_scope(request_id):
+        try:
+            result = resolve(event, context)
+            status = int(result.get("statusCode") or 200)
+            return result
+        finally:
+            metrics.record_request(status, (time.perf_counter() - started) * 1000)

@@ -3,13 +3,14 @@ answer, as a Powertools Response."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
+import logging
+
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from switchyard.errors import ApiError, InvalidRequest, MalformedJson, UnknownRoute, to_http
 
-logger = Logger(child=True)
+logger = logging.getLogger(__name__)
 
 
 def error_response(error: BaseException) -> Response[str]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
+from switchyard import metrics
 from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
 from switchyard.api.pagination import list_page
@@ -37,6 +38,7 @@ def _accepted(body: dict[str, Any]) -> Response[str]:
 def submit_async(
     app: APIGatewayHttpResolver, account_id: str, endpoint: Endpoint, data: dict[str, Any]
 ) -> Response[str]:
+    metrics.note_route_group(metrics.RouteGroup.ASYNC_SUBMIT)
     jobs = get_jobs_service()
     jobs.ensure_enabled()
     base_url = public_base_url(app)

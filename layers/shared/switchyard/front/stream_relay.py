@@ -17,6 +17,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from switchyard import metrics
 from switchyard.errors import ApiError, UpstreamError, to_http
 from switchyard.front.upstream_client import StreamedResponse, TransportError, TransportTimeout, UpstreamPool
 from switchyard.settings import get_settings
@@ -73,6 +74,14 @@ class StreamRelay:
             self._pool = None
 
     async def respond(self, authorization: str | None, path: str, body: bytes, request_id: str) -> Response:
+        # Streams bypass the API handler, which counts every other request: counted here, by the status
+        # they start with (no latency: a stream's length is the model's, not the gateway's).
+        with metrics.measured_request(metrics.RouteGroup.SYNC_INFERENCE):
+            response = await self._respond(authorization, path, body, request_id)
+            metrics.record_request(response.status_code, 0.0)
+        return response
+
+    async def _respond(self, authorization: str | None, path: str, body: bytes, request_id: str) -> Response:
         try:
             call = await self._prepare(authorization, path, body, request_id)
         except Exception as error:  # every failure must become an HTTP answer

@@ -24,6 +24,8 @@ from switchyard.clock import now_ms
 from switchyard.errors import ApiError, InvalidRequest, NotFound, TooLarge
 from switchyard.ids import new_id
 from switchyard.job_model import ACTIVE, Job, JobWebhook
+from switchyard.logs import carry_log_keys
+from switchyard.services import job_telemetry
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import JobsService, get_jobs_service
 from switchyard.services.webhooks import WebhooksService, get_webhooks_service
@@ -189,6 +191,7 @@ class BatchesService:
             raise BatchCreationFailed("The batch took too long to create and was discarded; submit it again.")
         batch.state = BatchState.COMMITTED
         self.lifecycle.enqueue_many(jobs)  # 4. wake the dispatcher (the sweeper re-sends what SQS refused)
+        job_telemetry.jobs_submitted(jobs)
         return batch.public([JobSummary(job.job_id, job.status, job.inference_type) for job in jobs])
 
     def _new_job(self, account_id: str, batch_id: str, item: BatchItem, webhook: JobWebhook | None) -> Job:
@@ -266,7 +269,7 @@ class BatchesService:
         active = [s.job_id for s in self.jobs_table.summaries(batch.job_ids).values() if s.status in ACTIVE]
         if active:
             with ThreadPoolExecutor(max_workers=min(8, len(active))) as pool:
-                list(pool.map(self.lifecycle.cancel, active))
+                list(pool.map(carry_log_keys(self.lifecycle.cancel), active))
         return batch.public(self._jobs_of(batch, self.jobs_table.summaries(batch.job_ids)))
 
     # -- housekeeping (the sweeper)

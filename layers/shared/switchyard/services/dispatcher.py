@@ -15,6 +15,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from switchyard import metrics, tracing
 from switchyard.adapters import upstream
 from switchyard.adapters.jobs_queue import JobMessage
 from switchyard.adapters.jobs_table import new_claim_id
@@ -95,14 +96,23 @@ class Dispatcher:
         client = upstream.get_client(
             self.settings.job_upstream_timeout_seconds, self.settings.upstream_connect_timeout_seconds
         )
+        url = provider.endpoint_url + job.endpoint
+        if job.attempt == 1:  # a retry's wait includes its backoff: not the queue's latency
+            metrics.record_dispatch_latency(now_ms() - job.queued_ms)
         try:
-            answer = upstream.post(
-                client,
-                provider.endpoint_url + job.endpoint,
-                body.encode(),
-                upstream.provider_request_headers(provider.secret, "application/json", job.job_id),
-                timeout=self.settings.job_upstream_timeout_seconds,
-            )
+            with (
+                metrics.provider_call(metrics.CallPath.ASYNC) as measured,
+                tracing.provider_subsegment(url) as traced,
+            ):
+                answer = upstream.post(
+                    client,
+                    url,
+                    body.encode(),
+                    upstream.provider_request_headers(provider.secret, "application/json", job.job_id),
+                    timeout=self.settings.job_upstream_timeout_seconds,
+                )
+                measured.answered(answer.status_code)
+                traced.answered(answer.status_code)
         except UpstreamError as error:
             return self._provider_failed(job, error.message)
         if answer.status_code >= 400:

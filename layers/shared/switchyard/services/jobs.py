@@ -15,8 +15,10 @@ from switchyard.clock import iso, now_ms
 from switchyard.errors import AsyncDisabled, Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
 from switchyard.job_model import FINISHED, RETRYABLE, Job, JobStatus, JobWebhook
+from switchyard.services import job_telemetry
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.settings import Settings, get_settings
+from switchyard.tracing import origin
 from switchyard.validation import gateway_fields, provider_body
 
 DISPATCHER_TICK_ID = "system#dispatcher"
@@ -68,6 +70,7 @@ class JobsService:
         if not endpoint.can_queue:
             raise InvalidRequest(f"{endpoint.path} is synchronous only and cannot be queued.", param="async")
         now = now_ms()
+        source = origin()
         job = Job(
             job_id=new_id("job_"),
             account_id=account_id,
@@ -82,6 +85,8 @@ class JobsService:
             workflow_run_id=workflow_run_id,
             workflow_step_id=workflow_step_id,
             task_token=task_token,
+            request_id=source.request_id,
+            trace_header=source.trace_header,
         )
         if webhook is not None:
             job.webhook_id, job.base_url = webhook.webhook_id, webhook.base_url
@@ -112,6 +117,7 @@ class JobsService:
         job = self.new_job(account_id, endpoint, data, webhook=webhook, **step)
         self._table.create(job)
         self._lifecycle.enqueue(job)
+        job_telemetry.jobs_submitted([job])
         return job
 
     # -- reading
@@ -215,17 +221,17 @@ class JobsService:
     def record_tick(self, which: str) -> None:
         self._table.record_tick(which)
 
+    def last_tick_ms(self, which: str) -> int | None:
+        return self._table.last_tick_ms(which)
+
     def summary(self, account_id: str) -> dict[str, Any]:
         active = self.active(account_id)
         queued = sum(1 for job in active if job.status == JobStatus.QUEUED)
         processing = sum(1 for job in active if job.status == JobStatus.PROCESSING)
         dispatcher_tick = self._table.last_tick_ms(DISPATCHER_TICK_ID)
-        stale_after_ms = self.settings.dispatcher_stalled_after_seconds * 1000
-        stalled = bool(queued) and (dispatcher_tick is None or now_ms() - dispatcher_tick > stale_after_ms)
-        # A job queued just now has not had its chance yet: only call it stalled once work has waited.
-        if stalled and dispatcher_tick is None:
-            oldest = min(job.queued_ms for job in active)
-            stalled = now_ms() - oldest > stale_after_ms
+        stalled = worker_stalled(
+            active, dispatcher_tick, now_ms(), self.settings.dispatcher_stalled_after_seconds
+        )
         return {
             "object": "queue.summary",
             "async_enabled": self.settings.async_enabled,
@@ -236,6 +242,20 @@ class JobsService:
             "dispatcher_last_tick_at": iso(dispatcher_tick),
             "sweeper_last_tick_at": iso(self._table.last_tick_ms(SWEEPER_TICK_ID)),
         }
+
+
+def worker_stalled(
+    active: list[Job], dispatcher_tick_ms: int | None, now: int, stale_after_seconds: float
+) -> bool:
+    """Jobs are queued and the dispatcher has not ticked for `stale_after_seconds`. A job queued just
+    now has not had its chance yet: with no tick ever, only once the oldest queued job waited as long."""
+    queued = [job for job in active if job.status == JobStatus.QUEUED]
+    if not queued:
+        return False
+    stale_after_ms = stale_after_seconds * 1000
+    if dispatcher_tick_ms is None:
+        return now - min(job.queued_ms for job in queued) > stale_after_ms
+    return now - dispatcher_tick_ms > stale_after_ms
 
 
 @cached

@@ -122,6 +122,11 @@ class ProvidersService:
     def leases(self, account_id: str, provider_id: str) -> dict[str, int]:
         return self._table.leases(account_id, provider_id)
 
+    def count_online(self) -> int:
+        """Online providers of every account (for the sweeper's census; uncached)."""
+        cutoff_ms = int((time.time() - self._settings.provider_offline_after_seconds) * 1000)
+        return self._table.count_online(cutoff_ms)
+
     def expire_leases(self, now_ms: int) -> int:
         """Drop leases past their expiry (their holder died); returns how many were dropped."""
         return self._table.expire_leases(now_ms)

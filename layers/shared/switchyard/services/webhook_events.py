@@ -32,6 +32,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from switchyard import metrics
 from switchyard.adapters.batches_table import BatchesTable, get_batches_table
 from switchyard.adapters.jobs_table import JobsTable, get_jobs_table
 from switchyard.adapters.media_store import MediaStore
@@ -63,6 +64,7 @@ logger = logging.getLogger(__name__)
 class WebhookSweepReport:
     announced_late: list[str] = field(default_factory=list)  # job ends the hook did not announce
     woken: int = 0  # deliveries whose message the sweeper sent
+    parked: int = 0  # deliveries in the wake index after the sweep (the backlog gauge)
 
 
 class WebhookEvents:
@@ -324,6 +326,8 @@ class WebhookEvents:
                 report.woken += self._wake(item, now)
             except Exception:
                 logger.exception("could not wake delivery %s", item.get("delivery_id"))
+        report.parked = self.table.count_parked()
+        metrics.record_webhook_backlog(report.parked)
         return report
 
     def _wake(self, item: dict[str, Any], now: int) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from switchyard import metrics
 from switchyard.adapters.runs_table import RunsTable, get_runs_table
 from switchyard.adapters.stepfunctions import StepFunctions
 from switchyard.caches import cached
@@ -273,6 +274,7 @@ class WorkflowRunner:
             if current is not None:
                 self._announce_end(current)
             return {"status": current.status.value if current is not None else status.value}
+        metrics.record_workflow_run_finished(status)
         self._announce_end(finished)
         return {"status": status.value}
 

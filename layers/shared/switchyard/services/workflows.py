@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+from switchyard import metrics
 from switchyard.adapters.runs_table import RunsTable, get_runs_table
 from switchyard.adapters.stepfunctions import StepFunctions
 from switchyard.caches import cached
@@ -146,6 +147,7 @@ class WorkflowsService:
             )
             raise
         self.runs.set_execution(run.run_id, execution_arn)
+        metrics.record_workflow_run_started()
         return self.view(account_id, run.run_id, base_url)
 
     def _check_webhooks(self, account_id: str, request: dict[str, Any], spec: WorkflowSpec) -> str | None:
@@ -213,6 +215,7 @@ class WorkflowsService:
         resolved = self.runs.resolve_gate(run_id, step_id, approve=approve, by=account_id, comment=comment)
         if resolved is None:
             raise Conflict(self._not_waiting(self._step(run_id, step_id)))
+        metrics.record_workflow_gate_decision(approve)
         token = str(resolved.gate_token)  # the transition's condition: a waiting gate has its token
         if approve:
             self.sfn.succeed(token, {"decision": "approved"})
@@ -255,6 +258,7 @@ class WorkflowsService:
         if canceled is None:
             run = self.owned_run(account_id, run_id)
             raise Conflict(f"Workflow run '{run_id}' is {run.status}; only a RUNNING run can be canceled.")
+        metrics.record_workflow_run_finished(RunStatus.CANCELED)
         # Downstream steps first: when an upstream step's cancel reaches the state machine, whose record
         # would skip what depends on it, those steps are already canceled.
         for step in reversed(self.runs.get_steps(run_id)):
