@@ -66,8 +66,6 @@ def post(
     except httpx.HTTPError as exc:
         raise UpstreamError(f"The provider could not be reached ({type(exc).__name__}: {exc}).") from exc
     if response.status_code >= 500:
-        raise UpstreamError(
-            f"The provider returned HTTP {response.status_code}: {response.text[:300]}".rstrip(": ")
-        )
+        raise UpstreamError.provider_status(response.status_code, response.text)
     kept = {k: v for k, v in response.headers.items() if k.lower() in PASSTHROUGH_HEADERS}
     return UpstreamResponse(response.status_code, kept, response.content)
