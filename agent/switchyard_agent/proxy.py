@@ -18,7 +18,6 @@ import collections
 import contextlib
 import hmac
 import logging
-import uuid
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -27,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from switchyard.front.relayed_response import RelayedResponse
 from switchyard.front.upstream_client import StreamedResponse, TransportError, TransportTimeout, UpstreamPool
+from switchyard.ids import provider_request_id
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ _DROPPED_REQUEST_HEADERS = HOP_BY_HOP_HEADERS | {"host", "content-length", "auth
 _DROPPED_RESPONSE_HEADERS = HOP_BY_HOP_HEADERS | {"date", "server"}
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_REQUEST_ID_NAMESPACE = uuid.UUID("6f1d7c52-3a0e-4b8e-9a44-5d0c2b7e9f10")  # fixed: derived ids are stable
 
 
 @dataclass(frozen=True)
@@ -68,19 +67,6 @@ def _connection_listed(headers: list[tuple[str, str]]) -> set[str]:
         if name.lower() == "connection":
             listed.update(token.strip().lower() for token in value.split(",") if token.strip())
     return listed
-
-
-def _as_uuid(request_id: str) -> str:
-    """The request id in UUID form, which some model servers insist on.
-
-    llama-cpp-python's server answers 400 with an empty body to an `X-Request-ID` that is not a UUID; the
-    gateway sends job ids ("job_...") for async work. Anything else becomes a UUID derived from it, the
-    same for every retry of one job.
-    """
-    try:
-        return str(uuid.UUID(request_id))
-    except ValueError:
-        return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, request_id))
 
 
 def upstream_error(message: str) -> JSONResponse:
@@ -144,8 +130,10 @@ class UpstreamProxy:
     def _upstream_headers(self, request: Request) -> list[tuple[str, str]]:
         incoming = request.headers.items()
         dropped = _DROPPED_REQUEST_HEADERS | _connection_listed(incoming)
+        # The gateway already sends a UUID (what llama-cpp-python's server insists on); mapping it here too
+        # keeps an agent in front of an older gateway working. A UUID passes unchanged.
         headers = [
-            (name, _as_uuid(value) if name == "x-request-id" else value)
+            (name, provider_request_id(value) if name == "x-request-id" else value)
             for name, value in incoming
             if name not in dropped
         ]

@@ -95,12 +95,21 @@ class Dispatcher:
         client = upstream.get_client(
             self.settings.job_upstream_timeout_seconds, self.settings.upstream_connect_timeout_seconds
         )
+        headers = upstream.provider_request_headers(provider.secret, "application/json", job.job_id)
+        # The provider knows the job by this UUID (its logs, its answer's x-request-id): say which is which.
+        logger.info(
+            "job %s attempt %d to provider %s as request %s",
+            job.job_id,
+            job.attempt,
+            provider.provider_id,
+            headers["x-request-id"],
+        )
         try:
             answer = upstream.post(
                 client,
                 provider.endpoint_url + job.endpoint,
                 body.encode(),
-                upstream.provider_request_headers(provider.secret, "application/json", job.job_id),
+                headers,
                 timeout=self.settings.job_upstream_timeout_seconds,
             )
         except UpstreamError as error:
