@@ -40,6 +40,8 @@ class Agent:
         self._heartbeat: asyncio.Task[None] | None = None
         self._clients: list[httpx.AsyncClient] = []
         self._relay_pool: UpstreamPool | None = None
+        # Set once the gateway has accepted a heartbeat (after the "registered provider" line is printed).
+        self.registered = asyncio.Event()
         self._slots: ConcurrencyLimit | None = None
 
     async def start(self) -> None:
@@ -95,9 +97,18 @@ class Agent:
         sender = HeartbeatSender(gateway_client, config.gateway_url, config.api_key)
         self._heartbeat = asyncio.create_task(
             heartbeat_forever(
-                sender, self.discovery, self.identity, config.heartbeat_interval, capacity=self._capacity
+                sender,
+                self.discovery,
+                self.identity,
+                config.heartbeat_interval,
+                announce=self._announce_registration,
+                capacity=self._capacity,
             )
         )
+
+    def _announce_registration(self, line: str) -> None:
+        print(line, flush=True)
+        self.registered.set()
 
     def _capacity(self) -> int:
         """`--max-concurrency` if given, else what the model server reports, else the default; the relay's
