@@ -92,6 +92,11 @@ class UpstreamError(ApiError):
     status_code = 502
     error_type = "upstream_error"
 
+    @classmethod
+    def provider_status(cls, status_code: int, body: str) -> UpstreamError:
+        """A provider's own 5xx, as every path reports it (synchronous, streaming, async jobs)."""
+        return cls(f"The provider returned HTTP {status_code}: {body[:300]}".rstrip(": "))
+
 
 class AsyncDisabled(ApiError):
     status_code = 503

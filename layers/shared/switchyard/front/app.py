@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from switchyard.front.http_api_event import RequestInfo, build_event, new_request_id, response_from_result
 from switchyard.front.lambda_context import LambdaContext
+from switchyard.front.relayed_response import RelayedResponse
 from switchyard.front.stream_relay import PrepareStream, StreamRelay, wants_stream
 from switchyard.settings import get_settings
 
@@ -48,7 +49,7 @@ def create_app(
     """
     relay = StreamRelay(prepare_stream)
 
-    async def handle(request: Request) -> Response:
+    async def handle(request: Request) -> Response | RelayedResponse:
         scope = request.scope
         body = await request.body()
         settings = get_settings()

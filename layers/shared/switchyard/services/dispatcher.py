@@ -97,6 +97,15 @@ class Dispatcher:
             self.settings.job_upstream_timeout_seconds, self.settings.upstream_connect_timeout_seconds
         )
         url = provider.endpoint_url + job.endpoint
+        headers = upstream.provider_request_headers(provider.secret, "application/json", job.job_id)
+        # The provider knows the job by this UUID (its logs, its answer's x-request-id): say which is which.
+        logger.info(
+            "job %s attempt %d to provider %s as request %s",
+            job.job_id,
+            job.attempt,
+            provider.provider_id,
+            headers["x-request-id"],
+        )
         if job.attempt == 1:  # a retry's wait includes its backoff: not the queue's latency
             metrics.record_dispatch_latency(now_ms() - job.queued_ms)
         try:
@@ -108,7 +117,7 @@ class Dispatcher:
                     client,
                     url,
                     body.encode(),
-                    upstream.provider_request_headers(provider.secret, "application/json", job.job_id),
+                    headers,
                     timeout=self.settings.job_upstream_timeout_seconds,
                 )
                 measured.answered(answer.status_code)
