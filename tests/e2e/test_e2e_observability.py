@@ -28,6 +28,16 @@ def wait_until_ended(http: httpx.Client, headers: dict, job_id: str, timeout: fl
     raise AssertionError(f"job {job_id} did not end")
 
 
+def wait_for_a_logged(log_path, message: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for text in log_path.read_text().splitlines():
+            if text.startswith("{") and f'"{message}"' in text:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"no {message!r} line logged within {timeout} s")
+
+
 @pytest.fixture(scope="module")
 def logged_run(tmp_path_factory):
     """A stack of its own whose standard error (the handlers' JSON lines) goes to a file; some async jobs
@@ -56,6 +66,8 @@ def logged_run(tmp_path_factory):
                 assert list(answered) == [200] * 4
             jobs = [wait_until_ended(http, headers, job_id) for job_id in job_ids]
             assert [job["status"] for job in jobs] == ["PROCESSED"] * 4
+        # The sweeper runs every 2 s here: a fast run can end before its first tick, so wait for one.
+        wait_for_a_logged(log_path, "swept")
     finally:
         for process in provider.processes:
             _stop(process)
