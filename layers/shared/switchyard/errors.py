@@ -28,6 +28,10 @@ class ApiError(Exception):
         self.message = message
         self.param = param
 
+    def response_headers(self) -> Mapping[str, str]:
+        """The headers this answer needs besides Content-Type (the class's, unless an error adds its own)."""
+        return self.headers
+
     def to_body(self) -> dict:
         error: dict = {"message": self.message, "type": self.error_type}
         if self.param:
@@ -57,6 +61,26 @@ class UnknownRoute(DetailError):
 
     def __init__(self, path: str):
         super().__init__(f"Not found: {path}")
+
+
+class MethodNotAllowed(DetailError):
+    """The path exists, for other methods (RFC 9110 section 15.5.6: the answer lists them in Allow)."""
+
+    status_code = 405
+
+    def __init__(self, method: str, allowed: list[str]):
+        super().__init__(f'Method "{method}" not allowed.')
+        self.allowed = allowed
+
+    def response_headers(self) -> Mapping[str, str]:
+        return {"Allow": ", ".join(self.allowed)}
+
+
+class UnsupportedMediaType(DetailError):
+    status_code = 415
+
+    def __init__(self, content_type: str, expected: str = "application/json"):
+        super().__init__(f'Unsupported media type "{content_type}" in request; send {expected}.')
 
 
 class InvalidRequest(ApiError):
@@ -125,6 +149,6 @@ def to_http(error: BaseException) -> ErrorResponse:
     api_error = error if isinstance(error, ApiError) else InternalError()
     return ErrorResponse(
         status=api_error.status_code,
-        headers={"Content-Type": "application/json", **api_error.headers},
+        headers={"Content-Type": "application/json", **api_error.response_headers()},
         body=json.dumps(api_error.to_body()),
     )

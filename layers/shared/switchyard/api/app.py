@@ -10,8 +10,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
 from switchyard.api import agent_routes, errors, feature_routes, inference_routes
+from switchyard.api.request_guard import normalise_json_body
 from switchyard.errors import ApiError, to_http
 from switchyard.services.accounts import get_accounts_service
+from switchyard.validation import json_body_deserializer
 
 logger = Logger()
 metrics = Metrics()
@@ -25,7 +27,7 @@ _AUTHENTICATED_PREFIXES = ("/v1/", "/api/inference/")
 
 
 def build_resolver() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=json_body_deserializer)
     errors.register(app)
     inference_routes.register(app)
     agent_routes.register(app)
@@ -97,16 +99,19 @@ def _route_path(event: dict) -> str:
 
 
 def resolve(event: dict, context) -> dict:
-    """Authenticate first (so a caller without a key learns nothing about bodies), then route."""
+    """Authenticate first (so a caller without a key learns nothing about bodies), check the body's
+    encoding, then route."""
     resolver = get_resolver()
-    if _route_path(event).startswith(_AUTHENTICATED_PREFIXES):
-        try:
+    path = _route_path(event)
+    try:
+        if path.startswith(_AUTHENTICATED_PREFIXES):
             account_id = get_accounts_service().authenticate(
                 (event.get("headers") or {}).get("authorization")
             )
-        except ApiError as error:
-            return _error_result(error)
-        resolver.append_context(account_id=account_id)
+            resolver.append_context(account_id=account_id)
+        normalise_json_body(event, path)
+    except ApiError as error:
+        return _error_result(error)
     return resolver.resolve(event, context)
 
 

@@ -14,8 +14,9 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import request_response
 
+from switchyard.api.request_guard import is_json_media_type
 from switchyard.front.http_api_event import RequestInfo, build_event, new_request_id, response_from_result
 from switchyard.front.lambda_context import LambdaContext
 from switchyard.front.stream_relay import PrepareStream, StreamRelay, wants_stream
@@ -24,7 +25,6 @@ from switchyard.settings import get_settings
 log = logging.getLogger(__name__)
 
 ApiHandler = Callable[[dict, Any], dict]
-_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Set by the Lambda Web Adapter on AWS; never forwarded to the handler as client headers.
 _LWA_CONTEXT_HEADER = "x-amzn-lambda-context"
 _LWA_HEADERS = (b"x-amzn-lambda-context", b"x-amzn-request-context")
@@ -56,7 +56,9 @@ def create_app(
         invocation = (_lambda_context_header(scope) if running_in_lambda else None) or {}
         request_id = invocation.get("request_id") or new_request_id()
 
-        if wants_stream(scope["method"], scope["path"], body):
+        if wants_stream(scope["method"], scope["path"], body) and is_json_media_type(
+            request.headers.get("content-type", "")
+        ):
             return await relay.respond(request.headers.get("authorization"), scope["path"], body, request_id)
 
         event = build_event(scope, body, RequestInfo(request_id=request_id))
@@ -93,7 +95,12 @@ def create_app(
         finally:
             await relay.aclose()
 
-    return Starlette(routes=[Route("/{path:path}", handle, methods=_METHODS)], lifespan=lifespan)
+    app = Starlette(lifespan=lifespan)
+    # Every request, whatever its method or path, goes to the handler, which answers unknown routes and
+    # methods itself (404, 405) in the API's envelope. Not a `/{path:path}` route: Starlette matches it
+    # with a regex whose `.` stops at a newline, and answered such paths with its own text/plain 404.
+    app.router.default = request_response(handle)
+    return app
 
 
 def _lambda_context_header(scope: dict) -> dict | None:
