@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
 from switchyard.api import agent_routes, errors, feature_routes, inference_routes
+from switchyard.api.openapi_docs import finish_document
 from switchyard.api.request_guard import normalise_json_body
 from switchyard.errors import ApiError, to_http
 from switchyard.services.accounts import get_accounts_service
@@ -55,14 +56,7 @@ def openapi_document(app: APIGatewayHttpResolver) -> str:
             security=[{"bearer": []}],
         )
     )
-    for path, body in inference_routes.MULTIPART_DOCS.items():
-        operation = spec.get("paths", {}).get(path, {}).get("post")
-        if operation is not None:
-            operation.update(body)
-    for operation in (op for item in spec.get("paths", {}).values() for op in item.values()):
-        # Powertools documents 422 for validation errors; this API answers 400 (documented per route).
-        operation.get("responses", {}).pop("422", None)
-    return json.dumps(spec)
+    return json.dumps(finish_document(spec))
 
 
 # A resolver keeps the current request on itself, so each thread gets its own: on Lambda that is one,

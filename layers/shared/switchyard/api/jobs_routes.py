@@ -6,14 +6,15 @@ import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from switchyard.api import openapi_docs as docs
+from switchyard.api import shapes
 from switchyard.api.caller import caller_account
 from switchyard.api.pagination import list_page
 from switchyard.catalog import Endpoint
 from switchyard.services.idempotency import run_once
-from switchyard.services.jobs import get_jobs_service
+from switchyard.services.jobs import MAX_LIST_LIMIT, get_jobs_service
 from switchyard.validation import provider_body
 
 
@@ -55,32 +56,33 @@ def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any])
     return _accepted(envelope)
 
 
-JobId = Annotated[str, Path(description="The job id (a string).", max_length=64)]
+_STATUS = "(QUEUED|PROCESSING|PROCESSED|FAILED|CANCELED)"
+StatusFilter = Annotated[
+    str | None,
+    Query(
+        description="Only these statuses (comma-separated), e.g. QUEUED,FAILED",
+        pattern=rf"^{_STATUS}(,{_STATUS})*$",
+    ),
+]
 
 
 def register(app) -> None:
     @app.get(
         "/v1/jobs",
         summary="List your async jobs, newest first",
-        responses=docs.merge(docs.BAD_REQUEST, docs.UNAUTHORIZED),
+        responses=docs.merge(docs.ok(shapes.JobList, "A page of jobs"), docs.errors(400, 401)),
     )
     def list_jobs(
-        status: Annotated[
-            str | None, Query(description="Only these statuses (comma-separated), e.g. QUEUED,FAILED")
+        status: StatusFilter = None,
+        active: Annotated[
+            bool | None, Query(description="true (or 1): only QUEUED or PROCESSING jobs")
         ] = None,
-        active: Annotated[str | None, Query(description="1 = only QUEUED or PROCESSING jobs")] = None,
-        limit: Annotated[int, Query(description="Max results (1-100)")] = 50,
-        after: Annotated[
-            str | None, Query(description="Page further: the last id of the previous page")
-        ] = None,
+        limit: docs.limit_query(MAX_LIST_LIMIT) = 50,
+        after: docs.after_query(shapes.JOB_ID) = None,
     ) -> dict:
         jobs = get_jobs_service()
         found, has_more = jobs.list(
-            caller_account(app),
-            status=status,
-            active=(active or "").lower() in ("1", "true", "yes"),
-            limit=limit,
-            after=after,
+            caller_account(app), status=status, active=bool(active), limit=limit, after=after
         )
         base_url = public_base_url(app)
         data = [jobs.envelope(job, base_url) for job in found]
@@ -89,18 +91,21 @@ def register(app) -> None:
     @app.get(
         "/v1/jobs/<job_id>",
         summary="A job's status and result",
-        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
+        responses=docs.merge(docs.ok(shapes.Job, "The job"), docs.errors(400, 401, 404)),
     )
-    def get_job(job_id: JobId) -> dict:
+    def get_job(job_id: docs.JobId) -> dict:
         jobs = get_jobs_service()
         return jobs.envelope(jobs.get(caller_account(app), job_id), public_base_url(app))
 
     @app.post(
         "/v1/jobs/<job_id>/cancel",
         summary="Cancel a QUEUED or PROCESSING job",
-        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
+        responses=docs.merge(
+            docs.ok(shapes.JobCancel, "Whether it was canceled (a finished job is left as it is)"),
+            docs.errors(400, 401, 404),
+        ),
     )
-    def cancel_job(job_id: JobId) -> dict:
+    def cancel_job(job_id: docs.JobId) -> dict:
         job, canceled = get_jobs_service().cancel(caller_account(app), job_id)
         answer: dict = {"id": job.job_id, "status": job.status.value, "canceled": canceled}
         if not canceled:
@@ -110,9 +115,11 @@ def register(app) -> None:
     @app.post(
         "/v1/jobs/<job_id>/retry",
         summary="Re-queue a FAILED or CANCELED job",
-        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND, docs.CONFLICT, docs.ASYNC_DISABLED),
+        responses=docs.merge(
+            docs.accepted(shapes.Job, "The job, QUEUED again"), docs.errors(400, 401, 404, 409, 503)
+        ),
     )
-    def retry_job(job_id: JobId):
+    def retry_job(job_id: docs.JobId):
         jobs = get_jobs_service()
         job = jobs.retry(caller_account(app), job_id)
         return _accepted(jobs.envelope(job, public_base_url(app)))
@@ -123,11 +130,11 @@ def register(app) -> None:
     app.get(
         "/api/inference/queue/summary/",
         summary="Counts of active work and worker health",
-        responses=docs.UNAUTHORIZED,
+        responses=docs.merge(docs.ok(shapes.QueueSummary, "The summary"), docs.errors(401)),
     )(summary)
     app.get("/api/inference/queue/summary", include_in_schema=False)(summary)
 
-    def asset(asset_id: Annotated[str, Path(max_length=64)]):
+    def asset(asset_id: docs.path_id(shapes.JOB_ID, "asset (its job's)")):
         found = get_jobs_service().asset(caller_account(app), asset_id)
         if found.redirect_url:
             return Response(302, "text/plain", "", headers={"Location": found.redirect_url})
@@ -138,6 +145,15 @@ def register(app) -> None:
     app.get(
         "/api/inference/assets/<asset_id>/",
         summary="A stored result asset (your own only)",
-        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
+        responses=docs.merge(
+            {
+                200: {"description": "The asset, with its media type", "content": docs.content("*/*")},
+                302: {
+                    "description": "A large asset: a short-lived link to it",
+                    "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+                },
+            },
+            docs.errors(400, 401, 404),
+        ),
     )(asset)
     app.get("/api/inference/assets/<asset_id>", include_in_schema=False)(asset)

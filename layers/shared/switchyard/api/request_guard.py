@@ -12,13 +12,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 from switchyard.catalog import endpoint_for
-from switchyard.errors import MalformedJson, UnsupportedMediaType
+from switchyard.errors import InvalidRequest, MalformedJson, UnsupportedMediaType
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON_MEDIA_TYPE = "application/json"
+# Visible ASCII: a key is stored and compared as it is sent, and header values are not text otherwise.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+def check_idempotency_key(headers: dict[str, Any]) -> None:
+    """Wherever it is sent, an Idempotency-Key is well formed (400 otherwise), even where it is ignored."""
+    key = headers.get("idempotency-key")
+    if key is not None and not _IDEMPOTENCY_KEY.match(str(key)):
+        raise InvalidRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces).", param="Idempotency-Key"
+        )
 
 
 def is_json_media_type(content_type: str) -> bool:
@@ -37,9 +50,11 @@ def normalise_json_body(event: dict[str, Any], path: str) -> None:
     UnsupportedMediaType. Multipart routes and bodiless requests are left alone."""
     method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
     body = event.get("body")
+    headers = event.setdefault("headers", {})
+    if method in _BODY_METHODS:
+        check_idempotency_key(headers)
     if method not in _BODY_METHODS or not body or takes_multipart(path):
         return
-    headers = event.setdefault("headers", {})
     content_type = str(headers.get("content-type", ""))
     if not is_json_media_type(content_type):
         raise UnsupportedMediaType(content_type)

@@ -16,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import request_response
 
-from switchyard.api.request_guard import is_json_media_type
+from switchyard.api.request_guard import check_idempotency_key, is_json_media_type
+from switchyard.errors import ApiError
 from switchyard.front.http_api_event import RequestInfo, build_event, new_request_id, response_from_result
 from switchyard.front.lambda_context import LambdaContext
-from switchyard.front.stream_relay import PrepareStream, StreamRelay, wants_stream
+from switchyard.front.stream_relay import PrepareStream, StreamRelay, error_response, wants_stream
 from switchyard.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,10 @@ def create_app(
         if wants_stream(scope["method"], scope["path"], body) and is_json_media_type(
             request.headers.get("content-type", "")
         ):
+            try:
+                check_idempotency_key(dict(request.headers))  # as the API handler would
+            except ApiError as error:
+                return error_response(error)
             return await relay.respond(request.headers.get("authorization"), scope["path"], body, request_id)
 
         event = build_event(scope, body, RequestInfo(request_id=request_id))

@@ -17,16 +17,40 @@ from switchyard.provider_model import ModelDeclaration, Provider
 from switchyard.settings import Settings, get_settings
 from switchyard.ttl_cache import TtlCache
 
+# What a schema can say of an acceptable endpoint (the rest depends on DNS and the policy): an http(s) URL
+# without whitespace or control characters, which the endpoint policy refuses too.
+ENDPOINT_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$"
+LOCAL_AGENT_URL = "http://127.0.0.1:9100"  # an agent on the same machine (the local stack allows loopback)
+
+
+# Slots one provider may declare: a box that runs more requests at once than this batches them anyway
+# (vLLM's default max_num_seqs), and each slot is an SQS record a dispatcher holds while it runs.
+MAX_PROVIDER_CONCURRENCY = 256
+
 
 class Heartbeat(BaseModel):
     """What a provider agent reports every few seconds."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     provider_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
-    endpoint_url: Annotated[str, Field(min_length=1, max_length=2048)]
+    endpoint_url: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=2048,
+            description="Where the gateway reaches the agent. Refused: credentials, a query or fragment, "
+            "and hosts that are (or resolve to) addresses the deployment's endpoint policy does not allow "
+            "(private, loopback, link-local, metadata, reserved, and the gateway's own hosts).",
+            json_schema_extra={
+                "format": "uri",
+                "pattern": ENDPOINT_URL_PATTERN,
+                "examples": [LOCAL_AGENT_URL],
+            },
+        ),
+    ]
     secret: Annotated[str, Field(min_length=16, max_length=512)]
-    max_concurrency: int = Field(default=1, ge=1, le=1024)
+    max_concurrency: int = Field(default=1, ge=1, le=MAX_PROVIDER_CONCURRENCY)
     models: list[ModelDeclaration] = Field(max_length=512)
 
 
