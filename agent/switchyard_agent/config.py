@@ -14,6 +14,13 @@ from switchyard_agent.capabilities import SERVICE_TYPES
 from switchyard_agent.serving import url_host
 
 MIN_SECRET_LENGTH = 16  # the gateway refuses shorter secrets
+
+
+def new_secret() -> str:
+    """A random shared secret; never one that looks like a gateway API key (`sy-...`), which it refuses."""
+    return "agent-" + secrets.token_urlsafe(32)
+
+
 _WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # noqa: S104 - recognised in the --host option, not bound here
 
 
@@ -28,7 +35,7 @@ class AgentConfig:
     provider_id: str | None = None
     max_concurrency: int = 4
     heartbeat_interval: float = 15.0
-    secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    secret: str = field(default_factory=new_secret)
     upstream_api_key: str | None = None
     model_types: dict[str, str] = field(default_factory=dict)
     default_service_type: str = "llm"

@@ -125,6 +125,19 @@ class AsyncDisabled(ApiError):
         super().__init__(message)
 
 
+class LoopDetected(ApiError):
+    """The request came from a gateway calling a provider whose endpoint leads back to a gateway."""
+
+    status_code = 508
+    error_type = "loop_detected"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This request was sent by a Switchyard gateway to a provider (it carries CDN-Loop: switchyard): "
+            "a provider endpoint must not lead back to a gateway, so it is refused."
+        )
+
+
 class InternalError(ApiError):
     """What a client learns of a failure nobody anticipated (the details go to the log, not the wire)."""
 

@@ -11,7 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from switchyard.api import agent_routes, errors, feature_routes, inference_routes
 from switchyard.api.openapi_docs import finish_document
-from switchyard.api.request_guard import normalise_json_body
+from switchyard.api.request_guard import normalise_json_body, refuse_loops
 from switchyard.errors import ApiError, to_http
 from switchyard.services.accounts import get_accounts_service
 from switchyard.validation import json_body_deserializer
@@ -93,11 +93,12 @@ def _route_path(event: dict) -> str:
 
 
 def resolve(event: dict, context) -> dict:
-    """Authenticate first (so a caller without a key learns nothing about bodies), check the body's
-    encoding, then route."""
+    """Refuse a request that looped back from a provider call, authenticate (so a caller without a key
+    learns nothing about bodies), check the body's encoding, then route."""
     resolver = get_resolver()
     path = _route_path(event)
     try:
+        refuse_loops(event.get("headers") or {})
         if path.startswith(_AUTHENTICATED_PREFIXES):
             account_id = get_accounts_service().authenticate(
                 (event.get("headers") or {}).get("authorization")

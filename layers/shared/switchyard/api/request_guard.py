@@ -16,13 +16,27 @@ import re
 from typing import Any
 
 from switchyard.catalog import endpoint_for
-from switchyard.errors import InvalidRequest, MalformedJson, UnsupportedMediaType
+from switchyard.errors import InvalidRequest, LoopDetected, MalformedJson, UnsupportedMediaType
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON_MEDIA_TYPE = "application/json"
 # Visible ASCII: a key is stored and compared as it is sent, and header values are not text otherwise.
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+LOOP_CDN_ID = "switchyard"  # what adapters/upstream.py sends as CDN-Loop on every call to a provider
+
+
+def refuse_loops(headers: dict[str, Any]) -> None:
+    """A request that a gateway sent to a provider must not come back in (RFC 8586's CDN-Loop lists every
+    intermediary it passed; ours is "switchyard"): LoopDetected, before anything else happens."""
+    value = headers.get("cdn-loop")
+    if value is None:
+        return
+    for entry in str(value).split(","):
+        if entry.split(";", 1)[0].strip().lower() == LOOP_CDN_ID:
+            raise LoopDetected()
 
 
 def check_idempotency_key(headers: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import request_response
 
-from switchyard.api.request_guard import check_idempotency_key, is_json_media_type
+from switchyard.api.request_guard import check_idempotency_key, is_json_media_type, refuse_loops
 from switchyard.errors import ApiError
 from switchyard.front.http_api_event import RequestInfo, build_event, new_request_id, response_from_result
 from switchyard.front.lambda_context import LambdaContext
@@ -61,7 +61,8 @@ def create_app(
             request.headers.get("content-type", "")
         ):
             try:
-                check_idempotency_key(dict(request.headers))  # as the API handler would
+                refuse_loops(dict(request.headers))  # as the API handler would
+                check_idempotency_key(dict(request.headers))
             except ApiError as error:
                 return error_response(error)
             return await relay.respond(request.headers.get("authorization"), scope["path"], body, request_id)

@@ -16,6 +16,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from switchyard.adapters.pinned_http import get_endpoint_guard
 from switchyard.errors import ApiError, UpstreamError, to_http
 from switchyard.front.upstream_client import StreamedResponse, TransportError, TransportTimeout, UpstreamPool
 from switchyard.settings import get_settings
@@ -60,7 +61,9 @@ class StreamRelay:
             read_timeout = settings.upstream_timeout_seconds
             connect_timeout = settings.upstream_connect_timeout_seconds
             self._pool = UpstreamPool(
-                connect_timeout=min(connect_timeout, read_timeout), read_timeout=read_timeout
+                connect_timeout=min(connect_timeout, read_timeout),
+                read_timeout=read_timeout,
+                guard=get_endpoint_guard(),
             )
         return self._pool
 
@@ -77,7 +80,7 @@ class StreamRelay:
         except Exception as error:  # every failure must become an HTTP answer
             if not isinstance(error, ApiError):
                 log.exception("prepare_stream failed", exc_info=error)
-            return _error_response(error)
+            return error_response(error)
         return await self._relay(call)
 
     async def _relay(self, call: Any) -> Response:
@@ -93,7 +96,7 @@ class StreamRelay:
             if not isinstance(error, TransportError):
                 raise
             log.warning("Upstream %s failed before the first byte: %r", call.url, error)
-            return _error_response(UpstreamError(f"Upstream provider failed: {_describe(error)}"))
+            return error_response(UpstreamError(f"Upstream provider failed: {_describe(error)}"))
         headers = {name: upstream.headers[name] for name in _RELAYED_HEADERS if name in upstream.headers}
         return StreamingResponse(
             _relay_chunks(upstream, first_chunk, chunks), status_code=upstream.status_code, headers=headers
@@ -115,7 +118,8 @@ async def _relay_chunks(upstream: StreamedResponse, first_chunk: bytes, chunks: 
         await upstream.aclose()
 
 
-def _error_response(error: BaseException) -> Response:
+def error_response(error: BaseException) -> Response:
+    """`to_http`'s answer as a Starlette response."""
     answer = to_http(error)
     return Response(answer.body, answer.status, headers=dict(answer.headers))
 

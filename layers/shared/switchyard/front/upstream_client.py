@@ -5,6 +5,10 @@ Python overhead on a 2-core box (time to first byte from a loopback SSE server: 
 httpcore 1.6 ms, httpx 3.6 ms), which alone broke the gateway's 5 ms budget. This client does only
 what the relay needs: one write per request, h11 for the protocol (framing, chunked bodies, keep-alive
 rules), a keep-alive pool per origin, TLS, and connect/read timeouts.
+
+Like the dispatcher's client (adapters/pinned_http.py), it connects only to addresses the endpoint policy
+allowed, resolved and checked when each connection opens, and keeps SNI and certificate checks on the
+host name.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import AsyncGenerator, Mapping
 from urllib.parse import urlsplit
 
 import h11
+
+from switchyard.endpoint_policy import EndpointGuard, EndpointRefused, is_ip_literal
 
 # Set by the client itself; a caller's value would contradict the framing h11 writes.
 _HOP_BY_HOP = frozenset(
@@ -91,12 +97,21 @@ class StreamedResponse:
 
 
 class UpstreamPool:
-    def __init__(self, *, connect_timeout: float, read_timeout: float, max_idle_per_origin: int = 64):
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        guard: EndpointGuard,
+        max_idle_per_origin: int = 64,
+        tls: ssl.SSLContext | None = None,
+    ):
+        self._guard = guard
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max_idle = max_idle_per_origin
         self._idle: dict[tuple, list[_Connection]] = {}
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
 
     async def post(self, url: str, headers: Mapping[str, str], content: bytes) -> StreamedResponse:
         """Send the request and read the response head; the body is left to `StreamedResponse.chunks`."""
@@ -169,12 +184,33 @@ class UpstreamPool:
         tls = self._tls_context() if scheme == "https" else None
         try:
             async with asyncio.timeout(self._connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port, ssl=tls, limit=_READ_SIZE)
+                # The addresses checked are the ones connected to (a resolver call blocks: a worker thread).
+                addresses = (
+                    self._guard.addresses_for(host, port)
+                    if is_ip_literal(host)
+                    else await asyncio.to_thread(self._guard.addresses_for, host, port)
+                )
+                failure: OSError | None = None
+                for address in addresses:
+                    try:
+                        reader, writer = await asyncio.open_connection(
+                            str(address),
+                            port,
+                            ssl=tls,
+                            server_hostname=host if tls else None,  # SNI and the certificate: the name
+                            limit=_READ_SIZE,
+                        )
+                    except OSError as error:
+                        failure = error
+                        continue
+                    return _Connection(reader, writer)
+                raise failure or OSError(f"'{host}' has no address")
+        except EndpointRefused as refused:
+            raise TransportError(str(refused)) from None
         except TimeoutError as error:
             raise TransportTimeout(f"connect timed out after {self._connect_timeout:g} s") from error
         except OSError as error:
-            raise TransportError(f"connection failed ({error.strerror or type(error).__name__})") from error
-        return _Connection(reader, writer)
+            raise TransportError(f"connection failed ({error.strerror or error})") from error
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:

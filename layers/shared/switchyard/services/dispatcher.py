@@ -102,7 +102,12 @@ class Dispatcher:
                 body.encode(),
                 upstream.provider_request_headers(provider.secret, "application/json", job.job_id),
                 timeout=self.settings.job_upstream_timeout_seconds,
+                deadline_seconds=self.settings.job_upstream_timeout_seconds,
+                max_bytes=self.settings.provider_response_max_bytes,
             )
+        except upstream.AnswerTooLarge as error:
+            # The same request would get the same answer: fail now rather than spend the other attempts.
+            return self._ended(job, self.lifecycle.fail(job, "upstream_error", error.message), "failed")
         except UpstreamError as error:
             return self._provider_failed(job, error.message)
         if answer.status_code >= 400:

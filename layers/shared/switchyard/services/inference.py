@@ -64,4 +64,12 @@ def plan_multipart_call(
 def execute(call: ProviderCall) -> upstream.UpstreamResponse:
     settings = get_settings()
     client = upstream.get_client(settings.upstream_timeout_seconds, settings.upstream_connect_timeout_seconds)
-    return upstream.post(client, call.url, call.content, call.headers)
+    return upstream.post(
+        client,
+        call.url,
+        call.content,
+        call.headers,
+        timeout=settings.upstream_timeout_seconds,
+        deadline_seconds=settings.upstream_timeout_seconds,
+        max_bytes=settings.provider_response_max_bytes,
+    )

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from switchyard.adapters.pinned_http import get_endpoint_guard
 from switchyard.adapters.providers_table import ProvidersTable, get_providers_table
 from switchyard.caches import cached
 from switchyard.catalog import ServiceType
-from switchyard.endpoint_policy import check_endpoint_url
-from switchyard.errors import NoProvider
+from switchyard.endpoint_policy import EndpointGuard
+from switchyard.errors import InvalidRequest, NoProvider
 from switchyard.provider_model import ModelDeclaration, Provider
+from switchyard.services.accounts import KEY_PREFIX, get_accounts_service
 from switchyard.settings import Settings, get_settings
 from switchyard.ttl_cache import TtlCache
 
@@ -55,9 +58,17 @@ class Heartbeat(BaseModel):
 
 
 class ProvidersService:
-    def __init__(self, settings: Settings, table: ProvidersTable):
+    def __init__(
+        self,
+        settings: Settings,
+        table: ProvidersTable,
+        guard: EndpointGuard,
+        is_api_key: Callable[[str], bool],
+    ):
         self._settings = settings
         self._table = table
+        self._guard = guard
+        self._is_api_key = is_api_key
         # Reloaded in the background in the last quarter of its life: under steady traffic no request
         # waits for the query.
         self._online_cache: TtlCache[tuple[Provider, ...]] = TtlCache(
@@ -65,10 +76,20 @@ class ProvidersService:
         )
 
     def record_heartbeat(self, account_id: str, beat: Heartbeat) -> Provider:
+        """Register or refresh a provider; a refused endpoint or secret stores nothing."""
+        endpoint_url = self._guard.check_url(beat.endpoint_url)
+        # The gateway sends the secret to the endpoint with every call: were it an API key, an endpoint
+        # leading back to a gateway would authenticate, and each call would start another.
+        if beat.secret.startswith(KEY_PREFIX) or self._is_api_key(beat.secret):
+            raise InvalidRequest(
+                "secret must not be an API key: the gateway sends it to your provider with every call. "
+                "Use a random secret of its own (the agent makes one when --secret is not given).",
+                param="secret",
+            )
         provider = Provider(
             account_id=account_id,
             provider_id=beat.provider_id,
-            endpoint_url=check_endpoint_url(beat.endpoint_url, self._settings.provider_endpoint_policy),
+            endpoint_url=endpoint_url,
             secret=beat.secret,
             max_concurrency=beat.max_concurrency,
             models=tuple(beat.models),
@@ -110,7 +131,9 @@ class ProvidersService:
 
 @cached
 def get_providers_service() -> ProvidersService:
-    return ProvidersService(get_settings(), get_providers_table())
+    return ProvidersService(
+        get_settings(), get_providers_table(), get_endpoint_guard(), get_accounts_service().is_api_key
+    )
 
 
 def reachable_models(providers: tuple[Provider, ...]) -> list[dict]:
