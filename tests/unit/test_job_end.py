@@ -59,10 +59,10 @@ def test_given_a_name_already_subscribed_then_subscribing_again_is_refused():
         hook.subscribe("metrics", lambda job: None)
 
 
-def test_the_process_wiring_subscribes_the_workflow_step_token():
+def test_the_process_wiring_subscribes_the_workflow_step_token_and_the_jobs_in_flight_count():
     from switchyard.wiring import get_job_end_hook
 
-    assert get_job_end_hook().subscribers == ("workflow step token",)
+    assert get_job_end_hook().subscribers == ("workflow step token", "jobs in flight")
 
 
 # -- the lifecycle: who announces, who re-queues

@@ -11,6 +11,7 @@ defaults).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -27,6 +28,8 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
+        # Headers the boundary that raised it adds (the rate-limit headers of an admitted request).
+        self.extra_headers: dict[str, str] = {}
 
     def response_headers(self) -> Mapping[str, str]:
         """The headers this answer needs besides Content-Type (the class's, unless an error adds its own)."""
@@ -125,6 +128,26 @@ class AsyncDisabled(ApiError):
         super().__init__(message)
 
 
+class RateLimited(ApiError):
+    """Over the account's requests per minute or jobs in flight (services/rate_limits.py)."""
+
+    status_code = 429
+    error_type = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float, limit_headers: Mapping[str, str]):
+        super().__init__(message)
+        self.retry_after = max(0.001, retry_after)
+        self.limit_headers = dict(limit_headers)
+
+    def response_headers(self) -> Mapping[str, str]:
+        # Retry-After in whole seconds (RFC 9110); retry-after-ms is what the OpenAI SDKs read first.
+        return {
+            "Retry-After": str(math.ceil(self.retry_after)),
+            "retry-after-ms": str(int(self.retry_after * 1000)),
+            **self.limit_headers,
+        }
+
+
 class LoopDetected(ApiError):
     """The request came from a gateway calling a provider whose endpoint leads back to a gateway."""
 
@@ -162,6 +185,10 @@ def to_http(error: BaseException) -> ErrorResponse:
     api_error = error if isinstance(error, ApiError) else InternalError()
     return ErrorResponse(
         status=api_error.status_code,
-        headers={"Content-Type": "application/json", **api_error.response_headers()},
+        headers={
+            "Content-Type": "application/json",
+            **api_error.response_headers(),
+            **api_error.extra_headers,
+        },
         body=json.dumps(api_error.to_body()),
     )

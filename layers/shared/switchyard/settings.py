@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     runs_table: ResourceName
     workflow_state_machine_arn: ResourceName
     batches_table: ResourceName
+    limits_table: ResourceName
 
     # Which addresses user-supplied URLs (provider endpoints) may lead to, checked when registered and on
     # every connection (endpoint_policy.py): "public" refuses private, loopback, link-local, metadata,
@@ -80,6 +81,13 @@ class Settings(BaseSettings):
     workflow_step_timeout_seconds: int = 24 * 3600
     workflow_gate_timeout_seconds: int = 7 * 24 * 3600
     workflow_max_wait_seconds: int = 30 * 24 * 3600
+
+    # Per-account limits (services/rate_limits.py); `switchyard-admin set-limits` overrides one account's.
+    account_requests_per_minute: int = 600
+    account_max_active_jobs: int = 1000
+    # Jobs of one account a dispatcher may run at once (0: as many as its providers take); keep it below
+    # DispatcherMaxConcurrency so that one account cannot hold every dispatcher.
+    account_max_running_jobs: int = 0
 
     # Warm-path caches. A revoked key stops working within auth_cache_seconds; a provider that goes
     # offline stops being chosen within provider_cache_seconds.

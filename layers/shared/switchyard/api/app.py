@@ -10,10 +10,12 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
 from switchyard.api import agent_routes, errors, feature_routes, inference_routes
+from switchyard.api.admission import Admission, jobs_requested
 from switchyard.api.openapi_docs import finish_document
 from switchyard.api.request_guard import normalise_json_body, refuse_loops
 from switchyard.errors import ApiError, to_http
 from switchyard.services.accounts import get_accounts_service
+from switchyard.services.rate_limits import get_rate_limiter
 from switchyard.validation import json_body_deserializer
 
 logger = Logger()
@@ -94,9 +96,11 @@ def _route_path(event: dict) -> str:
 
 def resolve(event: dict, context) -> dict:
     """Refuse a request that looped back from a provider call, authenticate (so a caller without a key
-    learns nothing about bodies), check the body's encoding, then route."""
+    learns nothing about bodies), count the request against the account's limits, check the body's
+    encoding, then route."""
     resolver = get_resolver()
     path = _route_path(event)
+    admission: Admission | None = None
     try:
         refuse_loops(event.get("headers") or {})
         if path.startswith(_AUTHENTICATED_PREFIXES):
@@ -104,10 +108,41 @@ def resolve(event: dict, context) -> dict:
                 (event.get("headers") or {}).get("authorization")
             )
             resolver.append_context(account_id=account_id)
+            method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
+            jobs = jobs_requested(method, path, event)
+            if jobs is not None:
+                admission = Admission(account_id, get_rate_limiter().admit(account_id, jobs))
+                resolver.append_context(admission=admission)
         normalise_json_body(event, path)
     except ApiError as error:
-        return _error_result(error)
-    return resolver.resolve(event, context)
+        result = _error_result(error)
+        return _with_limit_headers(result, admission)
+    try:
+        result = resolver.resolve(event, context)
+    finally:
+        if admission is not None:
+            _settle(admission)
+    return _with_limit_headers(result, admission)
+
+
+def _settle(admission: Admission) -> None:
+    """Give back the jobs the request reserved and did not create (or count ones it made unannounced)."""
+    limiter = get_rate_limiter()
+    try:
+        if admission.unused:
+            limiter.release(admission.account_id, admission.unused)
+        elif admission.created > admission.allowance.jobs_reserved:
+            limiter.count_unchecked(
+                admission.account_id, admission.created - admission.allowance.jobs_reserved
+            )
+    except Exception:
+        logger.exception("could not settle the jobs reserved by a request")
+
+
+def _with_limit_headers(result: dict, admission: Admission | None) -> dict:
+    if admission is not None:
+        result["headers"] = {**(result.get("headers") or {}), **admission.allowance.headers()}
+    return result
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from switchyard.api import openapi_docs as docs
 from switchyard.api import shapes
+from switchyard.api.admission import note_jobs_created
 from switchyard.api.caller import caller_account
 from switchyard.api.inference_routes import raw_body
 from switchyard.api.pagination import list_page
@@ -70,7 +71,9 @@ def register(app) -> None:
             docs.accepted(shapes.Batch, "The batch, status PENDING (see GET /v1/batches/{batch_id})"),
             docs.errors(400, 401, 409, 415, 503),
         ),
-        openapi_extensions=docs.extensions(docs.body(batch_request_schema()), docs.IDEMPOTENCY_KEY),
+        openapi_extensions=docs.extensions(
+            docs.body(batch_request_schema()), docs.IDEMPOTENCY_KEY, docs.RATE_LIMITED
+        ),
     )
     def create_batch():
         account_id = caller_account(app)
@@ -78,16 +81,22 @@ def register(app) -> None:
         batches.ensure_enabled()
         # Parsed here, not by a pydantic body model, so that 257 items is too_large and a bad item is named.
         request = parse_batch_request(parse_json_object(raw_body(app.current_event.raw_event)))
+
+        def create() -> dict:
+            batch = batches.submit(account_id, request)
+            note_jobs_created(app, len(request.items))
+            return batch
+
         key = app.current_event.headers.get("idempotency-key")
         if key is None:
-            return _accepted(batches.submit(account_id, request))
+            return _accepted(create())
         return _accepted(
             run_once(
                 account_id=account_id,
                 key=key,
                 scope="batch",
                 payload=request.fingerprint_payload(),
-                create=lambda: batches.submit(account_id, request),
+                create=create,
                 replay=lambda first: batches.get(account_id, first["id"]),
                 lambda_context=app.lambda_context,
             )

@@ -115,7 +115,7 @@ def inference_extensions(path: str) -> dict[str, Any]:
             "content": {docs.JSON: {"schema": {"anyOf": [_ref("ErrorEnvelope"), _ref("DetailError")]}}},
         }
     }
-    parts = [{docs.EXTENSION: {"responses": refusal}}]
+    parts = [{docs.EXTENSION: {"responses": refusal}}, docs.RATE_LIMITED]
     if ENDPOINTS[path].multipart:
         parts.append(MULTIPART_DOCS[path])
     elif ENDPOINTS[path].can_queue:

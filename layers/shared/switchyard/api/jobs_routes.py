@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from switchyard.api import openapi_docs as docs
 from switchyard.api import shapes
+from switchyard.api.admission import note_jobs_created
 from switchyard.api.caller import caller_account
 from switchyard.api.pagination import list_page
 from switchyard.catalog import Endpoint
@@ -39,7 +40,9 @@ def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any])
     base_url = public_base_url(app)
 
     def create() -> dict:
-        return jobs.envelope(jobs.submit(account_id, endpoint, data), base_url)
+        job = jobs.submit(account_id, endpoint, data)
+        note_jobs_created(app, 1)
+        return jobs.envelope(job, base_url)
 
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
@@ -118,10 +121,12 @@ def register(app) -> None:
         responses=docs.merge(
             docs.accepted(shapes.Job, "The job, QUEUED again"), docs.errors(400, 401, 404, 409, 503)
         ),
+        openapi_extensions=docs.RATE_LIMITED,
     )
     def retry_job(job_id: docs.JobId):
         jobs = get_jobs_service()
         job = jobs.retry(caller_account(app), job_id)
+        note_jobs_created(app, 1)  # back in flight
         return _accepted(jobs.envelope(job, public_base_url(app)))
 
     def summary() -> dict:

@@ -96,6 +96,11 @@ _ERRORS: dict[int, tuple[str, Any]] = {
     404: ("not_found, or no_provider: no online provider of yours serves this model", shapes.ErrorEnvelope),
     409: ("conflict: the resource is not in a state that allows this", shapes.ErrorEnvelope),
     415: ('The body is not JSON: {"detail": ...}', shapes.DetailError),
+    429: (
+        "rate_limit_exceeded: over the account's requests per minute or jobs in flight (Retry-After says "
+        "when to try again)",
+        shapes.ErrorEnvelope,
+    ),
     502: ("upstream_error: the provider failed or did not respond", shapes.ErrorEnvelope),
     503: ("async_disabled: async processing is not enabled on this server", shapes.ErrorEnvelope),
 }
@@ -166,6 +171,27 @@ def header(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
+_LIMIT_HEADERS = {
+    "x-ratelimit-limit-requests": ("The account's requests per minute", "integer"),
+    "x-ratelimit-remaining-requests": ("What is left of them in this minute", "integer"),
+    "x-ratelimit-reset-requests": ("When the minute ends (59s, 1m0s, 250ms)", "string"),
+}
+_RETRY_HEADERS = {
+    "Retry-After": ("Seconds to wait before trying again", "integer"),
+    "retry-after-ms": ("The same, in milliseconds", "integer"),
+}
+# Counted against the account's rate limits (api/admission.py): every answer after authentication carries
+# the x-ratelimit headers, and the route may answer 429.
+RATE_LIMITED = {EXTENSION: {"rate_limited": True}}
+
+
+def _headers(spec: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    return {
+        name: {"description": text, "required": True, "schema": {"type": kind}}
+        for name, (text, kind) in spec.items()
+    }
+
+
 def extensions(*parts: dict[str, Any]) -> dict[str, Any]:
     """Several of `body` and `header` for one route."""
     merged: dict[str, Any] = {}
@@ -224,6 +250,8 @@ def finish_document(spec: dict[str, Any]) -> dict[str, Any]:
             if "requestBody" in own:
                 operation["requestBody"] = own["requestBody"]
             operation.setdefault("responses", {}).update(own.get("responses", {}))
+            if own.get("rate_limited"):
+                _document_rate_limits(operation)
             operation.setdefault("parameters", []).extend(own.get("parameters", []))
             if not operation["parameters"]:
                 del operation["parameters"]
@@ -234,6 +262,23 @@ def finish_document(spec: dict[str, Any]) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         components.pop(name, None)
     return spec
+
+
+def _document_rate_limits(operation: dict[str, Any]) -> None:
+    responses = operation["responses"]
+    description, model = _ERRORS[429]
+    responses.setdefault("429", {"description": description, "content": {JSON: {"schema": _ref(model)}}})
+    for status, response in responses.items():
+        if status == "401":  # authentication comes first: an unknown caller is not counted
+            continue
+        headers = response.setdefault("headers", {})
+        headers.update(_headers(_LIMIT_HEADERS))
+        if status == "429":
+            headers.update(_headers(_RETRY_HEADERS))
+
+
+def _ref(model: Any) -> dict[str, str]:
+    return {"$ref": COMPONENTS.format(model=model.__name__)}
 
 
 def _drop_null(parameter: dict[str, Any]) -> None:

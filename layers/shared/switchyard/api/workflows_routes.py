@@ -123,7 +123,9 @@ def register(app) -> None:
             docs.accepted(shapes.Run, "The run (status RUNNING, every step pending), as GET returns it"),
             docs.errors(400, 401, 409, 415, 503),
         ),
-        openapi_extensions=docs.extensions(docs.body(start_request_schema()), docs.IDEMPOTENCY_KEY),
+        openapi_extensions=docs.extensions(
+            docs.body(start_request_schema()), docs.IDEMPOTENCY_KEY, docs.RATE_LIMITED
+        ),
     )
     def start_run():
         account_id = caller_account(app)

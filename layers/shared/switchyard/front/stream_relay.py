@@ -96,8 +96,11 @@ class StreamRelay:
             if not isinstance(error, TransportError):
                 raise
             log.warning("Upstream %s failed before the first byte: %r", call.url, error)
-            return error_response(UpstreamError(f"Upstream provider failed: {_describe(error)}"))
+            failed = UpstreamError(f"Upstream provider failed: {_describe(error)}")
+            failed.extra_headers.update(getattr(call, "response_headers", {}))
+            return error_response(failed)
         headers = {name: upstream.headers[name] for name in _RELAYED_HEADERS if name in upstream.headers}
+        headers.update(getattr(call, "response_headers", {}))
         return StreamingResponse(
             _relay_chunks(upstream, first_chunk, chunks), status_code=upstream.status_code, headers=headers
         )

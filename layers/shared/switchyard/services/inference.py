@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from switchyard.adapters import upstream
@@ -25,6 +25,7 @@ class ProviderCall:
     url: str
     headers: dict[str, str]
     content: bytes
+    response_headers: dict[str, str] = field(default_factory=dict)  # for the caller's answer (rate limits)
 
 
 def plan_json_call(

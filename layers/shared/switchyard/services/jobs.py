@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from switchyard.errors import AsyncDisabled, Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
 from switchyard.job_model import FINISHED, RETRYABLE, Job, JobStatus
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
+from switchyard.services.rate_limits import get_rate_limiter
 from switchyard.settings import Settings, get_settings
 from switchyard.validation import provider_body
 
@@ -39,12 +41,14 @@ class JobsService:
         lifecycle: JobLifecycle,
         media: MediaStore,
         batches: BatchesTable,
+        count_unchecked_job: Callable[[str], None] | None = None,
     ):
         self.settings = settings
         self._table = table
         self._lifecycle = lifecycle
         self._media = media
         self._batches = batches
+        self._count_unchecked_job = count_unchecked_job
 
     def ensure_enabled(self) -> None:
         if not self.settings.async_enabled:
@@ -90,9 +94,14 @@ class JobsService:
         return job
 
     def submit(self, account_id: str, endpoint: Endpoint, data: dict[str, Any], **step: str) -> Job:
-        """Store a new job and wake the dispatcher; `step` names a workflow step's run, step and token."""
+        """Store a new job and wake the dispatcher; `step` names a workflow step's run, step and token.
+
+        A caller's job was counted in its account's jobs in flight when its request was admitted; a
+        workflow step's job is counted here (unchecked: its run was admitted)."""
         self.ensure_enabled()
         job = self.new_job(account_id, endpoint, data, **step)
+        if step.get("workflow_run_id") and self._count_unchecked_job is not None:
+            self._count_unchecked_job(account_id)
         self._table.create(job)
         self._lifecycle.enqueue(job)
         return job
@@ -228,4 +237,5 @@ def get_jobs_service() -> JobsService:
         get_job_lifecycle(),
         MediaStore(settings.media_bucket),
         get_batches_table(),
+        get_rate_limiter().count_unchecked,
     )

@@ -13,6 +13,7 @@ from switchyard.services.batches import BatchesService, get_batches_service
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import SWEEPER_TICK_ID, JobsService, get_jobs_service
 from switchyard.services.providers import ProvidersService, get_providers_service
+from switchyard.services.rate_limits import RateLimiter, get_rate_limiter
 from switchyard.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -37,12 +38,14 @@ class Sweeper:
         lifecycle: JobLifecycle,
         providers: ProvidersService,
         batches: BatchesService | None = None,
+        limiter: RateLimiter | None = None,
     ):
         self.settings = settings
         self.jobs = jobs
         self.lifecycle = lifecycle
         self.providers = providers
         self.batches = batches
+        self.limiter = limiter
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -59,6 +62,8 @@ class Sweeper:
             elif job.status == JobStatus.PROCESSING and job.lease_until_ms and job.lease_until_ms < now:
                 self._recover_expired(job, report)
         report.expired_leases = self.providers.expire_leases(now)
+        if self.limiter is not None:
+            report.expired_leases += self.limiter.expire_running_slots(now)
         self.jobs.record_tick(SWEEPER_TICK_ID)
         return report
 
@@ -80,4 +85,5 @@ def get_sweeper() -> Sweeper:
         get_job_lifecycle(),
         get_providers_service(),
         get_batches_service(),
+        get_rate_limiter(),
     )
