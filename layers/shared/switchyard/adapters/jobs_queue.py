@@ -1,4 +1,9 @@
-"""The SQS queue that wakes the dispatcher. A message only says "look at job X (generation G)"."""
+"""The SQS queue that wakes the dispatcher. A message only says "look at job X (generation G)".
+
+Every message carries its account as MessageGroupId: on a standard queue that makes SQS a fair queue,
+which delivers other accounts' messages ahead of the backlog of one that has more than its share in
+flight (the local stack's poller does the same, local/switchyard_local/sqs_poller.py).
+"""
 
 from __future__ import annotations
 
@@ -54,6 +59,7 @@ class JobsQueue:
             QueueUrl=self.queue_url,
             MessageBody=message.to_body(),
             DelaySeconds=max(0, min(int(delay_seconds), MAX_DELAY_SECONDS)),
+            MessageGroupId=message.account_id,
         )
 
     def send_many(self, messages: list[JobMessage]) -> list[JobMessage]:
@@ -64,7 +70,10 @@ class JobsQueue:
             chunk = messages[start : start + 10]
             response = sqs.send_message_batch(
                 QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "MessageBody": m.to_body()} for i, m in enumerate(chunk)],
+                Entries=[
+                    {"Id": str(i), "MessageBody": m.to_body(), "MessageGroupId": m.account_id}
+                    for i, m in enumerate(chunk)
+                ],
             )
             failed.extend(chunk[int(entry["Id"])] for entry in response.get("Failed", []))
         return failed
