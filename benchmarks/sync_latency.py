@@ -2,8 +2,9 @@
 
 Runs on loopback in one go: the local stack, a fake model server and the real provider agent, each its own
 process. The same requests go (interleaved) straight to the provider agent and through the gateway, so the
-difference is the gateway's own cost. Also reports the API handler's DynamoDB calls on the warm path and
-its cold import time.
+difference is the gateway's own cost. Also reports the API handler's DynamoDB calls on the warm path (one:
+the rate-limit admission), what that admission costs on its own against the same embedded AWS, and the
+handler's cold import time.
 
     .venv/bin/python benchmarks/sync_latency.py [--requests 600]
 """
@@ -86,6 +87,38 @@ def warm_path_dynamodb_calls() -> int:
         return len(calls)
 
 
+def admission_seconds(setup, calls: int = 300) -> list[float]:
+    """The rate-limit admission alone (one conditional UpdateItem) against the running stack's embedded AWS,
+    from this process: the DynamoDB call every limited request now makes."""
+    import json
+    import os
+
+    state = json.loads((setup.workdir / ".switchyard" / "local-stack.json").read_text())
+    os.environ.update(state["environment"])
+    os.environ.update(
+        AWS_ENDPOINT_URL=state["aws_endpoint_url"],
+        AWS_DEFAULT_REGION=state["region"],
+        AWS_REGION=state["region"],
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+    )
+    from switchyard.caches import reset_all
+    from switchyard.services.accounts import get_accounts_service
+    from switchyard.services.rate_limits import get_rate_limiter
+
+    reset_all()
+    account = get_accounts_service().create_account("admission-bench").account_id
+    limiter = get_rate_limiter()
+    limiter.set_limits(account, requests_per_minute=10_000_000, max_active_jobs=None)
+    limiter.admit(account)  # the window's first request starts it: not the steady state
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        limiter.admit(account)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=600)
@@ -112,6 +145,7 @@ def main() -> None:
         for _ in range(args.stream_requests):
             ttfb["agent"].append(time_to_first_byte(client, *direct, streaming))
             ttfb["gateway"].append(time_to_first_byte(client, *gateway, streaming))
+        admission = admission_seconds(setup)
 
     ms = 1000.0
     print(f"\nSynchronous chat completion, {args.requests} requests each, interleaved, on loopback (ms)")
@@ -141,7 +175,11 @@ def main() -> None:
         f"{percentile(ttfb['gateway'], 0.5) / percentile(ttfb['agent'], 0.5):.2f}x"
     )
 
-    print(f"\nDynamoDB calls of a warm synchronous request: {warm_path_dynamodb_calls()} (target <= 1)")
+    print(
+        f"\nRate-limit admission alone (one conditional UpdateItem on the embedded AWS, {len(admission)} calls): "
+        f"p50 {percentile(admission, 0.5) * ms:.2f} ms, p99 {percentile(admission, 0.99) * ms:.2f} ms"
+    )
+    print(f"DynamoDB calls of a warm synchronous request: {warm_path_dynamodb_calls()} (target <= 1)")
     print(
         f"Cold import of functions/api/app.py (median of 5 fresh interpreters): {cold_import_seconds() * ms:.0f} ms"
     )

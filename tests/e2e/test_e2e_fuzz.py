@@ -81,7 +81,14 @@ RUNS = ("SEED_RUN_ID", "SEED_APPROVE_RUN_ID", "SEED_REJECT_RUN_ID", "SEED_CANCEL
 
 
 def start_fuzz_target(workdir: Path) -> FuzzTarget:
-    stack = start_local_stack(workdir, "NoProviderGraceSeconds=2", "JobUpstreamTimeoutSeconds=5")
+    # Limits far above what the run sends: the fuzzer is one account making thousands of requests.
+    stack = start_local_stack(
+        workdir,
+        "NoProviderGraceSeconds=2",
+        "JobUpstreamTimeoutSeconds=5",
+        "AccountRequestsPerMinute=1000000",
+        "AccountMaxActiveJobs=1000000",
+    )
     try:
         provider = start_provider(stack, workdir)
         return FuzzTarget(stack, provider, seed_resources(stack, provider))

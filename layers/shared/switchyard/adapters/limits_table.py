@@ -17,15 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from switchyard.adapters import aws
 from switchyard.adapters.dynamo_updates import is_condition_failure
 from switchyard.caches import cached
 from switchyard.settings import get_settings
-
-_deserializer = TypeDeserializer()
 
 
 @dataclass(frozen=True)
@@ -238,7 +235,11 @@ class LimitsTable:
         except ClientError as exc:
             if not is_condition_failure(exc):
                 raise
-            old = {k: _deserializer.deserialize(v) for k, v in (exc.response.get("Item") or {}).items()}
+            # boto3 is loaded lazily (aws.py), and a refusal is the rare case.
+            from boto3.dynamodb.types import TypeDeserializer
+
+            deserializer = TypeDeserializer()
+            old = {k: deserializer.deserialize(v) for k, v in (exc.response.get("Item") or {}).items()}
             return Refused(Counters.from_item(old), frozenset(old))
         return Done(Counters.from_item(item))
 
