@@ -28,6 +28,8 @@ STACK_RESOURCES = {
     "WorkflowStateMachine": "WORKFLOW_STATE_MACHINE_ARN",
     "BatchesTable": "BATCHES_TABLE",
     "LimitsTable": "LIMITS_TABLE",
+    "WebhooksTable": "WEBHOOKS_TABLE",
+    "WebhookDeliveryQueue": "WEBHOOK_QUEUE_URL",
 }
 
 

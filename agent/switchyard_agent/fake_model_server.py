@@ -89,6 +89,7 @@ DEFAULT_MODELS: tuple[FakeModel, ...] = (
     FakeModel.of("fake-music", "music"),
     FakeModel.of("fake-video", "video"),
     FakeModel.of("fake-mesh", "mesh"),
+    FakeModel.of("fake-embed", "embedding"),
     # Serves /v1/voice/generations: speech in a voice cloned from uploaded samples.
     FakeModel.of(
         "fake-voice",
@@ -352,6 +353,12 @@ class FakeModelServer:
             return self._sse(fake_responses.text_completion_chunks(request_id, call.model, call.fields))
         return JSONResponse(fake_responses.text_completion(request_id, call.model, call.fields))
 
+    async def embeddings(self, request: Request) -> JSONResponse:
+        call = await self._begin(request)
+        if call.fields.get("input") in (None, "", []):
+            raise OpenAIError(400, "'input' is a required property", param="input")
+        return JSONResponse(fake_responses.embeddings(call.model, call.fields))
+
     def _images(self, call: Call, prompt: str) -> JSONResponse:
         width, height = _image_size(call.fields.get("size", "64x64"))
         count = int(_number(call.fields.get("n"), 1, 1, 4))
@@ -387,12 +394,11 @@ class FakeModelServer:
             f"{request.query_params.get('w', 64)}x{request.query_params.get('h', 64)}"
         )
         try:
-            colour = tuple(bytes.fromhex(request.query_params.get("c", "808080"))[:3])
+            rgb = bytes.fromhex(request.query_params.get("c", "808080"))
         except ValueError:
-            colour = (128, 128, 128)
-        if len(colour) != 3:
-            colour = (128, 128, 128)
-        return Response(fake_media.png_bytes(width, height, colour), media_type="image/png")  # type: ignore[arg-type]
+            rgb = b""
+        colour = (rgb[0], rgb[1], rgb[2]) if len(rgb) >= 3 else (128, 128, 128)
+        return Response(fake_media.png_bytes(width, height, colour), media_type="image/png")
 
     async def speech(self, request: Request) -> Response:
         call = await self._begin(request)
@@ -479,6 +485,7 @@ class FakeModelServer:
             Route("/v1/models/{model:path}", self.get_model),
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/images/generations", self.image_generations, methods=["POST"]),
             Route("/v1/images/edits", self.image_edits, methods=["POST"]),
             Route("/v1/audio/speech", self.speech, methods=["POST"]),

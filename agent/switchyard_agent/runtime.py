@@ -9,11 +9,12 @@ import logging
 from types import TracebackType
 
 import httpx
+from switchyard.front.upstream_client import UpstreamPool
 
-from switchyard_agent.config import AgentConfig, advertised_url, default_provider_id
+from switchyard_agent.config import DEFAULT_MAX_CONCURRENCY, AgentConfig, advertised_url, default_provider_id
 from switchyard_agent.discovery import ModelDiscovery
 from switchyard_agent.heartbeat import HeartbeatSender, ProviderIdentity, heartbeat_forever
-from switchyard_agent.proxy import ProxySettings, create_proxy_app
+from switchyard_agent.proxy import ConcurrencyLimit, ProxySettings, create_proxy_app
 from switchyard_agent.serving import (
     EmbeddedServer,
     bind_socket,
@@ -24,9 +25,6 @@ from switchyard_agent.serving import (
 )
 
 log = logging.getLogger(__name__)
-
-# Leave room beyond the relayed requests for model discovery, which does not wait for a slot.
-_SPARE_UPSTREAM_CONNECTIONS = 2
 
 
 class Agent:
@@ -41,6 +39,10 @@ class Agent:
         self._serving: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._clients: list[httpx.AsyncClient] = []
+        self._relay_pool: UpstreamPool | None = None
+        # Set once the gateway has accepted a heartbeat (after the "registered provider" line is printed).
+        self.registered = asyncio.Event()
+        self._slots: ConcurrencyLimit | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -51,19 +53,27 @@ class Agent:
             provider_id=config.provider_id or default_provider_id(host, port),
             endpoint_url=advertised_url(config, host, port),
             secret=config.secret,
-            max_concurrency=config.max_concurrency,
+            max_concurrency=config.max_concurrency or DEFAULT_MAX_CONCURRENCY,
         )
-        connections = config.max_concurrency + _SPARE_UPSTREAM_CONNECTIONS
-        upstream_client = httpx.AsyncClient(
-            # Generation can take minutes and streams may pause long between tokens; only connecting is quick.
-            timeout=httpx.Timeout(config.upstream_timeout, connect=10.0, pool=None),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            trust_env=False,  # the model server is local: an HTTP(S)_PROXY in the environment must not apply
+        # The relay's client (the gateway's lean one, for latency): generation can take minutes and streams
+        # may pause long between tokens, so the read timeout is the longest silence; only connecting is quick.
+        # No connection cap: the relay's ConcurrencyLimit bounds requests (and follows the server's reported
+        # slots). It never reads the environment's HTTP(S)_PROXY: the model server is local. No endpoint
+        # guard: the gateway's SSRF policy is for URLs its users supply, and this one is the operator's own
+        # model server (usually on loopback, which the policy would refuse).
+        self._relay_pool = UpstreamPool(
+            connect_timeout=min(10.0, config.upstream_timeout),
+            read_timeout=config.upstream_timeout,
+            guard=None,
+        )
+        # Discovery (a listing before every heartbeat) is not latency-critical: httpx, like the heartbeats.
+        discovery_client = httpx.AsyncClient(
+            timeout=httpx.Timeout(config.upstream_timeout, connect=10.0), trust_env=False
         )
         gateway_client = httpx.AsyncClient(timeout=10.0)
-        self._clients = [upstream_client, gateway_client]
+        self._clients = [discovery_client, gateway_client]
         self.discovery = ModelDiscovery(
-            upstream_client,
+            discovery_client,
             config.upstream_url,
             upstream_api_key=config.upstream_api_key,
             overrides=config.model_types,
@@ -71,10 +81,11 @@ class Agent:
         )
         app = create_proxy_app(
             ProxySettings(
-                config.upstream_url, config.secret, config.max_concurrency, config.upstream_api_key
+                config.upstream_url, config.secret, self.identity.max_concurrency, config.upstream_api_key
             ),
-            upstream_client,
+            self._relay_pool,
         )
+        self._slots = app.state.proxy.slots
         self._server = make_server(app, log_level=config.log_level, access_log=config.log_level == "debug")
         self._serving = asyncio.create_task(self._server.serve(sockets=[sock]))
         try:
@@ -89,8 +100,28 @@ class Agent:
         )
         sender = HeartbeatSender(gateway_client, config.gateway_url, config.api_key)
         self._heartbeat = asyncio.create_task(
-            heartbeat_forever(sender, self.discovery, self.identity, config.heartbeat_interval)
+            heartbeat_forever(
+                sender,
+                self.discovery,
+                self.identity,
+                config.heartbeat_interval,
+                announce=self._announce_registration,
+                capacity=self._capacity,
+            )
         )
+
+    def _announce_registration(self, line: str) -> None:
+        print(line, flush=True)
+        self.registered.set()
+
+    def _capacity(self) -> int:
+        """`--max-concurrency` if given, else what the model server reports, else the default; the relay's
+        limit follows it."""
+        capacity = self.config.max_concurrency or self.discovery.slots or DEFAULT_MAX_CONCURRENCY
+        if capacity != self._slots.limit:
+            log.info("relaying at most %d request(s) at once (the model server's slots)", capacity)
+            self._slots.resize(capacity)
+        return capacity
 
     def request_stop(self) -> None:
         """Stop heartbeating now (so the gateway stops routing here) and let in-flight requests finish."""
@@ -114,6 +145,9 @@ class Agent:
         for client in self._clients:
             await client.aclose()
         self._clients = []
+        if self._relay_pool is not None:
+            await self._relay_pool.aclose()
+            self._relay_pool = None
 
     async def run(self) -> None:
         await self.start()

@@ -3,9 +3,11 @@
 
 A URL is accepted when:
 - it is an absolute http(s) URL with a host, and nothing a parser could read two ways: no credentials,
-  query, fragment, whitespace or control characters, no percent-encoded or ambiguous numeric host
+  fragment, whitespace or control characters, no percent-encoded or ambiguous numeric host
   (`http://2130706433/`, `0x7f.1`: an IPv4 address to a browser, a name to a resolver), a port from 1 to
-  65535, and a host name that is valid IDNA (stored as its ASCII form);
+  65535, and a host name that is valid IDNA (stored as its ASCII form); no query either, unless the
+  caller allows one (a webhook URL may carry a receiver's token there; a provider endpoint is a base URL
+  that paths are appended to);
 - its host is not the gateway itself: none of the deployment's own host names (`GATEWAY_HOSTS`) and no
   API Gateway or Lambda Function URL host (`*.execute-api.*`, `*.lambda-url.*`), which could only lead
   back into some gateway's own Lambda functions;
@@ -20,8 +22,9 @@ A URL is accepted when:
   whatever that address is, and the answer names it;
 - "loopback" (the local stack) also allows 127.0.0.0/8, ::1 and localhost; "any" allows every address.
 
-Refusals are `InvalidRequest` (a 400 naming `endpoint_url`) when a URL is registered, and
-`EndpointRefused` when a connection is about to be opened.
+Provider endpoints (the dispatcher, the streaming front) and webhook URLs (the webhook delivery function)
+go through the same policy. Refusals are `InvalidRequest` (a 400 naming the URL's field, `endpoint_url`
+or `url`) when a URL is registered, and `EndpointRefused` when a connection is about to be opened.
 """
 
 from __future__ import annotations
@@ -131,13 +134,17 @@ class EndpointUrl:
     host: str
     port: int
     path: str
+    query: str = ""  # only where the caller allows one (webhook URLs)
 
     @property
     def url(self) -> str:
-        """The normalised URL that is stored and called (no trailing slash, no default port)."""
+        """The normalised URL that is stored and called (no default port; no trailing slash, unless a
+        query follows the path: a receiver may route on either)."""
         default = 443 if self.scheme == "https" else 80
         host = f"[{self.host}]" if ":" in self.host else self.host
         port = "" if self.port == default else f":{self.port}"
+        if self.query:
+            return f"{self.scheme}://{host}{port}{self.path}?{self.query}"
         return f"{self.scheme}://{host}{port}{self.path.rstrip('/')}"
 
 
@@ -157,7 +164,7 @@ class EndpointPolicy:
         host = host.lower().rstrip(".")
         for pattern in self.gateway_hosts:
             if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
-                return f"'{host}' is this gateway's own host; a provider must not point back at it"
+                return f"'{host}' is this gateway's own host; a URL it calls must not point back at it"
         if _AWS_INVOKE_HOSTS.search(host):
             return f"'{host}' is an API Gateway or Lambda Function URL host, which leads back into a gateway"
         if self.name == "any" or is_ip_literal(host):
@@ -176,8 +183,8 @@ class EndpointPolicy:
         if isinstance(ip, ipaddress.IPv4Address):
             if ip in _IPV4_LOOPBACK and self.name == "loopback":
                 return None
-            for network, what in _IPV4_REFUSED:
-                if ip in network:
+            for v4_network, what in _IPV4_REFUSED:
+                if ip in v4_network:
                     return f"{ip} is {what}"
             return None
         if ip == ipaddress.IPv6Address("::1"):
@@ -227,65 +234,80 @@ def is_ip_literal(host: str) -> bool:
 # ------------------------------------------------------------------ parsing
 
 
-def _refuse(reason: str) -> InvalidRequest:
-    return InvalidRequest(f"endpoint_url {reason}.", param="endpoint_url")
+def _refuse(reason: str, field: str = "endpoint_url") -> InvalidRequest:
+    return InvalidRequest(f"{field} {reason}.", param=field)
 
 
-def parse_endpoint_url(url: str) -> EndpointUrl:
-    """The URL's parts if it is one the gateway can call unambiguously; InvalidRequest saying why not."""
+class _Unparsable(ValueError):
+    """What is wrong with a URL, worded to follow its field's name."""
+
+
+def parse_endpoint_url(url: str, *, field: str = "endpoint_url", allow_query: bool = False) -> EndpointUrl:
+    """The URL's parts if it is one the gateway can call unambiguously; InvalidRequest (naming `field`)
+    saying why not. `allow_query` lets a query string through (never a fragment)."""
+    try:
+        return _parse(url, allow_query)
+    except _Unparsable as problem:
+        raise _refuse(str(problem), field) from None
+
+
+def _parse(url: str, allow_query: bool) -> EndpointUrl:
     if _FORBIDDEN_CHARS.search(url):
-        raise _refuse("must not contain whitespace, control characters or backslashes")
+        raise _Unparsable("must not contain whitespace, control characters or backslashes")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise _refuse("must be an absolute http(s) URL")
+        raise _Unparsable("must be an absolute http(s) URL")
     if "@" in parts.netloc:
-        raise _refuse("must not carry credentials")
-    if parts.query or parts.fragment or "?" in url or "#" in url:
-        raise _refuse("must not have a query or fragment")
+        raise _Unparsable("must not carry credentials")
+    if parts.fragment or "#" in url:
+        raise _Unparsable("must not have a fragment" if allow_query else "must not have a query or fragment")
+    if not allow_query and (parts.query or "?" in url):
+        raise _Unparsable("must not have a query or fragment")
     try:
         port = parts.port
     except ValueError:
-        raise _refuse("has a port that is not a number from 1 to 65535") from None
+        raise _Unparsable("has a port that is not a number from 1 to 65535") from None
     if port == 0:
-        raise _refuse("has a port that is not a number from 1 to 65535")
+        raise _Unparsable("has a port that is not a number from 1 to 65535")
     raw_host = parts.hostname or ""
     if not raw_host:
-        raise _refuse("must name a host")
+        raise _Unparsable("must name a host")
     host = _ipv6_literal(raw_host) if parts.netloc.startswith("[") else _host_name(raw_host)
-    return EndpointUrl(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), parts.path)
+    default_port = 443 if parts.scheme == "https" else 80
+    return EndpointUrl(parts.scheme, host, port or default_port, parts.path, parts.query)
 
 
 def _ipv6_literal(text: str) -> str:
     if "%" in text:
-        raise _refuse("must not name an IPv6 zone")
+        raise _Unparsable("must not name an IPv6 zone")
     try:
         return str(ipaddress.IPv6Address(text))
     except ValueError:
-        raise _refuse(f"has an invalid IPv6 address [{text}]") from None
+        raise _Unparsable(f"has an invalid IPv6 address [{text}]") from None
 
 
 def _host_name(text: str) -> str:
     if "%" in text:
-        raise _refuse("must not percent-encode its host")
+        raise _Unparsable("must not percent-encode its host")
     try:
         # UTS 46 maps what a browser would (full-width dots, upper case) before IDNA 2008's rules apply.
         host = idna.encode(text.rstrip("."), uts46=True).decode("ascii") if not text.isascii() else text
     except (idna.IDNAError, UnicodeError, ValueError) as error:
-        raise _refuse(f"has a host name that is not valid IDNA ({error})") from None
+        raise _Unparsable(f"has a host name that is not valid IDNA ({error})") from None
     host = host.lower().rstrip(".")
     labels = host.split(".")
     if _NUMERIC_LABEL.match(labels[-1]):
         if not _CANONICAL_IPV4.match(host):
-            raise _refuse(f"has an ambiguous numeric host '{text}' (write an IPv4 address as a.b.c.d)")
+            raise _Unparsable(f"has an ambiguous numeric host '{text}' (write an IPv4 address as a.b.c.d)")
         return host
     if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
-        raise _refuse(f"has an invalid host name '{text}'")
+        raise _Unparsable(f"has an invalid host name '{text}'")
     for label in labels:
         if label.startswith("xn--"):
             try:
                 idna.decode(label)
             except (idna.IDNAError, UnicodeError, ValueError) as error:
-                raise _refuse(f"has a host name that is not valid IDNA ({error})") from None
+                raise _Unparsable(f"has a host name that is not valid IDNA ({error})") from None
     return host
 
 
@@ -316,21 +338,22 @@ class EndpointGuard:
         resolver = self.resolver or resolve_with_system_dns
         return resolver(host, port)
 
-    def check_url(self, url: str) -> str:
-        """The normalised URL to store, or InvalidRequest naming the problem."""
-        endpoint = parse_endpoint_url(url)
+    def check_url(self, url: str, *, field: str = "endpoint_url", allow_query: bool = False) -> str:
+        """The normalised URL to store, or InvalidRequest naming the problem (and `field`)."""
+        endpoint = parse_endpoint_url(url, field=field, allow_query=allow_query)
         reason = self.policy.host_refusal(endpoint.host)
         if reason:
-            raise _refuse(f"is refused: {reason}")
+            raise _refuse(f"is refused: {reason}", field)
         try:
             addresses = self._resolve(endpoint.host, endpoint.port)
         except OSError as error:
-            raise _refuse(f"host '{endpoint.host}' does not resolve ({error})") from None
+            raise _refuse(f"host '{endpoint.host}' does not resolve ({error})", field) from None
         reason = self.policy.refusal_of(addresses)
         if reason:
             raise _refuse(
                 f"is refused: {reason}, which this deployment does not allow "
-                f"(provider endpoint policy '{self.policy.name}')"
+                f"(provider endpoint policy '{self.policy.name}')",
+                field,
             )
         return endpoint.url
 
@@ -351,6 +374,14 @@ class EndpointGuard:
         return addresses
 
 
-def check_endpoint_url(url: str, policy: PolicyName, gateway_hosts: Iterable[str] = ()) -> str:
+def check_endpoint_url(
+    url: str,
+    policy: PolicyName,
+    gateway_hosts: Iterable[str] = (),
+    *,
+    field: str = "endpoint_url",
+    allow_query: bool = False,
+) -> str:
     """`EndpointGuard.check_url` with the system's DNS."""
-    return EndpointGuard(EndpointPolicy.of(policy, gateway_hosts)).check_url(url)
+    guard = EndpointGuard(EndpointPolicy.of(policy, gateway_hosts))
+    return guard.check_url(url, field=field, allow_query=allow_query)

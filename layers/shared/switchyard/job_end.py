@@ -3,8 +3,8 @@
 A job ends when a conditional write moves it to PROCESSED, FAILED or CANCELED (the dispatcher, a cancel
 by its owner or by a workflow, the sweeper giving up on it). Only the writer whose write succeeded
 announces, right after the write, through `JobLifecycle`; nobody else calls `announce`. Features that
-follow a job's end (a workflow step answering its task token; webhooks and metrics next) subscribe here
-instead of being imported by the jobs code. The subscribers are wired once per process, explicitly, in
+follow a job's end (its metrics and log line, a workflow step answering its task token; webhooks next)
+subscribe here instead of being imported by the jobs code. The subscribers are wired once per process, explicitly, in
 `switchyard.wiring`.
 
 What a subscriber can rely on:

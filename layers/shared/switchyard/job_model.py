@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from switchyard.catalog import JSON_RESULT_TYPES
 from switchyard.clock import iso
 
 
@@ -21,6 +22,17 @@ class JobStatus(StrEnum):
 ACTIVE = (JobStatus.QUEUED, JobStatus.PROCESSING)
 FINISHED = (JobStatus.PROCESSED, JobStatus.FAILED, JobStatus.CANCELED)
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELED)
+
+
+@dataclass(frozen=True)
+class JobWebhook:
+    """What a job carries when someone must hear of its end: its own webhook (metadata.webhook_id), or
+    its batch's, and where its request came in (result URLs in the event)."""
+
+    webhook_id: str | None = None
+    base_url: str | None = None
+    batch_webhook_id: str | None = None
+    batch_total: int | None = None
 
 
 @dataclass
@@ -56,6 +68,20 @@ class Job:
     workflow_run_id: str | None = None
     workflow_step_id: str | None = None
     task_token: str | None = None
+    # Webhooks: the endpoint that hears of its end (metadata.webhook_id) and the gateway URL the request
+    # came through (for result URLs in the event); `webhook_outbox` while its end is still to be announced
+    # (the jobs table's outbox index); a batch job's batch webhook and the batch's size (batch.completed).
+    webhook_id: str | None = None
+    base_url: str | None = None
+    webhook_outbox: str | None = None
+    batch_webhook_id: str | None = None
+    batch_total: int | None = None
+    # The request fields the provider does not get (`async`, metadata.webhook_id), as sent (JSON text).
+    client_fields: str | None = None
+    # Where it came from (switchyard/tracing.py): the API request that submitted it and that request's
+    # X-Ray trace header, carried on every queue message so each dispatch joins the request's trace.
+    request_id: str | None = None
+    trace_header: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # attributes later features keep on the item
 
     @classmethod
@@ -72,6 +98,7 @@ class Job:
             "finished_ms",
             "seen_ms",
             "manual_retries",
+            "batch_total",
         ):
             if values.get(name) is not None:
                 values[name] = int(values[name])
@@ -89,7 +116,7 @@ class Job:
 
     @property
     def is_media(self) -> bool:
-        return self.inference_type != "LLM"
+        return self.inference_type not in JSON_RESULT_TYPES
 
     def envelope(self, asset_base_url: str | None = None) -> dict[str, Any]:
         """The public `inference.job` object."""

@@ -70,7 +70,7 @@ def sniff(data: bytes, default: str) -> str:
     return default
 
 
-def extract_asset(content: bytes, content_type: str) -> tuple[bytes, str, dict | None]:
+def extract_asset(content: bytes, content_type: str) -> tuple[bytes, str, dict[str, Any] | None]:
     """The media bytes of a provider answer, their type, and the JSON metadata without the payload.
 
     Binary answers are the asset. JSON answers (OpenAI's image shape, or similar) carry the media as base64
@@ -91,7 +91,7 @@ def extract_asset(content: bytes, content_type: str) -> tuple[bytes, str, dict |
     return raw, sniff(raw, "application/octet-stream"), document
 
 
-def _find_base64(document: Any) -> tuple[dict | None, str]:
+def _find_base64(document: Any) -> tuple[dict[str, Any] | None, str]:
     candidates = [document]
     if isinstance(document, dict) and isinstance(document.get("data"), list) and document["data"]:
         candidates.insert(0, document["data"][0])

@@ -17,7 +17,7 @@ using a resource and reset on each call, so concurrent callers could swap each o
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -48,6 +48,20 @@ _RUN_ATTRIBUTES = (
     "result_content_type",
     "seen_ms",
 )
+# Jobs whose end someone must hear of (a webhook) carry `webhook_outbox` from their creation until their
+# end has been announced. The index's sort key is `finished_ms`, which only a final transition sets, so
+# the sparse `unannounced_ends` index holds exactly the ended jobs whose announcement is still owed:
+# the job's own final write is the outbox record, and no end can be lost between that write and the
+# announcement. Spread over a few partitions for write throughput.
+OUTBOX_INDEX = "unannounced_ends"
+OUTBOX_ATTRIBUTE = "webhook_outbox"
+OUTBOX_SHARDS = 4
+
+
+def outbox_part() -> str:
+    import random
+
+    return f"outbox#{random.randrange(OUTBOX_SHARDS)}"  # noqa: S311 - spreads writes, guards nothing
 
 
 def new_claim_id() -> str:
@@ -73,7 +87,7 @@ class JobsTable:
         client = aws.resource("dynamodb")
         for start in range(0, len(job_ids), 100):
             keys = [{"job_id": j} for j in job_ids[start : start + 100]]
-            request = {self.name: {"Keys": keys, "ConsistentRead": True}}
+            request: dict[str, Any] = {self.name: {"Keys": keys, "ConsistentRead": True}}
             while request:
                 page = client.batch_get_item(RequestItems=request)
                 for item in page.get("Responses", {}).get(self.name, []):
@@ -150,6 +164,31 @@ class JobsTable:
                 return total
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def unannounced_ends(self, before_ms: int) -> Iterator[dict[str, Any]]:
+        """Keys of ended jobs whose end has not been announced, that ended before `before_ms`."""
+        for shard in range(OUTBOX_SHARDS):
+            pages = aws.item_pages(
+                self._table.query,
+                IndexName=OUTBOX_INDEX,
+                KeyConditionExpression="webhook_outbox = :part AND finished_ms < :before",
+                ExpressionAttributeValues={":part": f"outbox#{shard}", ":before": before_ms},
+            )
+            for page in pages:
+                yield from page
+
+    def end_announced(self, job_id: str, finished_ms: int) -> bool:
+        """The end that finished at `finished_ms` has been announced: the job leaves the outbox. False when
+        the job has moved on since (retried), and its next end is owed instead."""
+        return (
+            self._update(
+                job_id,
+                remove=(OUTBOX_ATTRIBUTE,),
+                condition="finished_ms = :finished",
+                values={":finished": finished_ms},
+            )
+            is not None
+        )
+
     # -- liveness items (no account_id, so they never appear in the account indexes)
     def record_tick(self, item_id: str) -> None:
         self._table.update_item(
@@ -159,7 +198,7 @@ class JobsTable:
         )
 
     def last_tick_ms(self, item_id: str) -> int | None:
-        item = self._table.get_item(Key={"job_id": item_id}).get("Item")
+        item: dict[str, Any] | None = self._table.get_item(Key={"job_id": item_id}).get("Item")
         return int(item["last_tick_ms"]) if item and "last_tick_ms" in item else None
 
     # -- writes
@@ -323,14 +362,19 @@ class JobsTable:
             remove=("lease_until_ms",),
         )
 
-    def requeue_by_caller(self, job_id: str, account_id: str) -> Job | None:
+    def requeue_by_caller(self, job_id: str, account_id: str, *, outbox: str | None = None) -> Job | None:
         """FAILED or CANCELED -> QUEUED as a fresh job (a new generation, attempts from 0, no trace of the
-        last run); None if it is not FAILED or CANCELED (any more)."""
+        last run); None if it is not FAILED or CANCELED (any more). `outbox` puts it back in the outbox:
+        its next end is announced too."""
         return self._move(
             job_id,
             RETRYABLE,
             JobStatus.QUEUED,
-            set_values={"attempt": 0, "queued_ms": now_ms()},
+            set_values={
+                "attempt": 0,
+                "queued_ms": now_ms(),
+                **({OUTBOX_ATTRIBUTE: outbox} if outbox else {}),
+            },
             add={"gen": 1, "manual_retries": 1},
             remove=_RUN_ATTRIBUTES,
             reactivate_for=account_id,

@@ -15,7 +15,7 @@ The first request of a minute finds the window old and makes two more calls: one
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -239,7 +239,9 @@ class LimitsTable:
             from boto3.dynamodb.types import TypeDeserializer
 
             deserializer = TypeDeserializer()
-            old = {k: deserializer.deserialize(v) for k, v in (exc.response.get("Item") or {}).items()}
+            # ReturnValuesOnConditionCheckFailure puts the item in the error (botocore types it as object).
+            refused_item = cast(dict[str, Any], exc.response.get("Item") or {})
+            old = {k: deserializer.deserialize(v) for k, v in refused_item.items()}
             return Refused(Counters.from_item(old), frozenset(old))
         return Done(Counters.from_item(item))
 

@@ -18,6 +18,7 @@ import httpx
 from switchyard.adapters import pinned_http
 from switchyard.caches import on_reset
 from switchyard.errors import UpstreamError
+from switchyard.ids import provider_request_id
 
 _lock = threading.Lock()
 _client: httpx.Client | None = None
@@ -43,6 +44,8 @@ class AnswerTooLarge(UpstreamError):
 
 
 def provider_request_headers(secret: str, content_type: str, request_id: str | None = None) -> dict[str, str]:
+    """What every call to a provider carries; `request_id` is sent in the UUID form providers accept
+    (`ids.provider_request_id`: whoever logs our id can log this one beside it)."""
     headers = {
         "authorization": f"Bearer {secret}",
         "content-type": content_type,
@@ -51,7 +54,7 @@ def provider_request_headers(secret: str, content_type: str, request_id: str | N
         "accept-encoding": "identity",
     }
     if request_id:
-        headers["x-request-id"] = request_id
+        headers["x-request-id"] = provider_request_id(request_id)
     return headers
 
 
@@ -93,10 +96,17 @@ def post(
     refused connection, an oversized answer) are UpstreamError."""
     started = time.monotonic()
     try:
-        with pinned_http.deadline(deadline_seconds):
-            kwargs = {"timeout": timeout} if timeout is not None else {}
-            with client.stream("POST", url, content=content, headers=headers, **kwargs) as response:
-                body = _read_capped(response, max_bytes)
+        with (
+            pinned_http.deadline(deadline_seconds),
+            client.stream(
+                "POST",
+                url,
+                content=content,
+                headers=headers,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            ) as response,
+        ):
+            body = _read_capped(response, max_bytes)
     except httpx.TimeoutException as exc:
         if deadline_seconds is not None and time.monotonic() - started >= deadline_seconds:
             raise UpstreamError(
@@ -109,8 +119,7 @@ def post(
     except httpx.InvalidURL as exc:  # an endpoint stored before URLs were checked this strictly
         raise UpstreamError(f"The provider's endpoint URL is not usable ({exc}).") from exc
     if response.status_code >= 500:
-        text = body[:300].decode(errors="replace")
-        raise UpstreamError(f"The provider returned HTTP {response.status_code}: {text}".rstrip(": "))
+        raise UpstreamError.provider_status(response.status_code, body.decode(errors="replace"))
     kept = {k: v for k, v in response.headers.items() if k.lower() in PASSTHROUGH_HEADERS}
     return UpstreamResponse(response.status_code, kept, body)
 

@@ -21,6 +21,12 @@ from switchyard.validation import loads_strict
 
 _RETRY = re.compile(r"^/v1/jobs/[^/]+/retry/?$")
 _COUNTED = ("/v1/batches", "/v1/workflows/runs")
+# inference.net's background path (api/background_routes.py): every request there is an async submit.
+_BACKGROUND = re.compile(r"^/v1/(slow|async)/(chat/completions|completions|embeddings)/?$")
+# Webhook management that makes the gateway send HTTP (test, redeliver) or writes (create, rotate): each
+# counts as a request, so a key cannot make the gateway POST to a receiver as fast as it can ask. Reads
+# and deletes are not counted, like GET /v1/jobs.
+_WEBHOOK_WRITES = re.compile(r"^/v1/webhooks(/[^/]+/(rotate-secret|test|deliveries/[^/]+/redeliver))?/?$")
 
 
 @dataclass
@@ -50,6 +56,10 @@ def jobs_requested(method: str, path: str, event: dict[str, Any]) -> int | None:
     endpoint = endpoint_for(path)
     if endpoint is not None:
         return 1 if endpoint.can_queue and _asks_async(event) else 0
+    if _BACKGROUND.match(path):
+        return 1
+    if _WEBHOOK_WRITES.match(path):
+        return 0
     normalised = path.rstrip("/") or path
     if normalised == "/v1/batches":
         return _batch_size(event)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from switchyard.adapters.upstream import UpstreamResponse
 from switchyard.api import openapi_docs as docs
 from switchyard.api import shapes
 from switchyard.api.caller import caller_account
@@ -17,6 +18,7 @@ from switchyard.schemas import (
     MULTIPART_REQUIRED,
     ChatCompletionRequest,
     CompletionRequest,
+    EmbeddingRequest,
     ImageGenerationRequest,
     InferenceBody,
     MeshGenerationRequest,
@@ -30,7 +32,7 @@ from switchyard.services.providers import get_providers_service, reachable_model
 _TEXT_TYPES = ("application/json", "text/", "application/x-ndjson")
 
 
-def _provider_response(answer):
+def _provider_response(answer: UpstreamResponse) -> Response[str | bytes]:
     content_type = answer.headers.get("content-type", "application/octet-stream")
     body: str | bytes = answer.content
     if content_type.startswith(_TEXT_TYPES):
@@ -40,7 +42,9 @@ def _provider_response(answer):
     return Response(answer.status_code, content_type, body, headers=headers or None)
 
 
-def _json_inference(app, endpoint: Endpoint, body: InferenceBody):
+def _json_inference(
+    app: APIGatewayHttpResolver, endpoint: Endpoint, body: InferenceBody
+) -> Response[str] | Response[str | bytes]:
     account_id = caller_account(app)
     data = app.current_event.json_body
     if body.async_:
@@ -49,12 +53,12 @@ def _json_inference(app, endpoint: Endpoint, body: InferenceBody):
     return _provider_response(inference.execute(call))
 
 
-def raw_body(event: dict) -> bytes:
+def raw_body(event: dict[str, Any]) -> bytes:
     body = event.get("body") or ""
     return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
 
 
-def _multipart_inference(app, endpoint: Endpoint):
+def _multipart_inference(app: APIGatewayHttpResolver, endpoint: Endpoint) -> Response[str | bytes]:
     event = app.current_event
     call = inference.plan_multipart_call(
         caller_account(app),
@@ -78,6 +82,7 @@ _MEDIA_TYPES: dict[str, tuple[str, ...]] = {
     "/v1/videos/generations": ("video/*",),
     "/v1/3d/generations": ("model/*",),
     "/v1/voice/generations": ("audio/*",),
+    "/v1/embeddings": (),
 }
 _JSON_ANSWERS: dict[str, type] = {
     "/v1/chat/completions": shapes.ChatCompletion,
@@ -115,7 +120,7 @@ def inference_extensions(path: str) -> dict[str, Any]:
             "content": {docs.JSON: {"schema": {"anyOf": [_ref("ErrorEnvelope"), _ref("DetailError")]}}},
         }
     }
-    parts = [{docs.EXTENSION: {"responses": refusal}}, docs.RATE_LIMITED]
+    parts: list[dict[str, Any]] = [{docs.EXTENSION: {"responses": refusal}}, docs.RATE_LIMITED]
     if ENDPOINTS[path].multipart:
         parts.append(MULTIPART_DOCS[path])
     elif ENDPOINTS[path].can_queue:
@@ -136,7 +141,7 @@ def _inference_route(app: Any, path: str, summary: str) -> Any:
     )
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     @app.get(
         "/v1/models",
         summary="List the models you can reach right now",
@@ -144,7 +149,7 @@ def register(app) -> None:
             docs.ok(shapes.ModelList, "The models of your online providers"), docs.errors(401)
         ),
     )
-    def list_models() -> dict:
+    def list_models() -> dict[str, Any]:
         providers = get_providers_service().online_providers(caller_account(app))
         return {"object": "list", "data": reachable_models(providers)}
 
@@ -175,6 +180,14 @@ def register(app) -> None:
     @_inference_route(app, "/v1/3d/generations", "3D mesh generation")
     def mesh_generations(body: Annotated[MeshGenerationRequest, Body()]):
         return _json_inference(app, ENDPOINTS["/v1/3d/generations"], body)
+
+    @_inference_route(
+        app,
+        "/v1/embeddings",
+        'Embeddings (OpenAI shape; "async": true queues them, event async-embedding.completed)',
+    )
+    def embeddings(body: Annotated[EmbeddingRequest, Body()]):
+        return _json_inference(app, ENDPOINTS["/v1/embeddings"], body)
 
     @_inference_route(app, "/v1/audio/transcriptions", "Speech to text (multipart upload; synchronous only)")
     def transcriptions():

@@ -5,21 +5,24 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from switchyard import metrics
 from switchyard.api import openapi_docs as docs
 from switchyard.api import shapes
 from switchyard.api.admission import note_jobs_created
 from switchyard.api.caller import caller_account
 from switchyard.api.pagination import list_page
 from switchyard.catalog import Endpoint
+from switchyard.job_model import JobWebhook
 from switchyard.services.idempotency import run_once
 from switchyard.services.jobs import MAX_LIST_LIMIT, get_jobs_service
+from switchyard.services.webhooks import get_webhooks_service
 from switchyard.validation import provider_body
 
 
-def public_base_url(app) -> str:
+def public_base_url(app: APIGatewayHttpResolver) -> str:
     """The scheme and host the caller used, so result URLs point back at this gateway."""
     event = app.current_event
     headers = event.headers
@@ -30,17 +33,22 @@ def public_base_url(app) -> str:
     return f"{proto}://{host}{prefix}"
 
 
-def _accepted(body: dict) -> Response:
+def _accepted(body: dict[str, Any]) -> Response[str]:
     return Response(202, "application/json", json.dumps(body))
 
 
-def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any]) -> Response:
+def submit_async(
+    app: APIGatewayHttpResolver, account_id: str, endpoint: Endpoint, data: dict[str, Any]
+) -> Response[str]:
+    metrics.note_route_group(metrics.RouteGroup.ASYNC_SUBMIT)
     jobs = get_jobs_service()
     jobs.ensure_enabled()
     base_url = public_base_url(app)
+    # An unknown webhook (or another account's) is refused here, before anything is stored or queued.
+    webhook = get_webhooks_service().job_webhook(account_id, data, base_url)
 
-    def create() -> dict:
-        job = jobs.submit(account_id, endpoint, data)
+    def create() -> dict[str, Any]:
+        job = jobs.submit(account_id, endpoint, data, webhook=webhook)
         note_jobs_created(app, 1)
         return jobs.envelope(job, base_url)
 
@@ -51,12 +59,17 @@ def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any])
         account_id=account_id,
         key=key,
         scope="job",
-        payload={"endpoint": endpoint.path, "body": provider_body(data)},
+        payload={"endpoint": endpoint.path, "body": provider_body(data), **_webhook_of(webhook)},
         create=create,
         replay=lambda first: jobs.envelope(jobs.get(account_id, first["id"]), base_url),
         lambda_context=app.lambda_context,
     )
     return _accepted(envelope)
+
+
+def _webhook_of(webhook: JobWebhook | None) -> dict[str, Any]:
+    """The webhook is part of what an Idempotency-Key replay must match (provider_body drops it)."""
+    return {"webhook_id": webhook.webhook_id} if webhook is not None else {}
 
 
 _STATUS = "(QUEUED|PROCESSING|PROCESSED|FAILED|CANCELED)"
@@ -69,7 +82,7 @@ StatusFilter = Annotated[
 ]
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     @app.get(
         "/v1/jobs",
         summary="List your async jobs, newest first",
@@ -80,9 +93,9 @@ def register(app) -> None:
         active: Annotated[
             bool | None, Query(description="true (or 1): only QUEUED or PROCESSING jobs")
         ] = None,
-        limit: docs.limit_query(MAX_LIST_LIMIT) = 50,
-        after: docs.after_query(shapes.JOB_ID) = None,
-    ) -> dict:
+        limit: Annotated[int, docs.limit_query(MAX_LIST_LIMIT)] = 50,
+        after: Annotated[str | None, docs.after_query(shapes.JOB_ID)] = None,
+    ) -> dict[str, Any]:
         jobs = get_jobs_service()
         found, has_more = jobs.list(
             caller_account(app), status=status, active=bool(active), limit=limit, after=after
@@ -96,7 +109,7 @@ def register(app) -> None:
         summary="A job's status and result",
         responses=docs.merge(docs.ok(shapes.Job, "The job"), docs.errors(400, 401, 404)),
     )
-    def get_job(job_id: docs.JobId) -> dict:
+    def get_job(job_id: docs.JobId) -> dict[str, Any]:
         jobs = get_jobs_service()
         return jobs.envelope(jobs.get(caller_account(app), job_id), public_base_url(app))
 
@@ -108,9 +121,9 @@ def register(app) -> None:
             docs.errors(400, 401, 404),
         ),
     )
-    def cancel_job(job_id: docs.JobId) -> dict:
+    def cancel_job(job_id: docs.JobId) -> dict[str, Any]:
         job, canceled = get_jobs_service().cancel(caller_account(app), job_id)
-        answer: dict = {"id": job.job_id, "status": job.status.value, "canceled": canceled}
+        answer: dict[str, Any] = {"id": job.job_id, "status": job.status.value, "canceled": canceled}
         if not canceled:
             answer["detail"] = f"Job already finished with status {job.status.value}; nothing was canceled."
         return answer
@@ -129,7 +142,7 @@ def register(app) -> None:
         note_jobs_created(app, 1)  # back in flight
         return _accepted(jobs.envelope(job, public_base_url(app)))
 
-    def summary() -> dict:
+    def summary() -> dict[str, Any]:
         return get_jobs_service().summary(caller_account(app))
 
     app.get(
@@ -139,7 +152,7 @@ def register(app) -> None:
     )(summary)
     app.get("/api/inference/queue/summary", include_in_schema=False)(summary)
 
-    def asset(asset_id: docs.path_id(shapes.JOB_ID, "asset (its job's)")):
+    def asset(asset_id: docs.AssetId):
         found = get_jobs_service().asset(caller_account(app), asset_id)
         if found.redirect_url:
             return Response(302, "text/plain", "", headers={"Location": found.redirect_url})

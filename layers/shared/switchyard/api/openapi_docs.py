@@ -6,7 +6,7 @@ stack (tests/e2e/test_e2e_fuzz.py) holds every answer to it. A route documents i
 
 - path ids: `JobId`, `BatchId`, `RunId`, `StepId` (or `path_id(pattern, what)` for a new kind of id):
   documented with their pattern; an id of another shape is a 404 like any unknown id;
-- queries: `limit_query(maximum, default)`, `after_query(pattern)`;
+- queries: `Annotated[int, limit_query(maximum)]`, `Annotated[str | None, after_query(pattern)]`;
 - answers: `ok(Model)`, `accepted(Model)` and `errors(400, 401, ...)`, each status with the envelope this
   API really answers it in (`shapes.py` holds the models), plus `binary(...)`, `passthrough(...)`;
 - bodies a route parses itself (so that it can report `too_large` or name a batch item): `body(Model or
@@ -52,6 +52,7 @@ MAX_ID_LENGTH = 64
 JobId = path_id(shapes.JOB_ID, "job")
 BatchId = path_id(shapes.BATCH_ID, "batch")
 RunId = path_id(shapes.RUN_ID, "workflow run")
+AssetId = path_id(shapes.JOB_ID, "asset (its job's)")
 StepId = Annotated[
     str,
     Path(
@@ -62,14 +63,14 @@ StepId = Annotated[
 ]
 
 
+# Used as `limit: Annotated[int, docs.limit_query(N)] = 50` (a call is no annotation to mypy; this is).
 def limit_query(maximum: int) -> Any:
-    return Annotated[int, Query(description=f"Max results (1-{maximum})", ge=1, le=maximum)]
+    return Query(description=f"Max results (1-{maximum})", ge=1, le=maximum)
 
 
 def after_query(pattern: str) -> Any:
-    return Annotated[
-        str | None, Query(description="Page further: the last id of the previous page", pattern=pattern)
-    ]
+    """`after: Annotated[str | None, docs.after_query(pattern)] = None`"""
+    return Query(description="Page further: the last id of the previous page", pattern=pattern)
 
 
 # ------------------------------------------------------------------ answers
@@ -112,6 +113,14 @@ def errors(*statuses: int) -> dict[int, Any]:
         status: {"description": _ERRORS[status][0], "content": _content(_ERRORS[status][1])}
         for status in statuses
     }
+
+
+# Single answers, for routes that list them one by one (`docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND)`).
+UNAUTHORIZED = errors(401)
+BAD_REQUEST = errors(400)
+NOT_FOUND = errors(404)
+CONFLICT = errors(409)
+ASYNC_DISABLED = errors(503)
 
 
 def merge(*parts: dict[Any, Any]) -> dict[Any, Any]:
@@ -220,7 +229,9 @@ SSE_EVENT = {
 }
 
 
-def multipart_body(required: tuple[str, ...], files: tuple[str, ...], optional: Iterable[str] = ()) -> dict:
+def multipart_body(
+    required: tuple[str, ...], files: tuple[str, ...], optional: Iterable[str] = ()
+) -> dict[str, Any]:
     """A multipart/form-data upload: text fields and files (each required one non-empty)."""
     properties: dict[str, Any] = {}
     for name in dict.fromkeys(("model", *required, *files, *optional)):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from switchyard.api import openapi_docs as docs
 from switchyard.api import shapes
@@ -17,6 +17,7 @@ from switchyard.errors import InvalidRequest
 from switchyard.services.idempotency import run_once
 from switchyard.services.workflows import MAX_LIST_LIMIT, get_workflows_service
 from switchyard.validation import parse_json_object
+from switchyard.workflows.graph_svg import render_run_svg
 from switchyard.workflows.model import MAX_STEPS
 from switchyard.workflows.templates import all_templates
 
@@ -58,7 +59,8 @@ START_DESCRIPTION = f"""Body: `{{"template": "<id>", "inputs": {{...}}}}` or `{{
 
 An **inference step** is `{{"id", "endpoint", "body", "depends_on": [...], "timeout_seconds"?}}` and runs as an
 ordinary async job (visible in /v1/jobs) of one of /v1/chat/completions, /v1/completions,
-/v1/images/generations, /v1/audio/speech, /v1/music/generations, /v1/videos/generations, /v1/3d/generations.
+/v1/images/generations, /v1/audio/speech, /v1/music/generations, /v1/videos/generations, /v1/3d/generations,
+/v1/embeddings.
 A **gate** is `{{"id", "type": "gate", "depends_on": [...], "timeout_seconds"?, "prompt"?}}` and waits for
 approve/reject. A step starts as soon as its own dependencies have succeeded; a step that does not succeed
 skips everything downstream of it. At most {MAX_STEPS} steps.
@@ -69,8 +71,13 @@ step's text), `{{{{steps.ID.output.PATH}}}}` (a value in an upstream step's outp
 (an upstream media step's asset) and `{{{{steps.ID.job_id}}}}`. A string that is exactly one reference takes
 the referenced JSON value. Only steps upstream of a step (through depends_on) may be referenced.
 
-Everything is validated before anything starts (400 invalid_request naming the step and why).
-`Idempotency-Key` works as for jobs."""
+`"metadata": {{"webhook_id": "wh_..."}}` names a webhook of yours that gets `workflow.run.completed` (the
+run's final status and error) and `workflow.gate.waiting` (run id, step id, prompt, expires_at, approve and
+reject URLs) for each gate; a step body's own `metadata.webhook_id` gets that step job's
+`generation.completed`.
+
+Everything is validated before anything starts (400 invalid_request naming the step and why; an unknown
+webhook, or another account's, too). `Idempotency-Key` works as for jobs."""
 
 RUN_DESCRIPTION = """Run status: RUNNING until every step is final; then SUCCEEDED (every step succeeded),
 FAILED (a step failed, timed out or had its job canceled; `error` names it), REJECTED (a gate was rejected and
@@ -83,11 +90,11 @@ JSON metadata), `result_url` for media, `error`, and for gates the `gate` object
 `edges` lists `{"from", "to"}` for drawing the graph."""
 
 
-def _json(status: int, body: dict) -> Response:
+def _json(status: int, body: dict[str, Any]) -> Response[str]:
     return Response(status, "application/json", json.dumps(body))
 
 
-def _comment(app) -> str | None:
+def _comment(app: APIGatewayHttpResolver) -> str | None:
     raw = raw_body(app.current_event.raw_event)
     if not raw.strip():
         return None
@@ -101,7 +108,7 @@ def _comment(app) -> str | None:
     return comment
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     @app.get(
         "/v1/workflows/templates",
         summary="List curated, ready-to-run workflow templates",
@@ -109,7 +116,7 @@ def register(app) -> None:
         "default) and its DAG: steps (as a spec would write them) and edges.",
         responses=docs.merge(docs.ok(shapes.WorkflowTemplateList, "The templates"), docs.errors(401, 503)),
     )
-    def list_templates() -> dict:
+    def list_templates() -> dict[str, Any]:
         caller_account(app)
         workflows = get_workflows_service()
         workflows.ensure_enabled()
@@ -156,9 +163,9 @@ def register(app) -> None:
         responses=docs.merge(docs.ok(shapes.RunList, "A page of runs"), docs.errors(400, 401, 503)),
     )
     def list_runs(
-        limit: docs.limit_query(MAX_LIST_LIMIT) = 20,
-        after: docs.after_query(shapes.RUN_ID) = None,
-    ) -> dict:
+        limit: Annotated[int, docs.limit_query(MAX_LIST_LIMIT)] = 20,
+        after: Annotated[str | None, docs.after_query(shapes.RUN_ID)] = None,
+    ) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         runs, has_more = workflows.list(caller_account(app), limit=limit, after=after)
@@ -170,17 +177,50 @@ def register(app) -> None:
         description=RUN_DESCRIPTION,
         responses=docs.merge(docs.ok(shapes.Run, "The run"), docs.errors(400, 401, 404, 503)),
     )
-    def get_run(run_id: docs.RunId) -> dict:
+    def get_run(run_id: docs.RunId) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         return workflows.view(caller_account(app), run_id, public_base_url(app))
+
+    @app.get(
+        "/v1/workflows/runs/<run_id>/graph.svg",
+        summary="A run's DAG drawn as SVG (steps coloured by status, with timings)",
+        description="The drawing the dashboard shows, for embedding in a README, a ticket or a chat. "
+        "Authenticated like every call; a snapshot, so fetch it again to follow a running run.",
+        responses=docs.merge(
+            {
+                200: {
+                    "description": "The run's graph",
+                    "content": docs.content("image/svg+xml", schema={"type": "string"}),
+                }
+            },
+            docs.UNAUTHORIZED,
+            docs.NOT_FOUND,
+            docs.ASYNC_DISABLED,
+        ),
+    )
+    def get_run_graph(run_id: docs.RunId):
+        workflows = get_workflows_service()
+        workflows.ensure_enabled()
+        run = workflows.view(caller_account(app), run_id, public_base_url(app))
+        return Response(
+            200,
+            "image/svg+xml",
+            render_run_svg(run),
+            headers={
+                "Cache-Control": "no-store",
+                # Opened on its own in a browser, the document may do nothing but draw.
+                "Content-Security-Policy": "default-src 'none'",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
     gate_responses = docs.merge(
         docs.ok(shapes.GateDecision, "The gate, decided"), docs.errors(400, 401, 404, 409, 415, 503)
     )
     gate_body = docs.body(shapes.GateComment, required=False)
 
-    def resolve_gate(run_id: str, step_id: str, approve: bool) -> dict:
+    def resolve_gate(run_id: str, step_id: str, approve: bool) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         return workflows.resolve_gate(
@@ -200,7 +240,7 @@ def register(app) -> None:
         responses=gate_responses,
         openapi_extensions=gate_body,
     )
-    def approve_gate(run_id: docs.RunId, step_id: docs.StepId) -> dict:
+    def approve_gate(run_id: docs.RunId, step_id: docs.StepId) -> dict[str, Any]:
         return resolve_gate(run_id, step_id, approve=True)
 
     @app.post(
@@ -211,7 +251,7 @@ def register(app) -> None:
         responses=gate_responses,
         openapi_extensions=gate_body,
     )
-    def reject_gate(run_id: docs.RunId, step_id: docs.StepId) -> dict:
+    def reject_gate(run_id: docs.RunId, step_id: docs.StepId) -> dict[str, Any]:
         return resolve_gate(run_id, step_id, approve=False)
 
     @app.post(
@@ -219,7 +259,7 @@ def register(app) -> None:
         summary="Cancel a RUNNING run and its queued jobs",
         responses=docs.merge(docs.ok(shapes.Run, "The run, CANCELED"), docs.errors(400, 401, 404, 409, 503)),
     )
-    def cancel_run(run_id: docs.RunId) -> dict:
+    def cancel_run(run_id: docs.RunId) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         return workflows.cancel(caller_account(app), run_id, public_base_url(app))

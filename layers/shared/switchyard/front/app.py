@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -20,12 +20,13 @@ from switchyard.api.request_guard import check_idempotency_key, is_json_media_ty
 from switchyard.errors import ApiError
 from switchyard.front.http_api_event import RequestInfo, build_event, new_request_id, response_from_result
 from switchyard.front.lambda_context import LambdaContext
+from switchyard.front.relayed_response import RelayedResponse
 from switchyard.front.stream_relay import PrepareStream, StreamRelay, error_response, wants_stream
 from switchyard.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-ApiHandler = Callable[[dict, Any], dict]
+ApiHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 # Set by the Lambda Web Adapter on AWS; never forwarded to the handler as client headers.
 _LWA_CONTEXT_HEADER = "x-amzn-lambda-context"
 _LWA_HEADERS = (b"x-amzn-lambda-context", b"x-amzn-request-context")
@@ -49,7 +50,7 @@ def create_app(
     """
     relay = StreamRelay(prepare_stream)
 
-    async def handle(request: Request) -> Response:
+    async def handle(request: Request) -> Response | RelayedResponse:
         scope = request.scope
         body = await request.body()
         settings = get_settings()
@@ -93,7 +94,7 @@ def create_app(
         return response
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if warmup is not None:
             await run_in_threadpool(warmup)
         try:
@@ -105,11 +106,13 @@ def create_app(
     # Every request, whatever its method or path, goes to the handler, which answers unknown routes and
     # methods itself (404, 405) in the API's envelope. Not a `/{path:path}` route: Starlette matches it
     # with a regex whose `.` stops at a newline, and answered such paths with its own text/plain 404.
-    app.router.default = request_response(handle)
+    # (request_response only awaits what the handler returns and calls it as an ASGI app, which a
+    # RelayedResponse is: its annotation asks for a Starlette Response.)
+    app.router.default = request_response(cast(Callable[[Request], Awaitable[Response]], handle))
     return app
 
 
-def _lambda_context_header(scope: dict) -> dict | None:
+def _lambda_context_header(scope: Mapping[str, Any]) -> dict[str, Any] | None:
     """The invocation's real context, which the Lambda Web Adapter passes as a JSON header."""
     for name, value in scope["headers"]:
         if name == _LWA_CONTEXT_HEADER.encode():

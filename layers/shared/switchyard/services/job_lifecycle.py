@@ -17,6 +17,7 @@ from switchyard.caches import cached
 from switchyard.job_end import JobEndHook
 from switchyard.job_model import Job
 from switchyard.job_results import JobResult
+from switchyard.logs import job_log_context
 from switchyard.settings import get_settings
 from switchyard.wiring import get_job_end_hook
 
@@ -35,7 +36,10 @@ class JobLifecycle:
         try:
             self.queue.send(JobMessage.for_job(job), delay_seconds)
         except Exception:  # the job is stored; the sweeper will re-queue it
-            logger.exception("could not send job %s to the queue; the sweeper will re-send it", job.job_id)
+            with job_log_context(job.job_id):
+                logger.exception(
+                    "could not send job %s to the queue; the sweeper will re-send it", job.job_id
+                )
 
     def enqueue_many(self, jobs: list[Job]) -> None:
         try:
@@ -72,8 +76,8 @@ class JobLifecycle:
             self.enqueue(requeued)
         return requeued
 
-    def requeue_by_caller(self, job_id: str, account_id: str) -> Job | None:
-        requeued = self.table.requeue_by_caller(job_id, account_id)
+    def requeue_by_caller(self, job_id: str, account_id: str, *, outbox: str | None = None) -> Job | None:
+        requeued = self.table.requeue_by_caller(job_id, account_id, outbox=outbox)
         if requeued is not None:
             self.enqueue(requeued)
         return requeued
@@ -108,7 +112,8 @@ class JobLifecycle:
 
     def _ended(self, job: Job | None) -> Job | None:
         if job is not None:
-            self.job_end.announce(job)
+            with job_log_context(job.job_id):  # what subscribers log belongs to the job's life
+                self.job_end.announce(job)
         return job
 
 

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from switchyard.adapters.jobs_table import get_jobs_table
 from switchyard.adapters.limits_table import Counters, Done, LimitsTable, get_limits_table
@@ -181,14 +182,14 @@ class RateLimiter:
     # -- an operator's limits
     def set_limits(
         self, account_id: str, *, requests_per_minute: int | None, max_active_jobs: int | None
-    ) -> dict:
+    ) -> dict[str, Any]:
         counters = self._table.set_limits(account_id, rpm=requests_per_minute, max_jobs=max_active_jobs)
         return self.describe(account_id, counters)
 
-    def limits(self, account_id: str) -> dict:
+    def limits(self, account_id: str) -> dict[str, Any]:
         return self.describe(account_id, self._table.get(account_id))
 
-    def describe(self, account_id: str, counters: Counters) -> dict:
+    def describe(self, account_id: str, counters: Counters) -> dict[str, Any]:
         return {
             "account_id": account_id,
             "requests_per_minute": counters.rpm_override or self._settings.account_requests_per_minute,

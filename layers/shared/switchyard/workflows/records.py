@@ -2,7 +2,7 @@
 
 A run item carries the run's inputs and outcome; each step has its own item, which both the gateway and
 the state machine write: the state machine stores `wake_token` (a step parked until its dependencies
-finish) and, for a gate, `gate_token`, `status` waiting and `waiting_since` (its own ISO timestamp).
+finish); a gate's task (`wait_gate`) stores `gate_token`, `status` waiting and `waiting_since`.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ class Run:
     execution_arn: str | None = None
     finished_ms: int | None = None
     error: dict[str, Any] | None = None
+    webhook_id: str | None = None  # metadata.webhook_id: hears workflow.run.completed and gate waits
 
     @property
     def inputs(self) -> dict[str, Any]:
-        return json.loads(self.inputs_json or "{}")
+        inputs: dict[str, Any] = json.loads(self.inputs_json or "{}")
+        return inputs
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Run:
@@ -50,6 +52,7 @@ class Run:
             execution_arn=item.get("execution_arn"),
             finished_ms=_int(item.get("finished_ms")),
             error=item.get("error"),
+            webhook_id=item.get("webhook_id"),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -65,6 +68,7 @@ class Run:
             "execution_arn": self.execution_arn,
             "finished_ms": self.finished_ms,
             "error": self.error,
+            "webhook_id": self.webhook_id,
         }
         return {k: v for k, v in item.items() if v is not None}
 
@@ -91,13 +95,14 @@ class Step:
     recorded: bool = False  # its outcome was recorded (and its dependents woken or skipped), once
     resolution: dict[str, Any] | None = None  # a gate's decision: decision, by, at_ms, comment
     wake_token: str | None = None  # written by the state machine
-    gate_token: str | None = None  # written by the state machine
-    waiting_since: str | None = None  # written by the state machine ($$.State.EnteredTime)
+    gate_token: str | None = None  # written by the gate's task (wait_gate)
+    waiting_since: str | None = None  # written by the gate's task (ISO 8601, UTC, milliseconds)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def body(self) -> dict[str, Any]:
-        return json.loads(self.body_json or "{}")
+        body: dict[str, Any] = json.loads(self.body_json or "{}")
+        return body
 
     @property
     def is_gate(self) -> bool:
