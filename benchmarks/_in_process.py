@@ -69,7 +69,15 @@ def api_on_moto(*, provider: bool = False, provider_concurrency: int = 4) -> Ite
             if provider
             else None
         )
-        provisioned = provision(ROOT / "template.yaml", {"ProviderEndpointPolicy": "loopback"})
+        provisioned = provision(
+            ROOT / "template.yaml",
+            # One account making thousands of requests: limits far above what a benchmark sends.
+            {
+                "ProviderEndpointPolicy": "loopback",
+                "AccountRequestsPerMinute": "100000000",
+                "AccountMaxActiveJobs": "100000000",
+            },
+        )
         os.environ.update({name: str(value) for name, value in provisioned.environment.items()})
         reset_switchyard_caches()
         from switchyard.services.accounts import get_accounts_service

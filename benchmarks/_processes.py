@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+BENCH_LIMITS = ("AccountRequestsPerMinute=100000000", "AccountMaxActiveJobs=100000000")
+
+
 @dataclass
 class Setup:
     gateway_url: str
@@ -58,7 +61,10 @@ def running_stack(
                 "--json",
                 "--template",
                 str(ROOT / "template.yaml"),
-                *(["--parameter-overrides", *overrides] if overrides else []),
+                # A benchmark is one account making thousands of requests: limits far above what it sends.
+                "--parameter-overrides",
+                *BENCH_LIMITS,
+                *overrides,
             ],
             cwd=workdir,
             stdout=subprocess.PIPE,

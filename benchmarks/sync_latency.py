@@ -8,8 +8,9 @@ Streaming is measured the way a chat UI feels it: the model server pauses betwee
 does between tokens (10 ms and 200 ms), the client reads every stream to its end on a kept-alive
 connection, and time to first token is the time to the first `data:` line (not the first body bytes).
 Between two requests the gateway idles while the client reads the previous answer, so caches expire as
-they do for real users. Also reports the API handler's DynamoDB calls on the warm path and its cold
-import time.
+they do for real users. Also reports the API handler's DynamoDB calls on the warm path (one: the
+rate-limit admission), what that admission costs on its own against the same embedded AWS, and the
+handler's cold import time.
 
     .venv/bin/python benchmarks/sync_latency.py [--requests 600] [--stream-rounds 40] [--only streaming]
         [--pacing-ms 200]
@@ -163,6 +164,38 @@ def warm_path_dynamodb_calls() -> int:
         return len(calls)
 
 
+def admission_seconds(setup, calls: int = 300) -> list[float]:
+    """The rate-limit admission alone (one conditional UpdateItem) against the running stack's embedded AWS,
+    from this process: the DynamoDB call every limited request now makes."""
+    import json
+    import os
+
+    state = json.loads((setup.workdir / ".switchyard" / "local-stack.json").read_text())
+    os.environ.update(state["environment"])
+    os.environ.update(
+        AWS_ENDPOINT_URL=state["aws_endpoint_url"],
+        AWS_DEFAULT_REGION=state["region"],
+        AWS_REGION=state["region"],
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+    )
+    from switchyard.caches import reset_all
+    from switchyard.services.accounts import get_accounts_service
+    from switchyard.services.rate_limits import get_rate_limiter
+
+    reset_all()
+    account = get_accounts_service().create_account("admission-bench").account_id
+    limiter = get_rate_limiter()
+    limiter.set_limits(account, requests_per_minute=10_000_000, max_active_jobs=None)
+    limiter.admit(account)  # the window's first request starts it: not the steady state
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        limiter.admit(account)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
 def measure_sync(requests: int) -> None:
     with running_stack() as setup, httpx.Client(timeout=30, trust_env=False) as client:
         gateway = (f"{setup.gateway_url}/v1/chat/completions", {"Authorization": f"Bearer {setup.api_key}"})
@@ -176,6 +209,7 @@ def measure_sync(requests: int) -> None:
             samples["agent"].append(timed_post(client, *direct, CHAT))
             samples["gateway"].append(timed_post(client, *gateway, CHAT))
             samples["model server"].append(timed_post(client, *model_server, CHAT))
+        admission = admission_seconds(setup)
     ms = 1000.0
     print(f"\nSynchronous chat completion, {requests} requests each, interleaved, on loopback (ms)")
     print(f"{'path':<34}{'p50':>8}{'p99':>8}{'mean':>8}")
@@ -193,6 +227,10 @@ def measure_sync(requests: int) -> None:
     print(
         f"gateway adds: p50 {added_p50:.2f} ms (target <= 5), p99 {added_p99:.2f} ms (target <= 10); "
         f"ratio gateway/direct p50 {percentile(samples['gateway'], 0.5) / percentile(samples['agent'], 0.5):.2f}x"
+    )
+    print(
+        f"Rate-limit admission alone (one conditional UpdateItem on the embedded AWS, {len(admission)} calls): "
+        f"p50 {percentile(admission, 0.5) * ms:.2f} ms, p99 {percentile(admission, 0.99) * ms:.2f} ms"
     )
 
 

@@ -1,4 +1,4 @@
-"""switchyard-admin: create accounts, issue and revoke API keys.
+"""switchyard-admin: create accounts, issue and revoke API keys, set an account's limits.
 
 Talks to the same DynamoDB tables as the gateway: the running local stack (`--local`, the default when
 `.switchyard/local-stack.json` exists) or a deployed stack (`--stack-name`, resolved through CloudFormation).
@@ -27,9 +27,24 @@ STACK_RESOURCES = {
     "RunsTable": "RUNS_TABLE",
     "WorkflowStateMachine": "WORKFLOW_STATE_MACHINE_ARN",
     "BatchesTable": "BATCHES_TABLE",
+    "LimitsTable": "LIMITS_TABLE",
     "WebhooksTable": "WEBHOOKS_TABLE",
     "WebhookDeliveryQueue": "WEBHOOK_QUEUE_URL",
 }
+
+
+# Template parameters the CLI reads from a deployed stack → the variables the settings read.
+STACK_PARAMETERS = {
+    "AccountRequestsPerMinute": "ACCOUNT_REQUESTS_PER_MINUTE",
+    "AccountMaxActiveJobs": "ACCOUNT_MAX_ACTIVE_JOBS",
+}
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def use_local_stack(state_file: Path) -> None:
@@ -57,6 +72,12 @@ def use_deployed_stack(stack_name: str, region: str | None) -> None:
         sys.exit(f"Stack {stack_name} has no {', '.join(missing)}: is it a Switchyard stack?")
     for logical, variable in STACK_RESOURCES.items():
         os.environ[variable] = physical[logical]
+    # The deployment's default limits, so that `get-limits` shows what the functions apply.
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    for parameter in stack.get("Parameters", []):
+        variable = STACK_PARAMETERS.get(parameter["ParameterKey"])
+        if variable and parameter.get("ParameterValue"):
+            os.environ[variable] = parameter["ParameterValue"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = commands.add_parser("revoke-key", help="revoke a key; it stops working within seconds")
     revoke.add_argument("account_id")
     revoke.add_argument("key_id")
+    limits = commands.add_parser(
+        "set-limits", help="change one account's requests per minute and jobs in flight (at once)"
+    )
+    limits.add_argument("account_id")
+    limits.add_argument("--requests-per-minute", type=positive_int, metavar="N")
+    limits.add_argument("--max-active-jobs", type=positive_int, metavar="M", help="jobs queued or running")
+    shown = commands.add_parser("get-limits", help="an account's limits and its jobs in flight")
+    shown.add_argument("account_id")
     return parser
 
 
@@ -104,13 +133,28 @@ def run(args: argparse.Namespace) -> dict | list:
         return [vars(k) for k in service.list_api_keys(args.account_id)]
     if args.command == "revoke-key":
         return vars(service.revoke_api_key(args.account_id, args.key_id))
+    if args.command in ("set-limits", "get-limits"):
+        from switchyard.services.rate_limits import get_rate_limiter
+
+        service.get_account(args.account_id)  # an unknown account is an error, not a new item
+        limiter = get_rate_limiter()
+        if args.command == "get-limits":
+            return limiter.limits(args.account_id)
+        return limiter.set_limits(
+            args.account_id,
+            requests_per_minute=args.requests_per_minute,
+            max_active_jobs=args.max_active_jobs,
+        )
     raise AssertionError(args.command)
 
 
 def main(argv: list[str] | None = None) -> int:
     from switchyard.errors import ApiError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "set-limits" and args.requests_per_minute is None and args.max_active_jobs is None:
+        parser.error("set-limits needs --requests-per-minute and/or --max-active-jobs")
     if args.stack_name:
         use_deployed_stack(args.stack_name, args.region)
     else:

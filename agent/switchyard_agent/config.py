@@ -15,6 +15,13 @@ from switchyard_agent.serving import url_host
 
 MIN_SECRET_LENGTH = 16  # the gateway refuses shorter secrets
 DEFAULT_MAX_CONCURRENCY = 4
+
+
+def new_secret() -> str:
+    """A random shared secret; never one that looks like a gateway API key (`sy-...`), which it refuses."""
+    return "agent-" + secrets.token_urlsafe(32)
+
+
 _WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # noqa: S104 - recognised in the --host option, not bound here
 
 
@@ -30,7 +37,7 @@ class AgentConfig:
     # None: what the model server reports (llama-server's slots), else DEFAULT_MAX_CONCURRENCY.
     max_concurrency: int | None = None
     heartbeat_interval: float = 15.0
-    secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    secret: str = field(default_factory=new_secret)
     upstream_api_key: str | None = None
     model_types: dict[str, str] = field(default_factory=dict)
     default_service_type: str = "llm"

@@ -58,9 +58,13 @@ class Agent:
         # The relay's client (the gateway's lean one, for latency): generation can take minutes and streams
         # may pause long between tokens, so the read timeout is the longest silence; only connecting is quick.
         # No connection cap: the relay's ConcurrencyLimit bounds requests (and follows the server's reported
-        # slots). It never reads the environment's HTTP(S)_PROXY: the model server is local.
+        # slots). It never reads the environment's HTTP(S)_PROXY: the model server is local. No endpoint
+        # guard: the gateway's SSRF policy is for URLs its users supply, and this one is the operator's own
+        # model server (usually on loopback, which the policy would refuse).
         self._relay_pool = UpstreamPool(
-            connect_timeout=min(10.0, config.upstream_timeout), read_timeout=config.upstream_timeout
+            connect_timeout=min(10.0, config.upstream_timeout),
+            read_timeout=config.upstream_timeout,
+            guard=None,
         )
         # Discovery (a listing before every heartbeat) is not latency-critical: httpx, like the heartbeats.
         discovery_client = httpx.AsyncClient(

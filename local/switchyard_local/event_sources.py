@@ -98,6 +98,7 @@ def _poller(
         region=stack.region,
         concurrency=max(1, min(concurrency, MAX_SQS_CONCURRENCY)),
         name=f"sqs-{function.logical_id}-{event.name}",
+        fair=True,  # AWS standard queues are fair queues for messages with a MessageGroupId
     )
 
 

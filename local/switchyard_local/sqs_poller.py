@@ -4,6 +4,13 @@ moto's own SQS->Lambda mapping delivers inside SendMessage (the sender blocks), 
 and deletes failed messages anyway. This poller behaves like AWS instead: batches of up to BatchSize,
 partial batch responses (ReportBatchItemFailures), failed messages left to reappear after their
 visibility timeout, and moto's redrive policy moving them to the DLQ after maxReceiveCount receives.
+
+And like an SQS fair queue (a standard queue whose messages carry a MessageGroupId, the jobs queue's
+account): moto hands messages out in the order they were sent, so one tenant's backlog would be served
+before another tenant's message behind it. `fair=True` (the local stack's default) keeps the messages it
+received (up to `scan_depth`, invisible to others meanwhile, as in-flight messages are) and builds each
+batch from the groups with the fewest messages in flight first, oldest first within a group: a tenant
+with nothing in flight is served next, whatever another's backlog.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +27,7 @@ log = logging.getLogger(__name__)
 # What Lambda's pollers use. Each idle poll is a request moto has to answer: polling once a second per
 # thread showed up in the synchronous path's tail latency. stop() does not wait for it.
 DEFAULT_WAIT_SECONDS = 20
+DEFAULT_SCAN_DEPTH = 100
 
 
 class SqsPoller:
@@ -37,6 +46,8 @@ class SqsPoller:
         concurrency: int = 1,
         wait_seconds: int = DEFAULT_WAIT_SECONDS,
         name: str = "sqs-poller",
+        fair: bool = False,
+        scan_depth: int = DEFAULT_SCAN_DEPTH,
     ):
         self._sqs = sqs_client
         self._queue_url = queue_url
@@ -49,6 +60,11 @@ class SqsPoller:
         self._stopping = threading.Event()
         self._idle = threading.Condition()
         self._batches_in_flight = 0
+        self._fair = fair
+        self._scan_depth = max(scan_depth, self._batch_size)
+        self._held: list[dict] = []  # received, not yet handed to the function (fair mode)
+        self._group_in_flight: Counter[str] = Counter()
+        self._held_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._run, name=f"{name}-{index}", daemon=True)
             for index in range(concurrency)
@@ -62,11 +78,15 @@ class SqsPoller:
         """Stop polling; wait (up to `timeout`) for batches being handled, not for idle long polls.
 
         A long poll still open answers within its wait time; whatever it brings is handed straight back
-        to the queue, and the daemon thread ends.
+        to the queue, as are the messages a fair poller was holding, and the daemon thread ends.
         """
         self._stopping.set()
         with self._idle:
             self._idle.wait_for(lambda: self._batches_in_flight == 0, timeout)
+        with self._held_lock:
+            held, self._held = self._held, []
+        if held:
+            self._release(held)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -80,13 +100,7 @@ class SqsPoller:
 
     def poll_once(self) -> int:
         """Receive one batch, invoke, delete the successes. Returns how many messages were received."""
-        messages = self._sqs.receive_message(
-            QueueUrl=self._queue_url,
-            MaxNumberOfMessages=self._batch_size,
-            WaitTimeSeconds=self._wait_seconds,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
+        messages = self._fair_batch() if self._fair else self._receive(self._batch_size, self._wait_seconds)
         if not messages:
             return 0
         with self._idle:
@@ -100,7 +114,47 @@ class SqsPoller:
             with self._idle:
                 self._batches_in_flight -= 1
                 self._idle.notify_all()
+            if self._fair:
+                with self._held_lock:
+                    self._group_in_flight.subtract(_group(m) for m in messages)
+                    self._group_in_flight += Counter()  # drops the groups back at zero
         return len(messages)
+
+    def _receive(self, count: int, wait_seconds: int) -> list[dict]:
+        return self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=wait_seconds,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+
+    def _fair_batch(self) -> list[dict]:
+        """Top up what is held (up to scan_depth, long-polling only when nothing is), then take a batch:
+        each next message from the group with the fewest in flight, oldest first."""
+        with self._held_lock:
+            room = self._scan_depth - len(self._held)
+            nothing_held = not self._held
+        received: list[dict] = []
+        while room > 0:
+            wait = self._wait_seconds if nothing_held and not received else 0
+            got = self._receive(min(10, room), wait)
+            if not got:
+                break
+            received += got
+            room -= len(got)
+        with self._held_lock:
+            self._held += received
+            batch: list[dict] = []
+            while self._held and len(batch) < self._batch_size:
+                pick = min(
+                    range(len(self._held)),
+                    key=lambda i: (self._group_in_flight[_group(self._held[i])], i),
+                )
+                message = self._held.pop(pick)
+                self._group_in_flight[_group(message)] += 1
+                batch.append(message)
+            return batch
 
     def _handle(self, messages: list[dict]) -> None:
         try:
@@ -165,6 +219,12 @@ class SqsPoller:
         if "MD5OfMessageAttributes" in message:
             record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
         return record
+
+
+def _group(message: dict) -> str:
+    """A fair queue's tenant: the MessageGroupId, or, without one, the message on its own."""
+    attributes = message.get("Attributes") or {}
+    return attributes.get("MessageGroupId") or f"message:{message['MessageId']}"
 
 
 def _message_attribute(value: dict) -> dict:

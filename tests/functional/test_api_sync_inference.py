@@ -252,7 +252,9 @@ def test_provider_timeout_is_upstream_error(api, caller, start_fake_server, monk
     monkeypatch.setattr(upstream, "_client", None)
 
 
-def test_warm_sync_request_makes_no_dynamodb_call(api, caller, online_provider, monkeypatch):
+def test_warm_sync_request_makes_one_dynamodb_call_its_rate_limit_admission(
+    api, caller, online_provider, monkeypatch
+):
     import threading
 
     import botocore.client
@@ -269,4 +271,4 @@ def test_warm_sync_request_makes_no_dynamodb_call(api, caller, online_provider, 
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
     assert api("POST", "/v1/chat/completions", body=CHAT, headers=caller.headers).status == 200
-    assert calls == []
+    assert calls == ["UpdateItem"]  # the key and the provider come from caches

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from openai import OpenAI
@@ -454,3 +455,86 @@ def test_a_slow_receiver_times_out_and_is_retried(api, caller, webhooks, online_
         webhooks.run(lambda: latest_status(api, caller, created["id"]) == "succeeded", timeout=20)
     first = deliveries(api, caller, created["id"])[0]["attempts"][0]
     assert first["status_code"] is None and "no answer within 0.5 s" in first["error"]
+
+
+# ------------------------------------------------------------------ the URL policy (as for provider endpoints)
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("http://[64:ff9b::a00:1]/hook", "NAT64"),
+        ("http://[::169.254.169.254]/hook", "IPv4-compatible"),
+        ("http://[::ffff:0:a9fe:a9fe]/hook", "IPv4-translated"),
+        ("http://[2002:a00:1::]/hook", "6to4"),
+        ("http://240.0.0.1/hook", "reserved"),
+        ("http://2130706433/hook", "ambiguous numeric host"),
+        ("http://0x7f.1/hook", "ambiguous numeric host"),
+        ("http://hooks.example.com:0/hook", "port"),
+        ("http://hooks.example.com:99999/hook", "port"),
+        ("http://hooks.exa\tmple.com/hook", "control characters"),
+        ("http://hooks.example.com/hook#frag", "fragment"),
+        ("https://abc123.execute-api.us-east-1.amazonaws.com/hook", "API Gateway"),
+        ("https://abc.lambda-url.eu-west-1.on.aws/hook", "Lambda Function URL"),
+        ("https://gateway.switchyard.test-corp.com/hook", "this gateway's own host"),
+        ("http://metadata.google.internal/hook", "special-use name"),
+    ],
+)
+def test_hostile_webhook_urls_are_400_at_registration_and_nothing_is_stored(
+    api, caller, monkeypatch, url, reason
+):
+    # The local stack's policy (loopback allowed); the gateway's own custom domain is configured.
+    from tests.conftest import reset_switchyard_caches
+
+    monkeypatch.setenv("GATEWAY_HOSTS", "gateway.switchyard.test-corp.com")
+    reset_switchyard_caches()
+    response = api("POST", "/v1/webhooks", body={"url": url}, headers=caller.headers)
+    assert response.status == 400, response.content
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request" and error["param"] == "url"
+    assert error["message"].startswith("url ") and reason in error["message"], error["message"]
+    assert api("GET", "/v1/webhooks", headers=caller.headers).json()["data"] == []
+
+
+def test_a_webhook_url_keeps_its_query_string(api, caller, receiver):
+    created = create_webhook(api, caller, receiver.url + "?token=abc&x=1")
+    assert created["url"] == receiver.url + "?token=abc&x=1"
+
+
+def test_a_webhook_name_that_rebinds_to_a_refused_address_is_not_called(
+    api, caller, webhooks, online_provider, receiver, monkeypatch
+):
+    # Given a webhook registered under a name that resolved to the receiver's (allowed) loopback address
+    import ipaddress
+
+    from switchyard import endpoint_policy
+
+    port = urlsplit(receiver.url).port
+    answer = ["127.0.0.1"]
+
+    def resolver(host, _port):
+        assert host == "hooks.rebind-example.net"
+        return [ipaddress.ip_address(a) for a in answer]
+
+    monkeypatch.setattr(endpoint_policy, "resolve_with_system_dns", resolver)
+    created = create_webhook(api, caller, f"http://hooks.rebind-example.net:{port}/hooks")
+    # When the name answers the metadata service's address by the time the delivery goes out
+    answer[:] = ["169.254.169.254"]
+    api("POST", "/v1/chat/completions", body=chat(created["id"]), headers=caller.headers)
+
+    def attempted() -> bool:
+        found = deliveries(api, caller, created["id"])
+        return bool(found and found[0]["attempts"])
+
+    webhooks.run(attempted)
+    # Then the receiver got nothing, and the attempt says why
+    assert receiver.received == []
+    attempt = deliveries(api, caller, created["id"])[0]["attempts"][0]
+    assert attempt["status_code"] is None
+    assert "refused by the endpoint policy" in attempt["error"]
+    assert "169.254.169.254 is a link-local address" in attempt["error"]
+    # And once the name leads back to the receiver, the retry is delivered (the check is per connection)
+    answer[:] = ["127.0.0.1"]
+    webhooks.run(lambda: latest_status(api, caller, created["id"]) == "succeeded")
+    assert len(receiver.received) == 1
+    verify_with_both_libraries(receiver.received[0], created["secret"])

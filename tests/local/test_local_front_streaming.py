@@ -13,8 +13,18 @@ import pytest
 from switchyard.errors import AuthenticationFailed
 from switchyard.front import create_app
 
-# The front reads its settings (timeouts, the Lambda runtime's names) like every function does.
-pytestmark = pytest.mark.usefixtures("settings_environment")
+# The front reads its settings (timeouts, the Lambda runtime's names) like every function does; its
+# upstreams here listen on loopback, which the "loopback" endpoint policy allows.
+pytestmark = pytest.mark.usefixtures("settings_environment", "loopback_endpoints")
+
+
+@pytest.fixture
+def loopback_endpoints(settings_environment, monkeypatch):
+    from tests.conftest import reset_switchyard_caches
+
+    monkeypatch.setenv("PROVIDER_ENDPOINT_POLICY", "loopback")
+    reset_switchyard_caches()
+
 
 CHUNK_DELAY_SECONDS = 0.3
 STREAM_BODY = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}

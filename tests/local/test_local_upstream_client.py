@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
+from switchyard.endpoint_policy import EndpointGuard, EndpointPolicy
 from switchyard.front.upstream_client import TransportError, TransportTimeout, UpstreamPool
 
 Responder = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -45,7 +46,9 @@ async def with_server(respond: Responder, scenario: Callable[[str, list], Awaita
 
 
 def pool(read_timeout: float = 5) -> UpstreamPool:
-    return UpstreamPool(connect_timeout=2, read_timeout=read_timeout)
+    return UpstreamPool(
+        connect_timeout=2, read_timeout=read_timeout, guard=EndpointGuard(EndpointPolicy.of("loopback"))
+    )
 
 
 async def collect(upstream) -> bytes:

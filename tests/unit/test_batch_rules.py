@@ -40,7 +40,7 @@ def test_given_an_item_body_with_async_then_it_is_dropped_and_the_rest_is_kept()
         {
             "label": "x",
             "requests": [
-                {"endpoint": "/v1/images/generations/", "body": {"model": "m", "prompt": "p", "async": 1}},
+                {"endpoint": "/v1/images/generations/", "body": {"model": "m", "prompt": "p", "async": True}},
             ],
         }
     )

@@ -59,10 +59,15 @@ def test_given_a_name_already_subscribed_then_subscribing_again_is_refused():
         hook.subscribe("metrics", lambda job: None)
 
 
-def test_the_process_wiring_subscribes_telemetry_then_the_step_token_then_webhooks():
+def test_the_process_wiring_subscribes_telemetry_step_token_jobs_in_flight_then_webhooks():
     from switchyard.wiring import get_job_end_hook
 
-    assert get_job_end_hook().subscribers == ("job telemetry", "workflow step token", "webhooks")
+    assert get_job_end_hook().subscribers == (
+        "job telemetry",
+        "workflow step token",
+        "jobs in flight",
+        "webhooks",
+    )
 
 
 # -- the lifecycle: who announces, who re-queues

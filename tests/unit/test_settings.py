@@ -26,6 +26,7 @@ def test_the_required_variables_are_the_stacks_resources():
         "RUNS_TABLE",
         "WORKFLOW_STATE_MACHINE_ARN",
         "BATCHES_TABLE",
+        "LIMITS_TABLE",
         "WEBHOOKS_TABLE",
         "WEBHOOK_QUEUE_URL",
     ]

@@ -11,6 +11,7 @@ defaults).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -27,6 +28,12 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
+        # Headers the boundary that raised it adds (the rate-limit headers of an admitted request).
+        self.extra_headers: dict[str, str] = {}
+
+    def response_headers(self) -> Mapping[str, str]:
+        """The headers this answer needs besides Content-Type (the class's, unless an error adds its own)."""
+        return self.headers
 
     def to_body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"message": self.message, "type": self.error_type}
@@ -57,6 +64,26 @@ class UnknownRoute(DetailError):
 
     def __init__(self, path: str):
         super().__init__(f"Not found: {path}")
+
+
+class MethodNotAllowed(DetailError):
+    """The path exists, for other methods (RFC 9110 section 15.5.6: the answer lists them in Allow)."""
+
+    status_code = 405
+
+    def __init__(self, method: str, allowed: list[str]):
+        super().__init__(f'Method "{method}" not allowed.')
+        self.allowed = allowed
+
+    def response_headers(self) -> Mapping[str, str]:
+        return {"Allow": ", ".join(self.allowed)}
+
+
+class UnsupportedMediaType(DetailError):
+    status_code = 415
+
+    def __init__(self, content_type: str, expected: str = "application/json"):
+        super().__init__(f'Unsupported media type "{content_type}" in request; send {expected}.')
 
 
 class InvalidRequest(ApiError):
@@ -106,6 +133,39 @@ class AsyncDisabled(ApiError):
         super().__init__(message)
 
 
+class RateLimited(ApiError):
+    """Over the account's requests per minute or jobs in flight (services/rate_limits.py)."""
+
+    status_code = 429
+    error_type = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float, limit_headers: Mapping[str, str]):
+        super().__init__(message)
+        self.retry_after = max(0.001, retry_after)
+        self.limit_headers = dict(limit_headers)
+
+    def response_headers(self) -> Mapping[str, str]:
+        # Retry-After in whole seconds (RFC 9110); retry-after-ms is what the OpenAI SDKs read first.
+        return {
+            "Retry-After": str(math.ceil(self.retry_after)),
+            "retry-after-ms": str(int(self.retry_after * 1000)),
+            **self.limit_headers,
+        }
+
+
+class LoopDetected(ApiError):
+    """The request came from a gateway calling a provider whose endpoint leads back to a gateway."""
+
+    status_code = 508
+    error_type = "loop_detected"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This request was sent by a Switchyard gateway to a provider (it carries CDN-Loop: switchyard): "
+            "a provider endpoint must not lead back to a gateway, so it is refused."
+        )
+
+
 class InternalError(ApiError):
     """What a client learns of a failure nobody anticipated (the details go to the log, not the wire)."""
 
@@ -130,6 +190,10 @@ def to_http(error: BaseException) -> ErrorResponse:
     api_error = error if isinstance(error, ApiError) else InternalError()
     return ErrorResponse(
         status=api_error.status_code,
-        headers={"Content-Type": "application/json", **api_error.headers},
+        headers={
+            "Content-Type": "application/json",
+            **api_error.response_headers(),
+            **api_error.extra_headers,
+        },
         body=json.dumps(api_error.to_body()),
     )

@@ -13,10 +13,11 @@ ShortStr = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class ModelDeclaration(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     id: ShortStr
-    service_type: ServiceType
+    # Strict elsewhere, but an enum arrives as its JSON string (strict mode wants an enum instance).
+    service_type: Annotated[ServiceType, Field(strict=False)]
     input_modalities: list[ShortStr] = Field(default_factory=lambda: ["text"], max_length=16)
     output_modalities: list[ShortStr] = Field(default_factory=lambda: ["text"], max_length=16)
     supported_features: list[ShortStr] = Field(default_factory=list, max_length=64)

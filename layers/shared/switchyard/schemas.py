@@ -1,7 +1,9 @@
 """Request bodies of the inference endpoints.
 
-Only what the gateway must know is checked strictly (the model to route on, the fields without which no
-provider can answer); everything else passes through to the provider untouched (`extra="allow"`).
+Only what the gateway must know is checked (the model to route on, the fields without which no provider
+can answer, the values OpenAI's API fixes); everything else passes through to the provider untouched
+(`extra="allow"`). What is checked is checked strictly (no "true" for true, no "2" for 2): these models are
+also the OpenAPI document's request schemas, and a fuzzer holds the API to accepting exactly what they say.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+# As long as a provider may declare a model id (provider_model.ShortStr).
+MAX_MODEL_LENGTH = 256
 
 
 class InferenceBody(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
-    model: NonEmptyStr = Field(description="The model to route to; a provider of yours must serve it.")
+    model: Annotated[str, Field(min_length=1, max_length=MAX_MODEL_LENGTH)] = Field(
+        description="The model to route to; a provider of yours must serve it."
+    )
     async_: bool = Field(
         default=False,
         alias="async",
@@ -25,7 +31,7 @@ class InferenceBody(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     role: NonEmptyStr
     content: Any = None
@@ -51,7 +57,7 @@ class ImageGenerationRequest(InferenceBody):
 class SpeechRequest(InferenceBody):
     input: NonEmptyStr = Field(description="The text to speak.")
     voice: Any = None
-    response_format: str | None = None
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] | None = None
 
 
 class MusicGenerationRequest(InferenceBody):
@@ -66,6 +72,16 @@ class VideoGenerationRequest(InferenceBody):
 
 
 class MeshGenerationRequest(InferenceBody):
+    # The rule the validator below enforces, stated for the OpenAPI document.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["prompt"], "properties": {"prompt": {"type": "string", "minLength": 1}}},
+                {"required": ["image"], "properties": {"image": {"type": "string", "minLength": 1}}},
+            ]
+        }
+    )
+
     prompt: str | None = None
     image: str | None = Field(default=None, description="Optional input image (URL or data URI).")
 
@@ -105,5 +121,5 @@ BODY_MODELS: dict[str, type[InferenceBody]] = {
 MULTIPART_REQUIRED: dict[str, tuple[str, ...]] = {
     "/v1/audio/transcriptions": ("model", "file"),
     "/v1/images/edits": ("model", "image", "prompt"),
-    "/v1/voice/generations": ("model",),
+    "/v1/voice/generations": ("model", "text"),
 }

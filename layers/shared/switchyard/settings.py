@@ -41,12 +41,19 @@ class Settings(BaseSettings):
     runs_table: ResourceName
     workflow_state_machine_arn: ResourceName
     batches_table: ResourceName
+    limits_table: ResourceName
     webhooks_table: ResourceName
     webhook_queue_url: ResourceName
 
-    # Which provider endpoint addresses are acceptable (SSRF guard): "public" refuses private,
-    # loopback, link-local, metadata and reserved addresses; "loopback" also allows 127.0.0.0/8 and ::1.
+    # Which addresses user-supplied URLs (provider endpoints) may lead to, checked when registered and on
+    # every connection (endpoint_policy.py): "public" refuses private, loopback, link-local, metadata,
+    # reserved and IPv4-embedding IPv6 addresses; "loopback" also allows 127.0.0.0/8 and ::1; "any" allows all.
     provider_endpoint_policy: Literal["public", "loopback", "any"] = "public"
+    # The gateway's own host names (its custom domains; "*.example.com" for a whole zone), comma-separated:
+    # never a provider endpoint. API Gateway and Function URL hosts are refused whatever this says.
+    gateway_hosts: str = ""
+    # The most a provider answer may hold, read as it arrives (larger: the call fails, upstream_error).
+    provider_response_max_bytes: int = 64 * 1024 * 1024
     provider_offline_after_seconds: int = 60
     heartbeat_interval_seconds: int = 15
     upstream_timeout_seconds: float = 120.0
@@ -84,6 +91,13 @@ class Settings(BaseSettings):
     workflow_gate_timeout_seconds: int = 7 * 24 * 3600
     workflow_max_wait_seconds: int = 30 * 24 * 3600
 
+    # Per-account limits (services/rate_limits.py); `switchyard-admin set-limits` overrides one account's.
+    account_requests_per_minute: int = 600
+    account_max_active_jobs: int = 1000
+    # Jobs of one account a dispatcher may run at once (0: as many as its providers take); keep it below
+    # DispatcherMaxConcurrency so that one account cannot hold every dispatcher.
+    account_max_running_jobs: int = 0
+
     # Webhook delivery. The schedule is the delay before each attempt (the first is normally 0); the local
     # stack's tests compress it (template parameter WebhookRetrySchedule).
     webhook_retry_schedule_seconds: str = STANDARD_RETRY_SCHEDULE
@@ -116,6 +130,10 @@ class Settings(BaseSettings):
     # Set by the Lambda runtime, absent elsewhere: the streaming front builds its handler's context from them.
     aws_lambda_function_name: str | None = None
     aws_lambda_function_memory_size: int | None = None
+
+    @property
+    def gateway_host_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.gateway_hosts.split(",") if name.strip())
 
     @field_validator("webhook_retry_schedule_seconds")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,13 +11,59 @@ from pydantic import ValidationError
 from switchyard.errors import InvalidRequest, MalformedJson
 from switchyard.schemas import BODY_MODELS, InferenceBody
 
+# A \uD800-\uDFFF escape: the cheap test before the exact one (most bodies have none).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """JSON as RFC 8259 has it, and nothing a store or a provider would choke on later.
+
+    Python's json module also reads NaN and Infinity (and 1e999 as infinity), and escapes of lone UTF-16
+    surrogates ("\\ud800") into strings that cannot be encoded as UTF-8: each of those would fail far from
+    here (a DynamoDB write, the body sent to a provider) as a 500. They are refused as malformed JSON, as
+    is nesting too deep for the parser. Raises ValueError.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("nesting is too deep") from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
+    return data
+
+
+def json_body_deserializer(text: str) -> Any:
+    """`loads_strict` for the Powertools resolver, which reports only a JSONDecodeError as malformed JSON."""
+    try:
+        return loads_strict(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        raise json.JSONDecodeError(str(exc), text if isinstance(text, str) else "", 0) from exc
+
 
 def parse_json_object(raw: bytes | str | None) -> dict[str, Any]:
     if raw is None or raw == b"" or raw == "":
         raise MalformedJson("JSON parse error - request body is empty.")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = loads_strict(raw)
+    except ValueError as exc:
         raise MalformedJson(f"JSON parse error - {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidRequest("Request body must be a JSON object.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from switchyard.caches import cached
 from switchyard.job_end import JobEndHook
 from switchyard.services.job_telemetry import job_ended
+from switchyard.services.rate_limits import release_ended_job
 from switchyard.services.step_tokens import answer_step_token
 from switchyard.services.webhook_events import announce_job_end
 
@@ -16,10 +17,13 @@ from switchyard.services.webhook_events import announce_job_end
 @cached
 def get_job_end_hook() -> JobEndHook:
     """A job's end, in this order: its metrics and its "job ended" log line (with the account, for the
-    per-account queries); the workflow step whose job it was answers its task token; the webhook that
-    hears of the job (or of its batch) gets its event stored and queued."""
+    per-account queries); the workflow step whose job it was answers its task token; the job leaves its
+    account's jobs in flight; the webhook that hears of the job (or of its batch) gets its event stored and
+    queued (after the release, so a receiver that submits the next job on hearing of this one's end is not
+    refused by its account's max-active-jobs)."""
     hook = JobEndHook()
     hook.subscribe("job telemetry", job_ended)
     hook.subscribe("workflow step token", answer_step_token)
+    hook.subscribe("jobs in flight", release_ended_job)
     hook.subscribe("webhooks", announce_job_end)
     return hook

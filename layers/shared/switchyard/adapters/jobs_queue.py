@@ -1,4 +1,9 @@
-"""The SQS queue that wakes the dispatcher. A message only says "look at job X (generation G)"."""
+"""The SQS queue that wakes the dispatcher. A message only says "look at job X (generation G)".
+
+Every message carries its account as MessageGroupId: on a standard queue that makes SQS a fair queue,
+which delivers other accounts' messages ahead of the backlog of one that has more than its share in
+flight (the local stack's poller does the same, local/switchyard_local/sqs_poller.py).
+"""
 
 from __future__ import annotations
 
@@ -95,10 +100,16 @@ class JobsQueue:
                 QueueUrl=self.queue_url,
                 MessageBody=message.to_body(),
                 DelaySeconds=delay,
+                MessageGroupId=message.account_id,
                 MessageSystemAttributes=attributes,
             )
         else:
-            sqs.send_message(QueueUrl=self.queue_url, MessageBody=message.to_body(), DelaySeconds=delay)
+            sqs.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=message.to_body(),
+                DelaySeconds=delay,
+                MessageGroupId=message.account_id,
+            )
 
     def send_many(self, messages: list[JobMessage]) -> list[JobMessage]:
         """Send in batches of 10; returns the messages SQS did not accept (the sweeper re-sends those)."""
@@ -108,7 +119,11 @@ class JobsQueue:
             chunk = messages[start : start + 10]
             entries: list[SendMessageBatchRequestEntryTypeDef] = []
             for i, m in enumerate(chunk):
-                entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(i), "MessageBody": m.to_body()}
+                entry: SendMessageBatchRequestEntryTypeDef = {
+                    "Id": str(i),
+                    "MessageBody": m.to_body(),
+                    "MessageGroupId": m.account_id,
+                }
                 if attributes := m.system_attributes():
                     entry["MessageSystemAttributes"] = attributes
                 entries.append(entry)

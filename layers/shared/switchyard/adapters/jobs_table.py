@@ -148,6 +148,22 @@ class JobsTable:
         operation = self._table.query if account_id else self._table.scan
         return [Job.from_item(item) for page in aws.item_pages(operation, **kwargs) for item in page]
 
+    def count_active(self, account_id: str) -> int:
+        """How many active jobs the account has, by the sparse index (eventually consistent)."""
+        total = 0
+        kwargs: dict[str, Any] = {
+            "IndexName": ACTIVE_INDEX,
+            "KeyConditionExpression": "active_account = :account",
+            "ExpressionAttributeValues": {":account": account_id},
+            "Select": "COUNT",
+        }
+        while True:
+            page = self._table.query(**kwargs)
+            total += int(page.get("Count", 0))
+            if "LastEvaluatedKey" not in page:
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def unannounced_ends(self, before_ms: int) -> Iterator[dict[str, Any]]:
         """Keys of ended jobs whose end has not been announced, that ended before `before_ms`."""
         for shard in range(OUTBOX_SHARDS):

@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from switchyard.api import openapi_docs as docs
+from switchyard.api import shapes
 from switchyard.api.caller import caller_account
 from switchyard.services.providers import Heartbeat, get_providers_service
 from switchyard.settings import get_settings
@@ -29,7 +30,9 @@ def register(app: APIGatewayHttpResolver) -> None:
     @app.post(
         "/api/inference/agent/heartbeat/",
         summary="Register or refresh a provider agent (endpoint, models, capacity)",
-        responses=docs.merge(docs.BAD_REQUEST, docs.UNAUTHORIZED),
+        responses=docs.merge(
+            docs.ok(shapes.HeartbeatAnswer, "The provider is online"), docs.errors(400, 401, 415)
+        ),
     )
     def heartbeat(body: Annotated[Heartbeat, Body()]) -> dict[str, Any]:
         return _heartbeat(app, body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from typing import Any, cast
@@ -23,10 +24,17 @@ from switchyard.api import (
     inference_routes,
     providers_routes,
 )
+from switchyard.api.admission import Admission, jobs_requested
+from switchyard.api.openapi_docs import finish_document
+from switchyard.api.request_guard import normalise_json_body, refuse_loops
 from switchyard.api.route_groups import route_group
 from switchyard.errors import ApiError, to_http
 from switchyard.logs import logged_invocation
 from switchyard.services.accounts import get_accounts_service
+from switchyard.services.rate_limits import get_rate_limiter
+from switchyard.validation import json_body_deserializer
+
+logger = logging.getLogger(__name__)
 
 TITLE = "Switchyard"
 DESCRIPTION = (
@@ -51,7 +59,7 @@ class PerThreadResolver(APIGatewayHttpResolver):
 
 
 def build_resolver() -> APIGatewayHttpResolver:
-    app = PerThreadResolver(enable_validation=True)
+    app = PerThreadResolver(enable_validation=True, json_body_deserializer=json_body_deserializer)
     errors.register(app)
     inference_routes.register(app)
     agent_routes.register(app)
@@ -82,17 +90,11 @@ def openapi_document(app: APIGatewayHttpResolver) -> str:
             security=[{"bearer": []}],
         )
     )
-    for path, body in inference_routes.MULTIPART_DOCS.items():
-        operation = spec.get("paths", {}).get(path, {}).get("post")
-        if operation is not None:
-            operation.update(body)
     for (path, method), body in account_routes.OPENAPI_OPERATIONS.items():
         operation = spec.get("paths", {}).get(path, {}).get(method)
         if operation is not None:
             operation.update(body)
-    for operation in (op for item in spec.get("paths", {}).values() for op in item.values()):
-        # Powertools documents 422 for validation errors; this API answers 400 (documented per route).
-        operation.get("responses", {}).pop("422", None)
+    finish_document(spec)
     from switchyard.api.webhooks_routes import document_events
 
     document_events(spec)
@@ -133,17 +135,54 @@ def _route_path(event: dict[str, Any]) -> str:
 
 
 def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Authenticate first (so a caller without a key learns nothing about bodies), then route."""
+    """Refuse a request that looped back from a provider call, authenticate (so a caller without a key
+    learns nothing about bodies), count the request against the account's limits, check the body's
+    encoding, then route."""
     resolver = get_resolver()
-    if _route_path(event).startswith(_AUTHENTICATED_PREFIXES):
-        try:
+    path = _route_path(event)
+    admission: Admission | None = None
+    try:
+        refuse_loops(event.get("headers") or {})
+        if path.startswith(_AUTHENTICATED_PREFIXES):
             account_id = get_accounts_service().authenticate(
                 (event.get("headers") or {}).get("authorization")
             )
-        except ApiError as error:
-            return _error_result(error)
-        resolver.context["account_id"] = account_id  # what append_context does (which has no annotations)
-    return resolver.resolve(event, context)
+            resolver.context["account_id"] = account_id  # what append_context does (which has no annotations)
+            method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
+            jobs = jobs_requested(method, path, event)
+            if jobs is not None:
+                admission = Admission(account_id, get_rate_limiter().admit(account_id, jobs))
+                resolver.context["admission"] = admission
+        normalise_json_body(event, path)
+    except ApiError as error:
+        result = _error_result(error)
+        return _with_limit_headers(result, admission)
+    try:
+        result = resolver.resolve(event, context)
+    finally:
+        if admission is not None:
+            _settle(admission)
+    return _with_limit_headers(result, admission)
+
+
+def _settle(admission: Admission) -> None:
+    """Give back the jobs the request reserved and did not create (or count ones it made unannounced)."""
+    limiter = get_rate_limiter()
+    try:
+        if admission.unused:
+            limiter.release(admission.account_id, admission.unused)
+        elif admission.created > admission.allowance.jobs_reserved:
+            limiter.count_unchecked(
+                admission.account_id, admission.created - admission.allowance.jobs_reserved
+            )
+    except Exception:
+        logger.exception("could not settle the jobs reserved by a request")
+
+
+def _with_limit_headers(result: dict[str, Any], admission: Admission | None) -> dict[str, Any]:
+    if admission is not None:
+        result["headers"] = {**(result.get("headers") or {}), **admission.allowance.headers()}
+    return result
 
 
 @logged_invocation(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -80,6 +80,7 @@ def register(app: APIGatewayHttpResolver) -> None:
                 summary=f"Background {tail.strip('/').replace('/', ' ')}: answer at once, finish later{alias}",
                 description=DESCRIPTION.format(path="/v1" + tail, event=event, tail=tail),
                 responses=BACKGROUND_RESPONSES,
+                openapi_extensions=docs.RATE_LIMITED,
             )(handler)
 
     @app.get(

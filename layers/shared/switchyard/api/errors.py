@@ -8,7 +8,14 @@ import logging
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from switchyard.errors import ApiError, InvalidRequest, MalformedJson, UnknownRoute, to_http
+from switchyard.errors import (
+    ApiError,
+    InvalidRequest,
+    MalformedJson,
+    MethodNotAllowed,
+    UnknownRoute,
+    to_http,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,4 +54,14 @@ def register(app: APIGatewayHttpResolver) -> None:
 
     @app.not_found
     def _not_found(_exc: Exception) -> Response[str]:
-        return error_response(UnknownRoute(app.current_event.path))
+        event = app.current_event
+        allowed = allowed_methods(app, event.path)
+        if allowed and event.http_method.upper() not in allowed:
+            return error_response(MethodNotAllowed(event.http_method.upper(), allowed))
+        return error_response(UnknownRoute(event.path))
+
+
+def allowed_methods(app: APIGatewayHttpResolver, path: str) -> list[str]:
+    """The methods some route serves at `path` (Powertools keeps no such index: its route list is read)."""
+    routes = [*app._static_routes, *app._dynamic_routes]
+    return sorted({route.method.upper() for route in routes if route.rule.match(path)})

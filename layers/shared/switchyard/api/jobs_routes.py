@@ -6,16 +6,18 @@ import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from switchyard import metrics
 from switchyard.api import openapi_docs as docs
+from switchyard.api import shapes
+from switchyard.api.admission import note_jobs_created
 from switchyard.api.caller import caller_account
 from switchyard.api.pagination import list_page
 from switchyard.catalog import Endpoint
 from switchyard.job_model import JobWebhook
 from switchyard.services.idempotency import run_once
-from switchyard.services.jobs import get_jobs_service
+from switchyard.services.jobs import MAX_LIST_LIMIT, get_jobs_service
 from switchyard.services.webhooks import get_webhooks_service
 from switchyard.validation import provider_body
 
@@ -46,7 +48,9 @@ def submit_async(
     webhook = get_webhooks_service().job_webhook(account_id, data, base_url)
 
     def create() -> dict[str, Any]:
-        return jobs.envelope(jobs.submit(account_id, endpoint, data, webhook=webhook), base_url)
+        job = jobs.submit(account_id, endpoint, data, webhook=webhook)
+        note_jobs_created(app, 1)
+        return jobs.envelope(job, base_url)
 
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
@@ -68,32 +72,33 @@ def _webhook_of(webhook: JobWebhook | None) -> dict[str, Any]:
     return {"webhook_id": webhook.webhook_id} if webhook is not None else {}
 
 
-JobId = Annotated[str, Path(description="The job id (a string).", max_length=64)]
+_STATUS = "(QUEUED|PROCESSING|PROCESSED|FAILED|CANCELED)"
+StatusFilter = Annotated[
+    str | None,
+    Query(
+        description="Only these statuses (comma-separated), e.g. QUEUED,FAILED",
+        pattern=rf"^{_STATUS}(,{_STATUS})*$",
+    ),
+]
 
 
 def register(app: APIGatewayHttpResolver) -> None:
     @app.get(
         "/v1/jobs",
         summary="List your async jobs, newest first",
-        responses=docs.merge(docs.BAD_REQUEST, docs.UNAUTHORIZED),
+        responses=docs.merge(docs.ok(shapes.JobList, "A page of jobs"), docs.errors(400, 401)),
     )
     def list_jobs(
-        status: Annotated[
-            str | None, Query(description="Only these statuses (comma-separated), e.g. QUEUED,FAILED")
+        status: StatusFilter = None,
+        active: Annotated[
+            bool | None, Query(description="true (or 1): only QUEUED or PROCESSING jobs")
         ] = None,
-        active: Annotated[str | None, Query(description="1 = only QUEUED or PROCESSING jobs")] = None,
-        limit: Annotated[int, Query(description="Max results (1-100)")] = 50,
-        after: Annotated[
-            str | None, Query(description="Page further: the last id of the previous page")
-        ] = None,
+        limit: Annotated[int, docs.limit_query(MAX_LIST_LIMIT)] = 50,
+        after: Annotated[str | None, docs.after_query(shapes.JOB_ID)] = None,
     ) -> dict[str, Any]:
         jobs = get_jobs_service()
         found, has_more = jobs.list(
-            caller_account(app),
-            status=status,
-            active=(active or "").lower() in ("1", "true", "yes"),
-            limit=limit,
-            after=after,
+            caller_account(app), status=status, active=bool(active), limit=limit, after=after
         )
         base_url = public_base_url(app)
         data = [jobs.envelope(job, base_url) for job in found]
@@ -102,18 +107,21 @@ def register(app: APIGatewayHttpResolver) -> None:
     @app.get(
         "/v1/jobs/<job_id>",
         summary="A job's status and result",
-        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
+        responses=docs.merge(docs.ok(shapes.Job, "The job"), docs.errors(400, 401, 404)),
     )
-    def get_job(job_id: JobId) -> dict[str, Any]:
+    def get_job(job_id: docs.JobId) -> dict[str, Any]:
         jobs = get_jobs_service()
         return jobs.envelope(jobs.get(caller_account(app), job_id), public_base_url(app))
 
     @app.post(
         "/v1/jobs/<job_id>/cancel",
         summary="Cancel a QUEUED or PROCESSING job",
-        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
+        responses=docs.merge(
+            docs.ok(shapes.JobCancel, "Whether it was canceled (a finished job is left as it is)"),
+            docs.errors(400, 401, 404),
+        ),
     )
-    def cancel_job(job_id: JobId) -> dict[str, Any]:
+    def cancel_job(job_id: docs.JobId) -> dict[str, Any]:
         job, canceled = get_jobs_service().cancel(caller_account(app), job_id)
         answer: dict[str, Any] = {"id": job.job_id, "status": job.status.value, "canceled": canceled}
         if not canceled:
@@ -123,11 +131,15 @@ def register(app: APIGatewayHttpResolver) -> None:
     @app.post(
         "/v1/jobs/<job_id>/retry",
         summary="Re-queue a FAILED or CANCELED job",
-        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND, docs.CONFLICT, docs.ASYNC_DISABLED),
+        responses=docs.merge(
+            docs.accepted(shapes.Job, "The job, QUEUED again"), docs.errors(400, 401, 404, 409, 503)
+        ),
+        openapi_extensions=docs.RATE_LIMITED,
     )
-    def retry_job(job_id: JobId):
+    def retry_job(job_id: docs.JobId):
         jobs = get_jobs_service()
         job = jobs.retry(caller_account(app), job_id)
+        note_jobs_created(app, 1)  # back in flight
         return _accepted(jobs.envelope(job, public_base_url(app)))
 
     def summary() -> dict[str, Any]:
@@ -136,11 +148,11 @@ def register(app: APIGatewayHttpResolver) -> None:
     app.get(
         "/api/inference/queue/summary/",
         summary="Counts of active work and worker health",
-        responses=docs.UNAUTHORIZED,
+        responses=docs.merge(docs.ok(shapes.QueueSummary, "The summary"), docs.errors(401)),
     )(summary)
     app.get("/api/inference/queue/summary", include_in_schema=False)(summary)
 
-    def asset(asset_id: Annotated[str, Path(max_length=64)]):
+    def asset(asset_id: docs.AssetId):
         found = get_jobs_service().asset(caller_account(app), asset_id)
         if found.redirect_url:
             return Response(302, "text/plain", "", headers={"Location": found.redirect_url})
@@ -151,6 +163,15 @@ def register(app: APIGatewayHttpResolver) -> None:
     app.get(
         "/api/inference/assets/<asset_id>/",
         summary="A stored result asset (your own only)",
-        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
+        responses=docs.merge(
+            {
+                200: {"description": "The asset, with its media type", "content": docs.content("*/*")},
+                302: {
+                    "description": "A large asset: a short-lived link to it",
+                    "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+                },
+            },
+            docs.errors(400, 401, 404),
+        ),
     )(asset)
     app.get("/api/inference/assets/<asset_id>", include_in_schema=False)(asset)

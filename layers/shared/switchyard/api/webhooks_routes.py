@@ -70,13 +70,15 @@ def register(app: APIGatewayHttpResolver) -> None:
                 400: docs.BAD_REQUEST[400]
                 | {
                     "description": "invalid_request: url missing, not http(s), or refused by the endpoint "
-                    "policy (private, loopback, link-local, metadata address); an unknown event type; "
+                    "policy (private, loopback, link-local, metadata, reserved, NAT64 or other "
+                    "IPv4-embedding address; the gateway's own hosts); an unknown event type; "
                     "an unknown field"
                 }
             },
             docs.UNAUTHORIZED,
             {409: docs.CONFLICT[409] | {"description": "conflict: the account has its maximum of webhooks"}},
         ),
+        openapi_extensions=docs.RATE_LIMITED,
     )
     def create_webhook(body: Annotated[WebhookCreate, Body()]):
         endpoint, secret = get_webhooks_service().create(caller_account(app), body.model_dump())
@@ -143,6 +145,7 @@ def register(app: APIGatewayHttpResolver) -> None:
             docs.NOT_FOUND,
             docs.CONFLICT,
         ),
+        openapi_extensions=docs.RATE_LIMITED,
     )
     def rotate_secret(webhook_id: WebhookId) -> dict[str, Any]:
         endpoint, secret = get_webhooks_service().rotate_secret(caller_account(app), webhook_id)
@@ -158,6 +161,7 @@ def register(app: APIGatewayHttpResolver) -> None:
             docs.UNAUTHORIZED,
             docs.NOT_FOUND,
         ),
+        openapi_extensions=docs.RATE_LIMITED,
     )
     def test_webhook(webhook_id: WebhookId):
         delivery = get_webhooks_service().test(caller_account(app), webhook_id)
@@ -210,6 +214,7 @@ def register(app: APIGatewayHttpResolver) -> None:
             docs.UNAUTHORIZED,
             docs.NOT_FOUND,
         ),
+        openapi_extensions=docs.RATE_LIMITED,
     )
     def redeliver(webhook_id: WebhookId, delivery_id: DeliveryId):
         delivery = get_webhooks_service().redeliver(caller_account(app), webhook_id, delivery_id)

@@ -6,30 +6,53 @@ import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from switchyard.api import openapi_docs as docs
+from switchyard.api import shapes
 from switchyard.api.caller import caller_account
 from switchyard.api.inference_routes import raw_body
 from switchyard.api.jobs_routes import public_base_url
 from switchyard.api.pagination import list_page
 from switchyard.errors import InvalidRequest
 from switchyard.services.idempotency import run_once
-from switchyard.services.workflows import get_workflows_service
+from switchyard.services.workflows import MAX_LIST_LIMIT, get_workflows_service
 from switchyard.validation import parse_json_object
 from switchyard.workflows.graph_svg import render_run_svg
 from switchyard.workflows.model import MAX_STEPS
+from switchyard.workflows.templates import all_templates
 
-RunId = Annotated[str, Path(description="The run id (a string).", max_length=64)]
-StepId = Annotated[str, Path(description="The step id, as in the spec.", max_length=64)]
 
-_OBJECT = {"application/json": {"schema": {"type": "object"}}}
-ACCEPTED = {
-    202: {
-        "description": "The run (status RUNNING, every step pending), as GET returns it.",
-        "content": _OBJECT,
-    }
-}
+def start_request_schema() -> dict[str, Any]:
+    """POST /v1/workflows/runs' body: a template (with its inputs) or an inline spec."""
+    spec, components = docs.schema_of(shapes.WorkflowSpecBody)
+    variants: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "properties": {"spec": spec, "inputs": {"type": "object"}},
+            "required": ["spec"],
+            "additionalProperties": False,
+        }
+    ]
+    for template in all_templates():
+        inputs = template.spec.inputs
+        variants.append(
+            {
+                "type": "object",
+                "properties": {
+                    "template": {"const": template.id},
+                    "inputs": {
+                        "type": "object",
+                        "properties": {i.name: {"description": i.description} for i in inputs},
+                        "required": [i.name for i in inputs if i.required],
+                        "additionalProperties": False,
+                    },
+                },
+                "required": ["template", "inputs"] if any(i.required for i in inputs) else ["template"],
+                "additionalProperties": False,
+            }
+        )
+    return {"oneOf": variants, "components": components}
+
 
 START_DESCRIPTION = f"""Body: `{{"template": "<id>", "inputs": {{...}}}}` or `{{"spec": {{"inputs": [...],
 "steps": [...]}}, "inputs": {{...}}}}`.
@@ -91,7 +114,7 @@ def register(app: APIGatewayHttpResolver) -> None:
         summary="List curated, ready-to-run workflow templates",
         description="Each template has an id, a description, its inputs (name, description, required or "
         "default) and its DAG: steps (as a spec would write them) and edges.",
-        responses=docs.merge(docs.UNAUTHORIZED, docs.ASYNC_DISABLED),
+        responses=docs.merge(docs.ok(shapes.WorkflowTemplateList, "The templates"), docs.errors(401, 503)),
     )
     def list_templates() -> dict[str, Any]:
         caller_account(app)
@@ -104,7 +127,11 @@ def register(app: APIGatewayHttpResolver) -> None:
         summary="Start a workflow run from a template or an inline spec",
         description=START_DESCRIPTION,
         responses=docs.merge(
-            ACCEPTED, docs.BAD_REQUEST, docs.UNAUTHORIZED, docs.CONFLICT, docs.ASYNC_DISABLED
+            docs.accepted(shapes.Run, "The run (status RUNNING, every step pending), as GET returns it"),
+            docs.errors(400, 401, 409, 415, 503),
+        ),
+        openapi_extensions=docs.extensions(
+            docs.body(start_request_schema()), docs.IDEMPOTENCY_KEY, docs.RATE_LIMITED
         ),
     )
     def start_run():
@@ -133,13 +160,11 @@ def register(app: APIGatewayHttpResolver) -> None:
     @app.get(
         "/v1/workflows/runs",
         summary="List your workflow runs, newest first",
-        responses=docs.merge(docs.BAD_REQUEST, docs.UNAUTHORIZED, docs.ASYNC_DISABLED),
+        responses=docs.merge(docs.ok(shapes.RunList, "A page of runs"), docs.errors(400, 401, 503)),
     )
     def list_runs(
-        limit: Annotated[int, Query(description="Max results (1-100)")] = 20,
-        after: Annotated[
-            str | None, Query(description="Page further: the last id of the previous page")
-        ] = None,
+        limit: Annotated[int, docs.limit_query(MAX_LIST_LIMIT)] = 20,
+        after: Annotated[str | None, docs.after_query(shapes.RUN_ID)] = None,
     ) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
@@ -150,9 +175,9 @@ def register(app: APIGatewayHttpResolver) -> None:
         "/v1/workflows/runs/<run_id>",
         summary="A run's live DAG: steps, statuses, timings, outputs and media",
         description=RUN_DESCRIPTION,
-        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND, docs.ASYNC_DISABLED),
+        responses=docs.merge(docs.ok(shapes.Run, "The run"), docs.errors(400, 401, 404, 503)),
     )
-    def get_run(run_id: RunId) -> dict[str, Any]:
+    def get_run(run_id: docs.RunId) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         return workflows.view(caller_account(app), run_id, public_base_url(app))
@@ -163,13 +188,18 @@ def register(app: APIGatewayHttpResolver) -> None:
         description="The drawing the dashboard shows, for embedding in a README, a ticket or a chat. "
         "Authenticated like every call; a snapshot, so fetch it again to follow a running run.",
         responses=docs.merge(
-            docs.ok("The run's graph", content_type="image/svg+xml", schema={"type": "string"}),
+            {
+                200: {
+                    "description": "The run's graph",
+                    "content": docs.content("image/svg+xml", schema={"type": "string"}),
+                }
+            },
             docs.UNAUTHORIZED,
             docs.NOT_FOUND,
             docs.ASYNC_DISABLED,
         ),
     )
-    def get_run_graph(run_id: RunId):
+    def get_run_graph(run_id: docs.RunId):
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         run = workflows.view(caller_account(app), run_id, public_base_url(app))
@@ -186,8 +216,9 @@ def register(app: APIGatewayHttpResolver) -> None:
         )
 
     gate_responses = docs.merge(
-        docs.BAD_REQUEST, docs.UNAUTHORIZED, docs.NOT_FOUND, docs.CONFLICT, docs.ASYNC_DISABLED
+        docs.ok(shapes.GateDecision, "The gate, decided"), docs.errors(400, 401, 404, 409, 415, 503)
     )
+    gate_body = docs.body(shapes.GateComment, required=False)
 
     def resolve_gate(run_id: str, step_id: str, approve: bool) -> dict[str, Any]:
         workflows = get_workflows_service()
@@ -207,8 +238,9 @@ def register(app: APIGatewayHttpResolver) -> None:
         description="409 when the step is not a gate, or the gate is not waiting (not reached yet, already "
         "decided, timed out, canceled).",
         responses=gate_responses,
+        openapi_extensions=gate_body,
     )
-    def approve_gate(run_id: RunId, step_id: StepId) -> dict[str, Any]:
+    def approve_gate(run_id: docs.RunId, step_id: docs.StepId) -> dict[str, Any]:
         return resolve_gate(run_id, step_id, approve=True)
 
     @app.post(
@@ -217,16 +249,17 @@ def register(app: APIGatewayHttpResolver) -> None:
         description="Everything downstream of the gate is skipped and the run ends REJECTED (unless a step "
         "failed). 409 as for approve.",
         responses=gate_responses,
+        openapi_extensions=gate_body,
     )
-    def reject_gate(run_id: RunId, step_id: StepId) -> dict[str, Any]:
+    def reject_gate(run_id: docs.RunId, step_id: docs.StepId) -> dict[str, Any]:
         return resolve_gate(run_id, step_id, approve=False)
 
     @app.post(
         "/v1/workflows/runs/<run_id>/cancel",
         summary="Cancel a RUNNING run and its queued jobs",
-        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND, docs.CONFLICT, docs.ASYNC_DISABLED),
+        responses=docs.merge(docs.ok(shapes.Run, "The run, CANCELED"), docs.errors(400, 401, 404, 409, 503)),
     )
-    def cancel_run(run_id: RunId) -> dict[str, Any]:
+    def cancel_run(run_id: docs.RunId) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         return workflows.cancel(caller_account(app), run_id, public_base_url(app))

@@ -7,25 +7,26 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import request_response
 
+from switchyard.api.request_guard import check_idempotency_key, is_json_media_type, refuse_loops
+from switchyard.errors import ApiError
 from switchyard.front.http_api_event import RequestInfo, build_event, new_request_id, response_from_result
 from switchyard.front.lambda_context import LambdaContext
 from switchyard.front.relayed_response import RelayedResponse
-from switchyard.front.stream_relay import PrepareStream, StreamRelay, wants_stream
+from switchyard.front.stream_relay import PrepareStream, StreamRelay, error_response, wants_stream
 from switchyard.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 ApiHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
-_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Set by the Lambda Web Adapter on AWS; never forwarded to the handler as client headers.
 _LWA_CONTEXT_HEADER = "x-amzn-lambda-context"
 _LWA_HEADERS = (b"x-amzn-lambda-context", b"x-amzn-request-context")
@@ -57,7 +58,14 @@ def create_app(
         invocation = (_lambda_context_header(scope) if running_in_lambda else None) or {}
         request_id = invocation.get("request_id") or new_request_id()
 
-        if wants_stream(scope["method"], scope["path"], body):
+        if wants_stream(scope["method"], scope["path"], body) and is_json_media_type(
+            request.headers.get("content-type", "")
+        ):
+            try:
+                refuse_loops(dict(request.headers))  # as the API handler would
+                check_idempotency_key(dict(request.headers))
+            except ApiError as error:
+                return error_response(error)
             return await relay.respond(request.headers.get("authorization"), scope["path"], body, request_id)
 
         event = build_event(scope, body, RequestInfo(request_id=request_id))
@@ -94,7 +102,14 @@ def create_app(
         finally:
             await relay.aclose()
 
-    return Starlette(routes=[Route("/{path:path}", handle, methods=_METHODS)], lifespan=lifespan)
+    app = Starlette(lifespan=lifespan)
+    # Every request, whatever its method or path, goes to the handler, which answers unknown routes and
+    # methods itself (404, 405) in the API's envelope. Not a `/{path:path}` route: Starlette matches it
+    # with a regex whose `.` stops at a newline, and answered such paths with its own text/plain 404.
+    # (request_response only awaits what the handler returns and calls it as an ASGI app, which a
+    # RelayedResponse is: its annotation asks for a Starlette Response.)
+    app.router.default = request_response(cast(Callable[[Request], Awaitable[Response]], handle))
+    return app
 
 
 def _lambda_context_header(scope: Mapping[str, Any]) -> dict[str, Any] | None:

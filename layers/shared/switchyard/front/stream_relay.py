@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from switchyard import metrics
+from switchyard.adapters.pinned_http import get_endpoint_guard
 from switchyard.errors import ApiError, UpstreamError, to_http
 from switchyard.front.relayed_response import RelayedResponse
 from switchyard.front.upstream_client import StreamedResponse, TransportError, TransportTimeout, UpstreamPool
@@ -72,7 +73,9 @@ class StreamRelay:
             read_timeout = settings.upstream_timeout_seconds
             connect_timeout = settings.upstream_connect_timeout_seconds
             self._pool = UpstreamPool(
-                connect_timeout=min(connect_timeout, read_timeout), read_timeout=read_timeout
+                connect_timeout=min(connect_timeout, read_timeout),
+                read_timeout=read_timeout,
+                guard=get_endpoint_guard(),
             )
         return self._pool
 
@@ -99,7 +102,7 @@ class StreamRelay:
         except Exception as error:  # every failure must become an HTTP answer
             if not isinstance(error, ApiError):
                 log.exception("prepare_stream failed", exc_info=error)
-            return _error_response(error)
+            return error_response(error)
         return await self._relay(call)
 
     async def _prepare(self, authorization: str | None, path: str, body: bytes, request_id: str) -> Any:
@@ -129,7 +132,7 @@ class StreamRelay:
                 answer = await _start_of(chunks, _QUOTED_ERROR_BYTES)
                 await upstream.aclose()
                 log.warning("Upstream %s answered HTTP %d", call.url, upstream.status_code)
-                return _error_response(UpstreamError.provider_status(upstream.status_code, answer))
+                return _error_response(UpstreamError.provider_status(upstream.status_code, answer), call)
             # Wait for the first byte before committing to a status: until then a failure is still a 502.
             first_chunk = await anext(chunks, b"")
             if not first_chunk and 200 <= upstream.status_code < 300:
@@ -142,8 +145,10 @@ class StreamRelay:
             if not isinstance(error, TransportError):
                 raise
             log.warning("Upstream %s failed before the first byte: %r", call.url, error)
-            return _error_response(UpstreamError(f"Upstream provider failed: {_describe(error)}"))
+            failed = UpstreamError(f"Upstream provider failed: {_describe(error)}")
+            return _error_response(failed, call)
         headers = [(name, value) for name, value in upstream.raw_headers if name in _RELAYED_HEADERS]
+        headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in _limit_headers(call)]
         return RelayedResponse(
             upstream, chunks, first_chunk, status_code=upstream.status_code, headers=headers
         )
@@ -160,9 +165,21 @@ async def _start_of(chunks: AsyncGenerator[bytes, None], limit: int) -> str:
     return data[:limit].decode("utf-8", "replace")
 
 
-def _error_response(error: BaseException) -> Response:
+def error_response(error: BaseException) -> Response:
+    """`to_http`'s answer as a Starlette response."""
     answer = to_http(error)
     return Response(answer.body, answer.status, headers=dict(answer.headers))
+
+
+def _limit_headers(call: Any) -> list[tuple[str, str]]:
+    """The account's rate-limit headers, which every answer to a limited request carries."""
+    return list(getattr(call, "response_headers", {}).items())
+
+
+def _error_response(error: ApiError, call: Any) -> Response:
+    """A failure once the request was admitted: still with its rate-limit headers."""
+    error.extra_headers.update(_limit_headers(call))
+    return error_response(error)
 
 
 def _describe(error: TransportError) -> str:

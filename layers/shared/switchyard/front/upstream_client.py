@@ -6,6 +6,12 @@ request of Python overhead on a 2-core box (time to first byte from a loopback S
 0.7 ms, httpcore 1.6 ms, httpx 3.6 ms), which alone broke the gateway's 5 ms budget. This client does
 only what a relay needs: one write per request, h11 for the protocol (framing, chunked bodies,
 keep-alive rules), a keep-alive pool per origin, TLS, and connect/read timeouts.
+
+Given an `EndpointGuard` (the gateway's front, whose upstreams are user-supplied provider URLs), it
+connects, like the dispatcher's client (adapters/pinned_http.py), only to addresses the endpoint policy
+allowed, resolved and checked when each connection opens, and keeps SNI and certificate checks on the
+host name. Without one (`guard=None`: the agent, whose upstream is the model server its operator
+configured, usually on loopback) it connects wherever the name resolves.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from collections.abc import AsyncGenerator, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import h11
+
+from switchyard.endpoint_policy import EndpointGuard, EndpointRefused, is_ip_literal
 
 # Set by the client itself; a caller's value would contradict the framing h11 writes.
 _HOP_BY_HOP = frozenset(
@@ -105,12 +113,21 @@ class StreamedResponse:
 
 
 class UpstreamPool:
-    def __init__(self, *, connect_timeout: float, read_timeout: float, max_idle_per_origin: int = 64):
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        guard: EndpointGuard | None,
+        max_idle_per_origin: int = 64,
+        tls: ssl.SSLContext | None = None,
+    ):
+        self._guard = guard
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max_idle = max_idle_per_origin
         self._idle: dict[Origin, list[_Connection]] = {}
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
 
     async def post(self, url: str, headers: Mapping[str, str], content: bytes) -> StreamedResponse:
         """Send a POST and read the response head; the body is left to `StreamedResponse.chunks`."""
@@ -208,12 +225,38 @@ class UpstreamPool:
         tls = self._tls_context() if scheme == "https" else None
         try:
             async with asyncio.timeout(self._connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port, ssl=tls, limit=_READ_SIZE)
+                addresses = await self._addresses(host, port)
+                failure: OSError | None = None
+                for address in addresses:
+                    try:
+                        reader, writer = await asyncio.open_connection(
+                            address,
+                            port,
+                            ssl=tls,
+                            server_hostname=host if tls else None,  # SNI and the certificate: the name
+                            limit=_READ_SIZE,
+                        )
+                    except OSError as error:
+                        failure = error
+                        continue
+                    return _Connection(reader, writer)
+                raise failure or OSError(f"'{host}' has no address")
+        except EndpointRefused as refused:
+            raise TransportError(str(refused)) from None
         except TimeoutError as error:
             raise TransportTimeout(f"connect timed out after {self._connect_timeout:g} s") from error
         except OSError as error:
-            raise TransportError(f"connection failed ({error.strerror or type(error).__name__})") from error
-        return _Connection(reader, writer)
+            raise TransportError(f"connection failed ({error.strerror or error})") from error
+
+    async def _addresses(self, host: str, port: int) -> list[str]:
+        """Where a new connection to host:port may go: with a guard, the addresses it checked (a resolver
+        call blocks: in a worker thread); without one, the name itself (asyncio resolves it)."""
+        guard = self._guard
+        if guard is None:
+            return [host]
+        if is_ip_literal(host):
+            return [str(address) for address in guard.addresses_for(host, port)]
+        return [str(address) for address in await asyncio.to_thread(guard.addresses_for, host, port)]
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:

@@ -125,6 +125,10 @@ class AccountsService:
         self._auth_cache.invalidate(key_hash)
         return key
 
+    def is_api_key(self, secret: str) -> bool:
+        """Whether `secret` is a valid key of any account (read from the table, never from the cache)."""
+        return self._keys.account_of(hash_key(secret)) is not None
+
     def authenticate(self, authorization: str | None) -> str:
         """The account id a bearer key belongs to, or AuthenticationFailed."""
         key_hash = hash_key(bearer_token(authorization))

@@ -132,6 +132,10 @@ def _parse_item(index: int, raw: Any) -> BatchItem:
     body = raw.get("body")
     if not isinstance(body, dict):
         raise InvalidRequest(f"{where}.body: must be a JSON object.", param=f"{where}.body")
+    if not isinstance(body.get("async", False), bool):
+        raise InvalidRequest(
+            f"{where}.body.async: Input should be a valid boolean", param=f"{where}.body.async"
+        )
     body = {k: v for k, v in body.items() if k != "async"}  # every item is async already
     try:
         validate_inference_body(endpoint.path, body, prefix=f"{where}.body.")

@@ -29,6 +29,7 @@ from switchyard.job_results import result_of
 from switchyard.provider_model import Provider
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.providers import ProvidersService, get_providers_service
+from switchyard.services.rate_limits import RateLimiter, get_rate_limiter
 from switchyard.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -47,12 +48,18 @@ class Outcome:
 
 class Dispatcher:
     def __init__(
-        self, settings: Settings, lifecycle: JobLifecycle, media: MediaStore, providers: ProvidersService
+        self,
+        settings: Settings,
+        lifecycle: JobLifecycle,
+        media: MediaStore,
+        providers: ProvidersService,
+        limiter: RateLimiter,
     ):
         self.settings = settings
         self.lifecycle = lifecycle
         self.media = media
         self.providers = providers
+        self.limiter = limiter
 
     def handle(self, message: JobMessage) -> Outcome:
         try:
@@ -65,8 +72,13 @@ class Dispatcher:
         lease_until = now_ms() + int(self.settings.job_upstream_timeout_seconds * 1000) + LEASE_MARGIN_MS
         # One lease per delivery, so a duplicate delivery can never free the slot of the run in progress.
         lease_key = f"{message.job_id}.{new_claim_id()}"
+        # The account's share of the dispatchers first (rate_limits.py): one account's long jobs must not
+        # hold every dispatcher while other accounts' jobs wait.
+        if not self.limiter.take_running_slot(message.account_id, lease_key, lease_until):
+            return self._wait(message, "the account is running as many jobs as it may at once")
         provider = self._take_slot(candidates, lease_key, lease_until)
         if provider is None:
+            self.limiter.release_running_slot(message.account_id, lease_key)
             return self._wait(message, "every provider slot is busy")
         try:
             job = self.lifecycle.claim(message, provider_id=provider.provider_id, lease_until_ms=lease_until)
@@ -83,6 +95,7 @@ class Dispatcher:
             return self._run(job, provider)
         finally:
             self.providers.release_slot(provider.account_id, provider.provider_id, lease_key)
+            self.limiter.release_running_slot(message.account_id, lease_key)
 
     # -- steps
     def _take_slot(self, candidates: list[Provider], lease_key: str, lease_until: int) -> Provider | None:
@@ -119,9 +132,14 @@ class Dispatcher:
                     body.encode(),
                     headers,
                     timeout=self.settings.job_upstream_timeout_seconds,
+                    deadline_seconds=self.settings.job_upstream_timeout_seconds,
+                    max_bytes=self.settings.provider_response_max_bytes,
                 )
                 measured.answered(answer.status_code)
                 traced.answered(answer.status_code)
+        except upstream.AnswerTooLarge as error:
+            # The same request would get the same answer: fail now rather than spend the other attempts.
+            return self._ended(job, self.lifecycle.fail(job, "upstream_error", error.message), "failed")
         except UpstreamError as error:
             return self._provider_failed(job, error.message)
         if answer.status_code >= 400:
@@ -193,5 +211,9 @@ class Dispatcher:
 def get_dispatcher() -> Dispatcher:
     settings = get_settings()
     return Dispatcher(
-        settings, get_job_lifecycle(), MediaStore(settings.media_bucket), get_providers_service()
+        settings,
+        get_job_lifecycle(),
+        MediaStore(settings.media_bucket),
+        get_providers_service(),
+        get_rate_limiter(),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from switchyard import metrics
@@ -29,6 +29,7 @@ class ProviderCall:
     url: str
     headers: dict[str, str]
     content: bytes
+    response_headers: dict[str, str] = field(default_factory=dict)  # for the caller's answer (rate limits)
 
 
 def plan_json_call(
@@ -70,7 +71,15 @@ def execute(call: ProviderCall) -> upstream.UpstreamResponse:
     client = upstream.get_client(settings.upstream_timeout_seconds, settings.upstream_connect_timeout_seconds)
     try:
         with metrics.provider_call(metrics.CallPath.SYNC) as measured:
-            answer = upstream.post(client, call.url, call.content, call.headers)
+            answer = upstream.post(
+                client,
+                call.url,
+                call.content,
+                call.headers,
+                timeout=settings.upstream_timeout_seconds,
+                deadline_seconds=settings.upstream_timeout_seconds,
+                max_bytes=settings.provider_response_max_bytes,
+            )
             measured.answered(answer.status_code)
     except UpstreamError as error:
         # Which provider failed is not a metric dimension (unbounded): it is here.

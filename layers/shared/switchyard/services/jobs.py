@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from switchyard.ids import new_id
 from switchyard.job_model import FINISHED, RETRYABLE, Job, JobStatus, JobWebhook
 from switchyard.services import job_telemetry
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
+from switchyard.services.rate_limits import get_rate_limiter
 from switchyard.settings import Settings, get_settings
 from switchyard.tracing import origin
 from switchyard.validation import gateway_fields, provider_body
@@ -41,12 +43,14 @@ class JobsService:
         lifecycle: JobLifecycle,
         media: MediaStore,
         batches: BatchesTable,
+        count_unchecked_job: Callable[[str], None] | None = None,
     ):
         self.settings = settings
         self._table = table
         self._lifecycle = lifecycle
         self._media = media
         self._batches = batches
+        self._count_unchecked_job = count_unchecked_job
 
     def ensure_enabled(self) -> None:
         if not self.settings.async_enabled:
@@ -112,9 +116,14 @@ class JobsService:
         webhook: JobWebhook | None = None,
         **step: str,
     ) -> Job:
-        """Store a new job and wake the dispatcher; `step` names a workflow step's run, step and token."""
+        """Store a new job and wake the dispatcher; `step` names a workflow step's run, step and token.
+
+        A caller's job was counted in its account's jobs in flight when its request was admitted; a
+        workflow step's job is counted here (unchecked: its run was admitted)."""
         self.ensure_enabled()
         job = self.new_job(account_id, endpoint, data, webhook=webhook, **step)
+        if step.get("workflow_run_id") and self._count_unchecked_job is not None:
+            self._count_unchecked_job(account_id)
         self._table.create(job)
         self._lifecycle.enqueue(job)
         job_telemetry.jobs_submitted([job])
@@ -267,4 +276,5 @@ def get_jobs_service() -> JobsService:
         get_job_lifecycle(),
         MediaStore(settings.media_bucket),
         get_batches_table(),
+        get_rate_limiter().count_unchecked,
     )

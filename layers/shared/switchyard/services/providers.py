@@ -4,30 +4,57 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from switchyard.adapters.pinned_http import get_endpoint_guard
 from switchyard.adapters.providers_table import ProvidersTable, get_providers_table
 from switchyard.caches import cached
 from switchyard.catalog import ServiceType
-from switchyard.endpoint_policy import check_endpoint_url
-from switchyard.errors import NoProvider
+from switchyard.endpoint_policy import EndpointGuard
+from switchyard.errors import InvalidRequest, NoProvider
 from switchyard.provider_model import ModelDeclaration, Provider
+from switchyard.services.accounts import KEY_PREFIX, get_accounts_service
 from switchyard.settings import Settings, get_settings
 from switchyard.ttl_cache import TtlCache
+
+# What a schema can say of an acceptable endpoint (the rest depends on DNS and the policy): an http(s) URL
+# without whitespace or control characters, which the endpoint policy refuses too.
+ENDPOINT_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$"
+LOCAL_AGENT_URL = "http://127.0.0.1:9100"  # an agent on the same machine (the local stack allows loopback)
+
+
+# Slots one provider may declare: a box that runs more requests at once than this batches them anyway
+# (vLLM's default max_num_seqs), and each slot is an SQS record a dispatcher holds while it runs.
+MAX_PROVIDER_CONCURRENCY = 256
 
 
 class Heartbeat(BaseModel):
     """What a provider agent reports every few seconds."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     provider_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
-    endpoint_url: Annotated[str, Field(min_length=1, max_length=2048)]
+    endpoint_url: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=2048,
+            description="Where the gateway reaches the agent. Refused: credentials, a query or fragment, "
+            "and hosts that are (or resolve to) addresses the deployment's endpoint policy does not allow "
+            "(private, loopback, link-local, metadata, reserved, and the gateway's own hosts).",
+            json_schema_extra={
+                "format": "uri",
+                "pattern": ENDPOINT_URL_PATTERN,
+                "examples": [LOCAL_AGENT_URL],
+            },
+        ),
+    ]
     secret: Annotated[str, Field(min_length=16, max_length=512)]
-    max_concurrency: int = Field(default=1, ge=1, le=1024)
+    max_concurrency: int = Field(default=1, ge=1, le=MAX_PROVIDER_CONCURRENCY)
     models: list[ModelDeclaration] = Field(max_length=512)
 
 
@@ -46,9 +73,17 @@ class ProviderStatus:
 
 
 class ProvidersService:
-    def __init__(self, settings: Settings, table: ProvidersTable):
+    def __init__(
+        self,
+        settings: Settings,
+        table: ProvidersTable,
+        guard: EndpointGuard,
+        is_api_key: Callable[[str], bool],
+    ):
         self._settings = settings
         self._table = table
+        self._guard = guard
+        self._is_api_key = is_api_key
         # Reloaded in the background in the last quarter of its life: under steady traffic (or, kept warm,
         # under any traffic) no request waits for the query.
         self._online_cache: TtlCache[tuple[Provider, ...]] = TtlCache(
@@ -58,10 +93,20 @@ class ProvidersService:
         )
 
     def record_heartbeat(self, account_id: str, beat: Heartbeat) -> Provider:
+        """Register or refresh a provider; a refused endpoint or secret stores nothing."""
+        endpoint_url = self._guard.check_url(beat.endpoint_url)
+        # The gateway sends the secret to the endpoint with every call: were it an API key, an endpoint
+        # leading back to a gateway would authenticate, and each call would start another.
+        if beat.secret.startswith(KEY_PREFIX) or self._is_api_key(beat.secret):
+            raise InvalidRequest(
+                "secret must not be an API key: the gateway sends it to your provider with every call. "
+                "Use a random secret of its own (the agent makes one when --secret is not given).",
+                param="secret",
+            )
         provider = Provider(
             account_id=account_id,
             provider_id=beat.provider_id,
-            endpoint_url=check_endpoint_url(beat.endpoint_url, self._settings.provider_endpoint_policy),
+            endpoint_url=endpoint_url,
             secret=beat.secret,
             max_concurrency=beat.max_concurrency,
             models=tuple(beat.models),
@@ -138,7 +183,9 @@ def _with_provider(providers: tuple[Provider, ...], provider: Provider) -> tuple
 
 @cached
 def get_providers_service() -> ProvidersService:
-    return ProvidersService(get_settings(), get_providers_table())
+    return ProvidersService(
+        get_settings(), get_providers_table(), get_endpoint_guard(), get_accounts_service().is_api_key
+    )
 
 
 def reachable_models(providers: tuple[Provider, ...]) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from switchyard.services.jobs import (
     worker_stalled,
 )
 from switchyard.services.providers import ProvidersService, get_providers_service
+from switchyard.services.rate_limits import RateLimiter, get_rate_limiter
 from switchyard.services.webhook_events import WebhookEvents, get_webhook_events
 from switchyard.settings import Settings, get_settings
 
@@ -56,6 +57,7 @@ class Sweeper:
         batches: BatchesService | None = None,
         webhooks: WebhookEvents | None = None,
         runs: RunsTable | None = None,
+        limiter: RateLimiter | None = None,
     ):
         self.settings = settings
         self.jobs = jobs
@@ -64,6 +66,7 @@ class Sweeper:
         self.batches = batches
         self.webhooks = webhooks
         self.runs = runs
+        self.limiter = limiter
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -82,6 +85,8 @@ class Sweeper:
                 elif job.status == JobStatus.PROCESSING and job.lease_until_ms and job.lease_until_ms < now:
                     self._recover_expired(job, report)
         report.expired_leases = self.providers.expire_leases(now)
+        if self.limiter is not None:
+            report.expired_leases += self.limiter.expire_running_slots(now)
         if self.webhooks is not None:
             webhooks = self.webhooks.sweep()
             report.webhooks_announced_late, report.webhooks_woken = webhooks.announced_late, webhooks.woken
@@ -127,4 +132,5 @@ def get_sweeper() -> Sweeper:
         get_batches_service(),
         get_webhook_events(),
         get_runs_table(),
+        get_rate_limiter(),
     )

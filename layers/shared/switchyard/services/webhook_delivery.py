@@ -215,7 +215,6 @@ class WebhookDeliverer:
             body.encode(),
             headers,
             timeout_seconds=self.settings.webhook_timeout_seconds,
-            policy=self.settings.provider_endpoint_policy,
         )
 
     def _disable(self, endpoint: WebhookEndpoint) -> None:

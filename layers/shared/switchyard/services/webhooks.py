@@ -9,11 +9,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from switchyard.adapters.pinned_http import get_endpoint_guard
 from switchyard.adapters.webhook_queue import DeliveryMessage, WebhookQueue, get_webhook_queue
 from switchyard.adapters.webhooks_table import WebhooksTable, get_webhooks_table
 from switchyard.caches import cached
 from switchyard.clock import now_ms
-from switchyard.endpoint_policy import check_endpoint_url
+from switchyard.endpoint_policy import EndpointGuard
 from switchyard.errors import Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
 from switchyard.job_model import JobWebhook
@@ -64,8 +65,10 @@ class WebhooksService:
         queue: WebhookQueue,
         directory: EndpointDirectory,
         events: WebhookEvents,
+        guard: EndpointGuard,
     ):
         self.settings = settings
+        self.guard = guard
         self.table = table
         self.queue = queue
         self.directory = directory
@@ -79,9 +82,9 @@ class WebhooksService:
         except ValidationError as exc:
             message, param = describe_validation_error(exc)
             raise InvalidRequest(message, param=param) from exc
-        url = check_endpoint_url(
-            request.url.strip(), self.settings.provider_endpoint_policy, field="url", allow_query=True
-        )
+        # The policy every user-supplied URL meets (reserved, NAT64, the gateway's own hosts, ...), checked
+        # with the resolver that connections use; the delivery client checks it again on each connection.
+        url = self.guard.check_url(request.url.strip(), field="url", allow_query=True)
         if self.table.count_endpoints(account_id) >= self.settings.webhook_max_endpoints_per_account:
             raise Conflict(
                 f"An account has at most {self.settings.webhook_max_endpoints_per_account} webhooks; "
@@ -203,4 +206,5 @@ def get_webhooks_service() -> WebhooksService:
         get_webhook_queue(),
         get_endpoint_directory(),
         get_webhook_events(),
+        get_endpoint_guard(),
     )
