@@ -19,8 +19,31 @@ class JobStatus(StrEnum):
 
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.PROCESSING)
+ASSETS_PATH = "/api/inference/assets"
 FINISHED = (JobStatus.PROCESSED, JobStatus.FAILED, JobStatus.CANCELED)
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELED)
+
+
+@dataclass(frozen=True)
+class StoredAsset:
+    """One media output of a job, stored in S3 under `key`."""
+
+    key: str
+    content_type: str
+    size: int  # bytes
+
+    @classmethod
+    def from_item(cls, value: dict[str, Any]) -> StoredAsset:
+        return cls(str(value["key"]), str(value.get("content_type") or ""), int(value.get("bytes") or 0))
+
+    def to_item(self) -> dict[str, Any]:
+        return {"key": self.key, "content_type": self.content_type, "bytes": self.size}
+
+
+def asset_url(base_url: str, job_id: str, index: int) -> str:
+    """Where a job's asset is served: the first at the seed's `/api/inference/assets/<id>/`, the others
+    one level down (`.../<id>/1/`, `.../<id>/2/`)."""
+    return f"{base_url}{ASSETS_PATH}/{job_id}/" + (f"{index}/" if index else "")
 
 
 @dataclass
@@ -43,9 +66,17 @@ class Job:
     lease_until_ms: int | None = None
     started_ms: int | None = None
     finished_ms: int | None = None
-    result: str | None = None  # provider JSON answer (LLM) as text
-    result_key: str | None = None  # S3 key of a stored asset or large result
+    # What a PROCESSED job keeps (job_results.py decides; the one size rule keeps the item small):
+    # `result` is the JSON answer of an LLM, or the JSON metadata of a media answer, as text, when it fits
+    # in the item; an LLM answer that does not lives in S3 under `result_key` (`result_bytes` long), media
+    # metadata under `metadata_key`. `assets` are a media answer's outputs, each in S3; for media jobs
+    # `result_key` and `result_content_type` name the first asset (as before several outputs were kept).
+    result: str | None = None
+    result_key: str | None = None
     result_content_type: str | None = None
+    result_bytes: int | None = None
+    metadata_key: str | None = None
+    assets: tuple[StoredAsset, ...] = ()
     error_type: str | None = None
     error_message: str | None = None
     batch_id: str | None = None
@@ -72,16 +103,20 @@ class Job:
             "finished_ms",
             "seen_ms",
             "manual_retries",
+            "result_bytes",
         ):
             if values.get(name) is not None:
                 values[name] = int(values[name])
         values["status"] = JobStatus(values["status"])
+        values["assets"] = tuple(StoredAsset.from_item(asset) for asset in values.get("assets") or ())
         extra = {k: v for k, v in item.items() if k not in known and k != "active_account"}
         return cls(**values, extra=extra)
 
     def to_item(self) -> dict[str, Any]:
-        item = {k: v for k, v in self.__dict__.items() if k != "extra" and v is not None}
+        item = {k: v for k, v in self.__dict__.items() if k not in ("extra", "assets") and v is not None}
         item["status"] = self.status.value
+        if self.assets:
+            item["assets"] = [asset.to_item() for asset in self.assets]
         item.update(self.extra)
         if self.status in ACTIVE:
             item["active_account"] = self.account_id  # sparse index of active work
@@ -91,8 +126,23 @@ class Job:
     def is_media(self) -> bool:
         return self.inference_type != "LLM"
 
-    def envelope(self, asset_base_url: str | None = None) -> dict[str, Any]:
-        """The public `inference.job` object."""
+    @property
+    def stored_assets(self) -> tuple[StoredAsset, ...]:
+        """A PROCESSED media job's outputs (an item written before `assets` existed has its one asset
+        under `result_key`; its size was not recorded)."""
+        if self.assets or not (self.is_media and self.result_key):
+            return self.assets
+        return (StoredAsset(self.result_key, self.result_content_type or "application/octet-stream", 0),)
+
+    def envelope(
+        self, asset_base_url: str | None = None, *, result_text: str | None = None
+    ) -> dict[str, Any]:
+        """The public `inference.job` object.
+
+        `result` is included when it is in the item, or when the caller loaded it (`result_text`, from
+        S3); a result that is neither is given by `result_url` (and `result_bytes`) alone, so a read never
+        re-inlines megabytes. Media jobs list every output in `assets`; `result_url` is the first one.
+        """
         out: dict[str, Any] = {
             "id": self.job_id,
             "object": "inference.job",
@@ -113,10 +163,26 @@ class Job:
             out["workflow_run_id"] = self.workflow_run_id
             out["workflow_step_id"] = self.workflow_step_id
         if self.status == JobStatus.PROCESSED:
-            if self.result is not None:
-                out["result"] = json.loads(self.result)
-            if self.is_media and self.result_key and asset_base_url is not None:
-                out["result_url"] = f"{asset_base_url}/api/inference/assets/{self.job_id}/"
+            text = result_text if result_text is not None else self.result
+            if text is not None:
+                out["result"] = json.loads(text)
+            if asset_base_url is not None:
+                out.update(self._result_links(asset_base_url))
         if self.error_type:
             out["error"] = {"type": self.error_type, "message": self.error_message or ""}
         return out
+
+    def _result_links(self, base_url: str) -> dict[str, Any]:
+        if self.is_media:
+            assets = [
+                {
+                    "url": asset_url(base_url, self.job_id, index),
+                    "content_type": asset.content_type,
+                    "bytes": asset.size,
+                }
+                for index, asset in enumerate(self.stored_assets)
+            ]
+            return {"result_url": assets[0]["url"], "assets": assets} if assets else {}
+        if self.result_key:  # an LLM answer kept in S3: served as JSON at the first asset URL
+            return {"result_url": asset_url(base_url, self.job_id, 0), "result_bytes": self.result_bytes or 0}
+        return {}

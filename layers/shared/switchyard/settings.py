@@ -64,8 +64,15 @@ class Settings(BaseSettings):
     # and its jobs. Longer than any function that creates batches may run (StreamFunction: up to 900 s),
     # though a creator that outlives it only loses its own batch (its commit is conditional).
     batch_abandon_after_seconds: float = 960.0
-    # Results larger than this live in S3 instead of the job item (DynamoDB items stop at 400 KB).
-    inline_result_limit_bytes: int = 300_000
+    # The one size rule of a job's item (job_results.py): a body, result or media metadata that would make
+    # the item, as DynamoDB counts it, larger than this lives in S3 instead. Far under DynamoDB's 400 KB
+    # item limit because of what an item costs: each of a job's ~4 writes is billed per KB of the whole
+    # item (S3 bills per request), and a list of 100 jobs inlines what their items hold (Lambda answers
+    # stop at 6 MB).
+    job_item_limit_bytes: int = 32_768
+    # One job's read (GET /v1/jobs/<id>) inlines a result kept in S3 up to this size; a larger one is
+    # given by its result_url only. Lists never read S3.
+    read_inline_result_limit_bytes: int = 1_000_000
     # Assets larger than this are served by a short-lived presigned S3 redirect (Lambda answers stop at 6 MB).
     asset_inline_limit_bytes: int = 4_000_000
 

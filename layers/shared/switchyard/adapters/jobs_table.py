@@ -46,6 +46,9 @@ _RUN_ATTRIBUTES = (
     "result",
     "result_key",
     "result_content_type",
+    "result_bytes",
+    "metadata_key",
+    "assets",
     "seen_ms",
 )
 
@@ -254,16 +257,11 @@ class JobsTable:
     def finish(self, job: Job, result: JobResult) -> Job | None:
         """PROCESSING under this claim -> PROCESSED with its result. None: canceled (or reclaimed after the
         lease ran out) while the provider worked, and the answer is dropped."""
-        stored = {
-            "result": result.result,
-            "result_key": result.result_key,
-            "result_content_type": result.result_content_type,
-        }
         return self._move(
             job.job_id,
             (JobStatus.PROCESSING,),
             JobStatus.PROCESSED,
-            set_values={"finished_ms": now_ms(), **{k: v for k, v in stored.items() if v is not None}},
+            set_values={"finished_ms": now_ms(), **result.stored_values()},
             remove=("lease_until_ms", "error_type", "error_message"),
             also="claim_id = :claim",
             values={":claim": job.claim_id},

@@ -12,6 +12,7 @@ from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
 from switchyard.api.pagination import list_page
 from switchyard.catalog import Endpoint
+from switchyard.errors import NotFound
 from switchyard.services.idempotency import run_once
 from switchyard.services.jobs import get_jobs_service
 from switchyard.validation import provider_body
@@ -83,7 +84,8 @@ def register(app) -> None:
             after=after,
         )
         base_url = public_base_url(app)
-        data = [jobs.envelope(job, base_url) for job in found]
+        # What the items hold, never S3: a page of 100 stays small (large results are given by URL).
+        data = [jobs.envelope(job, base_url, read_result=False) for job in found]
         return list_page(data, has_more)
 
     @app.get(
@@ -127,17 +129,35 @@ def register(app) -> None:
     )(summary)
     app.get("/api/inference/queue/summary", include_in_schema=False)(summary)
 
-    def asset(asset_id: Annotated[str, Path(max_length=64)]):
-        found = get_jobs_service().asset(caller_account(app), asset_id)
+    def serve(job_id: str, index: int) -> Response:
+        found = get_jobs_service().asset(caller_account(app), job_id, index)
         if found.redirect_url:
             return Response(302, "text/plain", "", headers={"Location": found.redirect_url})
         return Response(
             200, found.content_type, found.content, headers={"Cache-Control": "private, max-age=300"}
         )
 
+    # Route functions carry no return annotation: Powertools would try to build a response model of it.
+    def asset(asset_id: Annotated[str, Path(max_length=64)]):
+        return serve(asset_id, 0)
+
+    def nth_asset(
+        asset_id: Annotated[str, Path(max_length=64)],
+        index: Annotated[str, Path(max_length=6, description="0 is the first (the job's result_url)")],
+    ):
+        if not index.isdigit():
+            raise NotFound(f"Job '{asset_id}' has no stored asset {index!r}.")
+        return serve(asset_id, int(index))
+
     app.get(
         "/api/inference/assets/<asset_id>/",
-        summary="A stored result asset (your own only)",
+        summary="A job's stored result: its first media asset, or an LLM answer kept in S3 (your own only)",
         responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
     )(asset)
     app.get("/api/inference/assets/<asset_id>", include_in_schema=False)(asset)
+    app.get(
+        "/api/inference/assets/<asset_id>/<index>/",
+        summary="A media job's asset by its place in the job's `assets` (your own only)",
+        responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
+    )(nth_asset)
+    app.get("/api/inference/assets/<asset_id>/<index>", include_in_schema=False)(nth_asset)

@@ -33,13 +33,14 @@ from switchyard.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 LEASE_MARGIN_MS = 30_000
+RESULT_NOT_STORED = "result_not_stored"
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one message (for logs, metrics and tests)."""
 
-    action: str  # processed | failed | retrying | waiting | no_provider | stale | canceled
+    action: str  # processed | failed | not_stored | retrying | waiting | no_provider | stale | canceled
     job_id: str
     detail: str = ""
 
@@ -113,15 +114,25 @@ class Dispatcher:
         return self._store_result(job, answer)
 
     def _store_result(self, job: Job, answer: upstream.UpstreamResponse) -> Outcome:
-        stored = result_of(
-            job,
-            answer.content,
-            answer.headers.get("content-type", "application/octet-stream"),
-            self.settings.inline_result_limit_bytes,
-        )
-        if stored.blob is not None and stored.result_key is not None:
-            self.media.put(stored.result_key, stored.blob, stored.result_content_type or "")
-        return self._ended(job, self.lifecycle.finish(job, stored), "processed")
+        """Store the answer and finish the job. The provider has done its work: a result that cannot be
+        stored fails the job, naming why, rather than leaving it for the sweeper to run again."""
+        try:
+            stored = result_of(
+                job,
+                answer.content,
+                answer.headers.get("content-type", "application/octet-stream"),
+                item_limit_bytes=self.settings.job_item_limit_bytes,
+            )
+            for blob in stored.blobs:
+                self.media.put(blob.key, blob.content, blob.content_type)
+            ended = self.lifecycle.finish(job, stored)
+        except Exception as exc:  # any failure to store is this job's end, not a re-run
+            logger.exception("the result of job %s could not be stored", job.job_id)
+            message = (
+                f"The provider answered, but its result could not be stored ({type(exc).__name__}: {exc})."
+            )
+            return self._ended(job, self.lifecycle.fail(job, RESULT_NOT_STORED, message), "not_stored")
+        return self._ended(job, ended, "processed")
 
     def _provider_failed(self, job: Job, reason: str) -> Outcome:
         if job.attempt < self.settings.job_max_attempts:

@@ -14,7 +14,8 @@ from switchyard.catalog import Endpoint
 from switchyard.clock import iso, now_ms
 from switchyard.errors import AsyncDisabled, Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
-from switchyard.job_model import FINISHED, RETRYABLE, Job, JobStatus
+from switchyard.job_model import FINISHED, RETRYABLE, Job, JobStatus, StoredAsset
+from switchyard.job_results import JSON, body_fits
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.settings import Settings, get_settings
 from switchyard.validation import provider_body
@@ -81,12 +82,11 @@ class JobsService:
             workflow_step_id=workflow_step_id,
             task_token=task_token,
         )
-        body = json.dumps(provider_body(data), separators=(",", ":"))
-        if len(body) > self.settings.inline_result_limit_bytes:
-            job.body_key = f"payloads/{job.job_id}.json"
-            self._media.put(job.body_key, body.encode(), "application/json")
-        else:
-            job.body = body
+        job.body = json.dumps(provider_body(data), separators=(",", ":"))
+        if not body_fits(job, self.settings.job_item_limit_bytes):  # the one size rule (job_results.py)
+            job.body_key = f"payloads/{account_id}/{job.job_id}.json"
+            self._media.put(job.body_key, job.body.encode(), JSON)
+            job.body = None
         return job
 
     def submit(self, account_id: str, endpoint: Endpoint, data: dict[str, Any], **step: str) -> Job:
@@ -123,16 +123,26 @@ class JobsService:
         """QUEUED and PROCESSING jobs that exist (of one account, or of everyone)."""
         return self.visible(self._table.active_jobs(account_id))
 
-    def envelope(self, job: Job, asset_base_url: str | None) -> dict[str, Any]:
-        if job.status == JobStatus.PROCESSED and not job.is_media and job.result is None and job.result_key:
-            job.result = self._media.get(job.result_key).content.decode()
-        return job.envelope(asset_base_url)
+    def envelope(self, job: Job, asset_base_url: str | None, *, read_result: bool = True) -> dict[str, Any]:
+        """The public envelope. A result kept in S3 is read and inlined only for one job's read
+        (`read_result`) and only up to the read bound; lists pass False and show what the item holds."""
+        return job.envelope(asset_base_url, result_text=self._result_text(job) if read_result else None)
 
-    def processed_envelope(self, job: Job | None, asset_base_url: str | None) -> dict[str, Any] | None:
-        """The envelope of a PROCESSED job (its result loaded), None for any other job or none."""
+    def processed_envelope(
+        self, job: Job | None, asset_base_url: str | None, *, read_result: bool = True
+    ) -> dict[str, Any] | None:
+        """The envelope of a PROCESSED job, None for any other job or none."""
         if job is None or job.status != JobStatus.PROCESSED:
             return None
-        return self.envelope(job, asset_base_url)
+        return self.envelope(job, asset_base_url, read_result=read_result)
+
+    def _result_text(self, job: Job) -> str | None:
+        key = job.metadata_key if job.is_media else job.result_key
+        if job.status != JobStatus.PROCESSED or job.result is not None or not key:
+            return None
+        if job.result_bytes is not None and job.result_bytes > self.settings.read_inline_result_limit_bytes:
+            return None
+        return self._media.get(key).content.decode()
 
     def list(
         self, account_id: str, *, status: str | None, active: bool, limit: int, after: str | None
@@ -182,15 +192,28 @@ class JobsService:
         return requeued
 
     # -- assets
-    def asset(self, account_id: str, job_id: str) -> Asset:
+    def asset(self, account_id: str, job_id: str, index: int = 0) -> Asset:
+        """A PROCESSED job's stored output: a media job's `index`-th asset, or (index 0) an LLM answer
+        kept in S3. Another account's job, or an index past the last, is not found."""
         job = self.get(account_id, job_id)
-        if job.status != JobStatus.PROCESSED or not job.is_media or not job.result_key:
-            raise NotFound(f"Job '{job_id}' has no stored asset.")
-        size = self._media.head_size(job.result_key)
+        found = self._stored_output(job, index) if job.status == JobStatus.PROCESSED else None
+        if found is None:
+            what = f"asset {index}" if index else "asset"
+            raise NotFound(f"Job '{job_id}' has no stored {what}.")
+        size = found.size or self._media.head_size(found.key)
         if size > self.settings.asset_inline_limit_bytes:
-            return Asset(None, job.result_content_type or "", self._media.presigned_url(job.result_key))
-        stored = self._media.get(job.result_key)
+            return Asset(None, found.content_type, self._media.presigned_url(found.key))
+        stored = self._media.get(found.key)
         return Asset(stored.content, stored.content_type)
+
+    @staticmethod
+    def _stored_output(job: Job, index: int) -> StoredAsset | None:
+        if job.is_media:
+            assets = job.stored_assets
+            return assets[index] if 0 <= index < len(assets) else None
+        if index == 0 and job.result_key:
+            return StoredAsset(job.result_key, job.result_content_type or JSON, job.result_bytes or 0)
+        return None
 
     # -- liveness and summary
     def record_tick(self, which: str) -> None:

@@ -148,12 +148,22 @@ class WorkflowsService:
         run = self.owned_run(account_id, run_id)
         steps = self.runs.get_steps(run_id)
         jobs = self.jobs.find_many([step.job_id for step in steps if step.job_id])
-        step_views = [self._step_view(step, jobs.get(step.job_id or ""), base_url) for step in steps]
+        # Outputs kept in S3 are read while they fit in one read's bound, together: a view of 40 steps
+        # stays as bounded as one job's read (the rest are given by their result_url).
+        budget = self.settings.read_inline_result_limit_bytes
+        step_views = []
+        for step in steps:
+            job = jobs.get(step.job_id or "")
+            size = (job.result_bytes or 0) if job is not None else 0
+            step_views.append(self._step_view(step, job, base_url, read_result=size <= budget))
+            budget -= size if size <= budget else 0
         return views.run_view(run, steps, step_views)
 
-    def _step_view(self, step: Step, job: Job | None, base_url: str | None) -> dict[str, Any]:
+    def _step_view(
+        self, step: Step, job: Job | None, base_url: str | None, *, read_result: bool = False
+    ) -> dict[str, Any]:
         values = (
-            step_values(step, self.jobs.processed_envelope(job, base_url))
+            step_values(step, self.jobs.processed_envelope(job, base_url, read_result=read_result))
             if step.status == StepStatus.SUCCEEDED
             else {}
         )
