@@ -106,7 +106,7 @@ def start_local_stack(workdir: Path, *overrides: str) -> LocalStack:
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory) -> Iterator[LocalStack]:
     workdir = tmp_path_factory.mktemp("stack")
-    stack = start_local_stack(workdir, "NoProviderGraceSeconds=4", "JobUpstreamTimeoutSeconds=5")
+    stack = start_local_stack(workdir, "NoProviderGraceSeconds=4", "JobUpstreamTimeoutSeconds=10")
     yield stack
     _stop(stack.process)
 

@@ -75,8 +75,24 @@ class Template:
         """Layers as SAM merges them: Globals' list, then the function's own."""
         return self.function_prop(logical_id, "Layers") or []
 
-    def number(self, value: Any) -> float | None:
-        """A literal number, or a Ref to a parameter's Default; None when it cannot be known here."""
+    def deployed_value(self, value: Any, parameters: dict[str, str] | None = None) -> Any:
+        """A property's value with these parameter values (else their Defaults): literals, a Ref to a
+        parameter, and Fn::FindInMap on the template's Mappings are resolved; anything else is kept."""
+        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in self.parameters:
+            name = value["Ref"]
+            return (parameters or {}).get(name, self.parameters[name].get("Default"))
+        if isinstance(value, dict) and set(value) == {"Fn::FindInMap"}:
+            path = [str(self.deployed_value(part, parameters)) for part in value["Fn::FindInMap"][:3]]
+            found: Any = self.body.get("Mappings") or {}
+            for key in path:
+                found = found.get(key) if isinstance(found, dict) else None
+            return found
+        return value
+
+    def number(self, value: Any, parameters: dict[str, str] | None = None) -> float | None:
+        """A literal number, a Ref to a parameter (its Default unless `parameters` say otherwise), or a
+        FindInMap of those; None when it cannot be known here."""
+        value = self.deployed_value(value, parameters)
         if isinstance(value, bool):
             return None
         if isinstance(value, (int, float)):
@@ -86,8 +102,6 @@ class Template:
                 return float(value)
             except ValueError:
                 return None
-        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in self.parameters:
-            return self.number(self.parameters[value["Ref"]].get("Default"))
         return None
 
 
@@ -189,6 +203,69 @@ def queue_problems(t: Template) -> list[str]:
                     f"queue {name}: VisibilityTimeout {visibility:g}s < 6 x {fn} Timeout {timeout:g}s"
                     + (f" + batching window {window:g}s" if window else "")
                 )
+    return problems
+
+
+# ------------------------------------------------------------------ rules: an async job's timeouts
+
+LAMBDA_MAX_TIMEOUT = 900
+
+
+def job_timeout_problems(
+    t: Template,
+    *,
+    parameter: str = "JobUpstreamTimeoutSeconds",
+    consumer: str = "DispatcherFunction",
+    queue: str = "JobsQueue",
+    store_seconds: float = 20,
+    lease_margin_seconds: float = 15,
+) -> list[str]:
+    """For every value `parameter` allows: the provider call's deadline P (the consumer's
+    JOB_UPSTREAM_TIMEOUT_SECONDS), the consumer's Lambda timeout T, a job's lease L (its
+    JOB_LEASE_SECONDS) and the queue's visibility timeout V satisfy
+
+        P + store_seconds <= T <= 900    the call ends with time left to store its result
+        T + lease_margin_seconds <= L    the invocation is dead before its job's lease runs out
+        V >= 6 T + batching window       AWS's guidance for SQS event sources
+
+    so a provider call can never outlive the claim it runs under (the sweeper re-queues a job only once
+    its lease has run out). Every allowed value is checked, so the parameter must list them."""
+    spec = t.parameters.get(parameter)
+    if spec is None:
+        return [f"no parameter {parameter}"]
+    allowed = spec.get("AllowedValues")
+    if not allowed:
+        return [f"parameter {parameter} has no AllowedValues: the timeouts derived from it cannot be checked"]
+    windows = [window for fn, window in _queue_consumers(t, queue) if fn == consumer]
+    if not windows:
+        return [f"{consumer} does not consume {queue}"]
+    env = t.function_env(consumer)
+    problems = []
+    for value in allowed:
+        given = {parameter: str(value)}
+        p = t.number(env.get("JOB_UPSTREAM_TIMEOUT_SECONDS"), given)
+        timeout = t.number(t.function_prop(consumer, "Timeout", LAMBDA_DEFAULT_TIMEOUT), given)
+        lease = t.number(env.get("JOB_LEASE_SECONDS"), given)
+        visibility = t.number(t.props(queue).get("VisibilityTimeout", SQS_DEFAULT_VISIBILITY_TIMEOUT), given)
+        where = f"{parameter}={value}"
+        if None in (p, timeout, lease, visibility):
+            problems.append(f"{where}: deadline, timeout, lease or visibility cannot be resolved")
+            continue
+        assert p is not None and timeout is not None and lease is not None and visibility is not None
+        if p + store_seconds > timeout:
+            problems.append(
+                f"{where}: {consumer} Timeout {timeout:g}s < call deadline {p:g}s + {store_seconds:g}s to store"
+            )
+        if timeout > LAMBDA_MAX_TIMEOUT:
+            problems.append(f"{where}: {consumer} Timeout {timeout:g}s > Lambda's {LAMBDA_MAX_TIMEOUT}s")
+        if timeout + lease_margin_seconds > lease:
+            problems.append(
+                f"{where}: lease {lease:g}s does not outlive {consumer} Timeout {timeout:g}s by {lease_margin_seconds:g}s"
+            )
+        if visibility < 6 * timeout + windows[0]:
+            problems.append(
+                f"{where}: {queue} VisibilityTimeout {visibility:g}s < 6 x {timeout:g}s + {windows[0]:g}s"
+            )
     return problems
 
 

@@ -11,6 +11,7 @@ import pytest
 from tests.infra.cfn_template import (
     Template,
     build_problems,
+    job_timeout_problems,
     log_group_problems,
     policy_problems,
     queue_problems,
@@ -59,6 +60,11 @@ def test_given_the_template_then_every_function_gets_every_required_setting(temp
 
 def test_given_the_template_then_every_queue_has_a_dlq_and_a_long_enough_visibility_timeout(template):
     assert queue_problems(template) == []
+
+
+def test_given_the_template_then_a_provider_call_can_never_outlive_its_jobs_lease(template):
+    assert template.parameters["JobUpstreamTimeoutSeconds"]["AllowedValues"], "every value is checked"
+    assert job_timeout_problems(template) == []
 
 
 def test_given_the_template_then_every_state_machine_definition_exists_and_is_sound(template):
@@ -166,6 +172,53 @@ def test_given_visibility_below_six_times_the_consumer_timeout_then_the_queue_ru
 def test_given_a_batching_window_then_the_queue_rule_adds_it_to_six_times_the_timeout():
     assert any("batching window 5s" in p for p in queue_problems(queues(362, window=5)))
     assert not any("JobsQueue" in p for p in queue_problems(queues(365, window=5)))
+
+
+TIMEOUTS = """
+Parameters:
+  Deadline: {Type: Number, Default: 60, AllowedValues: [60, 600]}
+Mappings:
+  Derived:
+    "60": {Timeout: 90, Lease: 120, Visibility: 541}
+    "600": {Timeout: 610, Lease: 615, Visibility: 3000}
+Globals:
+  Function:
+    Environment:
+      Variables:
+        JOB_UPSTREAM_TIMEOUT_SECONDS: !Ref Deadline
+        JOB_LEASE_SECONDS: !FindInMap [Derived, !Ref Deadline, Lease]
+Resources:
+  Jobs:
+    Type: AWS::SQS::Queue
+    Properties: {VisibilityTimeout: !FindInMap [Derived, !Ref Deadline, Visibility]}
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: !FindInMap [Derived, !Ref Deadline, Timeout]
+      Events:
+        Jobs:
+          Type: SQS
+          Properties: {Queue: !GetAtt Jobs.Arn, MaximumBatchingWindowInSeconds: 1}
+"""
+
+
+def test_given_derived_timeouts_that_do_not_line_up_then_the_timeout_rule_flags_each_allowed_value():
+    t = small(TIMEOUTS)
+
+    assert job_timeout_problems(t, parameter="Deadline", consumer="Worker", queue="Jobs") == [
+        # 60 is fine; 600 leaves 10 s to store, a lease 5 s past the timeout, and too short a visibility.
+        "Deadline=600: Worker Timeout 610s < call deadline 600s + 20s to store",
+        "Deadline=600: lease 615s does not outlive Worker Timeout 610s by 15s",
+        "Deadline=600: Jobs VisibilityTimeout 3000s < 6 x 610s + 1s",
+    ]
+
+
+def test_given_a_deadline_parameter_without_allowed_values_then_the_timeout_rule_cannot_pass():
+    t = small(TIMEOUTS.replace(", AllowedValues: [60, 600]", ""))
+
+    assert job_timeout_problems(t, parameter="Deadline", consumer="Worker", queue="Jobs") == [
+        "parameter Deadline has no AllowedValues: the timeouts derived from it cannot be checked"
+    ]
 
 
 def test_given_a_wrong_runtime_or_architecture_then_the_runtime_rule_flags_it():
@@ -349,9 +402,19 @@ def test_given_what_moto_cannot_run_then_the_workflow_rule_flags_it(tmp_path):
 
 @pytest.mark.parametrize(
     "value, expected",
-    [(30, 30.0), ("45", 45.0), ({"Ref": "P"}, 60.0), ({"Ref": "Missing"}, None), ({"Fn::If": []}, None)],
+    [
+        (30, 30.0),
+        ("45", 45.0),
+        ({"Ref": "P"}, 60.0),
+        ({"Ref": "Missing"}, None),
+        ({"Fn::If": []}, None),
+        ({"Fn::FindInMap": ["M", {"Ref": "P"}, "x"]}, 7.0),
+        ({"Fn::FindInMap": ["M", "90", "x"]}, None),
+    ],
 )
-def test_given_number_sources_then_numbers_resolve_from_literals_and_parameter_defaults(value, expected):
-    t = small("Parameters:\n  P: {Type: Number, Default: 60}\n")
+def test_given_number_sources_then_numbers_resolve_from_literals_parameter_defaults_and_mappings(
+    value, expected
+):
+    t = small("Parameters:\n  P: {Type: Number, Default: 60}\nMappings:\n  M:\n    '60': {x: 7}\n")
 
     assert t.number(value) == expected

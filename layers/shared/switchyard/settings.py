@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import StringConstraints, ValidationError
+from pydantic import StringConstraints, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from switchyard.caches import cached
@@ -49,7 +49,14 @@ class Settings(BaseSettings):
 
     # Async jobs. Attempts count provider failures (5xx, timeouts, dropped connections, lost leases).
     job_max_attempts: int = 3
+    # The deadline of one provider call for an async job, and how long a claim holds the job. The template
+    # derives both from JobUpstreamTimeoutSeconds, with the dispatcher's Lambda timeout between them, so
+    # the lease outlives any invocation that could still be running the call (tests/infra checks it).
     job_upstream_timeout_seconds: float = 240.0
+    job_lease_seconds: float = 330.0
+    # What the dispatcher keeps of its invocation's time after a provider call, to store the result: a
+    # call is cut short to leave it, and a record that finds less left is put back in the queue.
+    job_store_reserve_seconds: float = 15.0
     # How long a job waits for any provider of its model to come online before it fails with no_provider.
     no_provider_grace_seconds: float = 120.0
     # Re-check delay while every provider slot is busy, and the cap of every re-queue delay (so a queue
@@ -90,6 +97,15 @@ class Settings(BaseSettings):
     # Set by the Lambda runtime, absent elsewhere: the streaming front builds its handler's context from them.
     aws_lambda_function_name: str | None = None
     aws_lambda_function_memory_size: int | None = None
+
+    @model_validator(mode="after")
+    def _lease_outlives_the_call(self) -> Settings:
+        if self.job_lease_seconds <= self.job_upstream_timeout_seconds:
+            raise ValueError(
+                f"job_lease_seconds ({self.job_lease_seconds:g}) must be longer than "
+                f"job_upstream_timeout_seconds ({self.job_upstream_timeout_seconds:g}): a claim must outlive its call"
+            )
+        return self
 
     @classmethod
     def required_variables(cls) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -51,12 +52,27 @@ def get_client(timeout_seconds: float, connect_timeout_seconds: float) -> httpx.
 
 
 def post(
-    client: httpx.Client, url: str, content: bytes, headers: dict[str, str], timeout: float | None = None
+    client: httpx.Client,
+    url: str,
+    content: bytes,
+    headers: dict[str, str],
+    timeout: float | None = None,
+    *,
+    deadline_seconds: float | None = None,
 ) -> UpstreamResponse:
-    """POST to a provider; provider failures (5xx, timeouts, dropped connections) become UpstreamError."""
+    """POST to a provider; provider failures (5xx, timeouts, dropped connections) become UpstreamError.
+
+    `timeout` bounds each connect, write and read; `deadline_seconds` bounds the whole call (a provider
+    trickling bytes never trips a per-read timeout). The deadline is checked between the chunks read, and
+    no read may wait longer than the deadline, so a call ends within twice the deadline at worst.
+    (A minimal form: the owner of this module's read loop makes it exact.)
+    """
     try:
-        kwargs = {"timeout": timeout} if timeout is not None else {}
-        response = client.post(url, content=content, headers=headers, **kwargs)
+        if deadline_seconds is None:
+            kwargs = {"timeout": timeout} if timeout is not None else {}
+            response = client.post(url, content=content, headers=headers, **kwargs)
+        else:
+            response = _post_before(client, url, content, headers, timeout, deadline_seconds)
     except httpx.TimeoutException as exc:
         raise UpstreamError(f"The provider did not respond in time ({type(exc).__name__}).") from exc
     except httpx.HTTPError as exc:
@@ -67,3 +83,28 @@ def post(
         )
     kept = {k: v for k, v in response.headers.items() if k.lower() in PASSTHROUGH_HEADERS}
     return UpstreamResponse(response.status_code, kept, response.content)
+
+
+def _post_before(
+    client: httpx.Client,
+    url: str,
+    content: bytes,
+    headers: dict[str, str],
+    timeout: float | None,
+    deadline_seconds: float,
+) -> httpx.Response:
+    deadline = time.monotonic() + deadline_seconds
+    per_operation = min(timeout, deadline_seconds) if timeout is not None else deadline_seconds
+    request = client.build_request("POST", url, content=content, headers=headers, timeout=per_operation)
+    response = client.send(request, stream=True)
+    try:
+        chunks = []
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise UpstreamError(f"The provider did not answer within {deadline_seconds:g} s.")
+    finally:
+        response.close()
+    # The body is decoded already: the headers that framed or encoded it stay behind.
+    kept = [(k, v) for k, v in response.headers.items() if k.lower() in PASSTHROUGH_HEADERS]
+    return httpx.Response(response.status_code, headers=kept, content=b"".join(chunks))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from switchyard.adapters import upstream
@@ -32,8 +33,10 @@ from switchyard.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-LEASE_MARGIN_MS = 30_000
 RESULT_NOT_STORED = "result_not_stored"
+# A provider call given less than this (after the store reserve) is not started: the record waits.
+MIN_CALL_SECONDS = 1.0
+TimeLeft = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,10 @@ class Dispatcher:
         self.media = media
         self.providers = providers
 
-    def handle(self, message: JobMessage) -> Outcome:
+    def handle(self, message: JobMessage, time_left: TimeLeft | None = None) -> Outcome:
+        """Handle one message. `time_left` gives the seconds left to the invocation (the Lambda context's
+        remaining time): a provider call is cut short to leave the store reserve, and never outlives the
+        invocation, whose timeout the claim's lease outlives (the template derives both)."""
         try:
             service_type = ServiceType(message.service_type)
         except ValueError:
@@ -62,7 +68,9 @@ class Dispatcher:
         candidates = self.providers.candidates(message.account_id, message.model, service_type)
         if not candidates:
             return self._no_provider(message)
-        lease_until = now_ms() + int(self.settings.job_upstream_timeout_seconds * 1000) + LEASE_MARGIN_MS
+        if self._call_seconds(time_left) < self._shortest_call:
+            return self._wait(message, "the dispatcher's invocation had too little time left to run it")
+        lease_until = now_ms() + int(self.settings.job_lease_seconds * 1000)
         # One lease per delivery, so a duplicate delivery can never free the slot of the run in progress.
         lease_key = f"{message.job_id}.{new_claim_id()}"
         provider = self._take_slot(candidates, lease_key, lease_until)
@@ -80,7 +88,7 @@ class Dispatcher:
                     self.lifecycle.fail_exhausted(job, attempts=job.attempt - 1, last_error=last_error),
                     "failed",
                 )
-            return self._run(job, provider)
+            return self._run(job, provider, time_left)
         finally:
             self.providers.release_slot(provider.account_id, provider.provider_id, lease_key)
 
@@ -91,18 +99,32 @@ class Dispatcher:
                 return provider
         return None
 
-    def _run(self, job: Job, provider: Provider) -> Outcome:
+    @property
+    def _shortest_call(self) -> float:
+        return min(self.settings.job_upstream_timeout_seconds, MIN_CALL_SECONDS)
+
+    def _call_seconds(self, time_left: TimeLeft | None) -> float:
+        """How long the provider call may take: the configured deadline, cut to what the invocation has
+        left after the store reserve."""
+        seconds = self.settings.job_upstream_timeout_seconds
+        if time_left is not None:
+            seconds = min(seconds, time_left() - self.settings.job_store_reserve_seconds)
+        return seconds
+
+    def _run(self, job: Job, provider: Provider, time_left: TimeLeft | None = None) -> Outcome:
         body = job.body if job.body is not None else self.media.get(job.body_key or "").content.decode()
         client = upstream.get_client(
             self.settings.job_upstream_timeout_seconds, self.settings.upstream_connect_timeout_seconds
         )
+        deadline = max(self._shortest_call, self._call_seconds(time_left))
         try:
             answer = upstream.post(
                 client,
                 provider.endpoint_url + job.endpoint,
                 body.encode(),
                 upstream.provider_request_headers(provider.secret, "application/json", job.job_id),
-                timeout=self.settings.job_upstream_timeout_seconds,
+                timeout=deadline,
+                deadline_seconds=deadline,
             )
         except UpstreamError as error:
             return self._provider_failed(job, error.message)
