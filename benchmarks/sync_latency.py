@@ -1,11 +1,17 @@
-"""What the gateway adds to a synchronous chat completion and to streaming time-to-first-byte.
+"""What the gateway adds to a synchronous chat completion and to a streamed one, under real token pacing.
 
 Runs on loopback in one go: the local stack, a fake model server and the real provider agent, each its own
-process. The same requests go (interleaved) straight to the provider agent and through the gateway, so the
-difference is the gateway's own cost. Also reports the API handler's DynamoDB calls on the warm path and
-its cold import time.
+process. The same requests go (interleaved) to the model server, to the provider agent and through the
+gateway, so the differences are each layer's own cost.
 
-    .venv/bin/python benchmarks/sync_latency.py [--requests 600]
+Streaming is measured the way a chat UI feels it: the model server pauses between events as a real model
+does between tokens (10 ms and 200 ms), the client reads every stream to its end on a kept-alive
+connection, and time to first token is the time to the first `data:` line (not the first body bytes).
+Between two requests the gateway idles while the client reads the previous answer, so caches expire as
+they do for real users. Also reports the API handler's DynamoDB calls on the warm path and its cold
+import time.
+
+    .venv/bin/python benchmarks/sync_latency.py [--requests 600] [--stream-rounds 40]
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -24,6 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _processes import ROOT, percentile, running_stack
 
 CHAT = {"model": "fake-llm", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+# Four tokens: a role chunk, four content chunks and a finish chunk, paced, then [DONE].
+STREAMED_CHAT = {**CHAT, "max_tokens": 4, "stream": True}
+PACINGS_MS = (10, 200)
+PATHS = ("model server", "agent", "gateway")
 
 
 def timed_post(client: httpx.Client, url: str, headers: dict, body: dict) -> float:
@@ -34,15 +45,80 @@ def timed_post(client: httpx.Client, url: str, headers: dict, body: dict) -> flo
     return elapsed
 
 
-def time_to_first_byte(client: httpx.Client, url: str, headers: dict, body: dict) -> float:
+def event_arrivals(client: httpx.Client, url: str, headers: dict, body: dict) -> list[float]:
+    """Seconds from sending the request to each `data:` line but the final [DONE], read to the end."""
     started = time.perf_counter()
-    elapsed = None
+    arrivals = []
     with client.stream("POST", url, json=body, headers=headers) as response:
         response.raise_for_status()
-        for _chunk in response.iter_raw():
-            if elapsed is None:
-                elapsed = time.perf_counter() - started
-    return elapsed
+        for line in response.iter_lines():
+            if line.startswith("data:") and line != "data: [DONE]":
+                arrivals.append(time.perf_counter() - started)
+    return arrivals
+
+
+@dataclass
+class StreamFigures:
+    first_token: dict[str, list[float]] = field(default_factory=lambda: {path: [] for path in PATHS})
+    gaps: dict[str, list[float]] = field(default_factory=lambda: {path: [] for path in PATHS})
+
+    def add(self, path: str, arrivals: list[float]) -> None:
+        self.first_token[path].append(arrivals[0])
+        self.gaps[path].extend(
+            later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)
+        )
+
+
+def measure_streaming(pacing_ms: int, rounds: int) -> StreamFigures:
+    figures = StreamFigures()
+    with (
+        running_stack(server_args=("--stream-delay-ms", str(pacing_ms))) as setup,
+        httpx.Client(timeout=30, trust_env=False) as client,
+    ):
+        targets = {
+            "model server": (f"{setup.model_server_url}/v1/chat/completions", {}),
+            "agent": (
+                f"{setup.agent_url}/v1/chat/completions",
+                {"Authorization": f"Bearer {setup.agent_secret}"},
+            ),
+            "gateway": (
+                f"{setup.gateway_url}/v1/chat/completions",
+                {"Authorization": f"Bearer {setup.api_key}"},
+            ),
+        }
+        for _ in range(3):  # warm every connection and code path
+            for url, headers in targets.values():
+                event_arrivals(client, url, headers, STREAMED_CHAT)
+        for _ in range(rounds):
+            for path in PATHS:
+                figures.add(path, event_arrivals(client, *targets[path], STREAMED_CHAT))
+    return figures
+
+
+def print_streaming(pacing_ms: int, rounds: int, figures: StreamFigures) -> None:
+    ms = 1000.0
+
+    def p(values: list[float], fraction: float) -> float:
+        return percentile(values, fraction) * ms
+
+    def added(values: dict[str, list[float]], over: str, by: str, fraction: float) -> float:
+        return p(values[by], fraction) - p(values[over], fraction)
+
+    print(f"\nStreaming, {pacing_ms} ms between events, {rounds} streams per path, read to the end (ms)")
+    print(f"{'path':<34}{'first token p50':>16}{'p99':>8}{'event gap p50':>16}{'p99':>8}")
+    for path in PATHS:
+        first, gaps = figures.first_token[path], figures.gaps[path]
+        print(f"{path:<34}{p(first, 0.5):16.2f}{p(first, 0.99):8.2f}{p(gaps, 0.5):16.2f}{p(gaps, 0.99):8.2f}")
+    for label, over, by, target_first, target_gap in (
+        ("agent adds", "model server", "agent", None, None),
+        ("gateway adds over the agent", "agent", "gateway", 2.0, 1.0),
+        ("gateway + agent add", "model server", "gateway", 5.0, None),
+    ):
+        first = [added(figures.first_token, over, by, fraction) for fraction in (0.5, 0.99)]
+        gap = [added(figures.gaps, over, by, fraction) for fraction in (0.5, 0.99)]
+        goal = f"  (targets at 200 ms pacing: first token <= {target_first:g}" if target_first else ""
+        goal += f", per event <= {target_gap:g})" if target_gap else (")" if target_first else "")
+        print(f"{label:<34}{first[0]:16.2f}{first[1]:8.2f}{gap[0]:16.2f}{gap[1]:8.2f}{goal}")
 
 
 def cold_import_seconds(runs: int = 5) -> float:
@@ -86,12 +162,7 @@ def warm_path_dynamodb_calls() -> int:
         return len(calls)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=600)
-    parser.add_argument("--stream-requests", type=int, default=200)
-    args = parser.parse_args()
-
+def measure_sync(requests: int) -> None:
     with running_stack() as setup, httpx.Client(timeout=30, trust_env=False) as client:
         gateway = (f"{setup.gateway_url}/v1/chat/completions", {"Authorization": f"Bearer {setup.api_key}"})
         direct = (f"{setup.agent_url}/v1/chat/completions", {"Authorization": f"Bearer {setup.agent_secret}"})
@@ -100,21 +171,12 @@ def main() -> None:
             for url, headers in (gateway, direct, model_server):
                 timed_post(client, url, headers, CHAT)
         samples: dict[str, list[float]] = {"gateway": [], "agent": [], "model server": []}
-        for _ in range(args.requests):
+        for _ in range(requests):
             samples["agent"].append(timed_post(client, *direct, CHAT))
             samples["gateway"].append(timed_post(client, *gateway, CHAT))
             samples["model server"].append(timed_post(client, *model_server, CHAT))
-        streaming = {**CHAT, "stream": True}
-        ttfb: dict[str, list[float]] = {"gateway": [], "agent": []}
-        for _ in range(20):
-            time_to_first_byte(client, *gateway, streaming)
-            time_to_first_byte(client, *direct, streaming)
-        for _ in range(args.stream_requests):
-            ttfb["agent"].append(time_to_first_byte(client, *direct, streaming))
-            ttfb["gateway"].append(time_to_first_byte(client, *gateway, streaming))
-
     ms = 1000.0
-    print(f"\nSynchronous chat completion, {args.requests} requests each, interleaved, on loopback (ms)")
+    print(f"\nSynchronous chat completion, {requests} requests each, interleaved, on loopback (ms)")
     print(f"{'path':<34}{'p50':>8}{'p99':>8}{'mean':>8}")
     for name, label in (
         ("model server", "model server directly"),
@@ -132,19 +194,28 @@ def main() -> None:
         f"ratio gateway/direct p50 {percentile(samples['gateway'], 0.5) / percentile(samples['agent'], 0.5):.2f}x"
     )
 
-    print(f"\nStreaming time to first byte, {args.stream_requests} requests each (ms)")
-    for name in ("agent", "gateway"):
-        print(f"{name:<34}{percentile(ttfb[name], 0.5) * ms:8.2f}{percentile(ttfb[name], 0.99) * ms:8.2f}")
-    added_ttfb = (percentile(ttfb["gateway"], 0.5) - percentile(ttfb["agent"], 0.5)) * ms
-    print(
-        f"gateway adds to TTFB at p50: {added_ttfb:.2f} ms (target <= 5); ratio "
-        f"{percentile(ttfb['gateway'], 0.5) / percentile(ttfb['agent'], 0.5):.2f}x"
-    )
 
-    print(f"\nDynamoDB calls of a warm synchronous request: {warm_path_dynamodb_calls()} (target <= 1)")
-    print(
-        f"Cold import of functions/api/app.py (median of 5 fresh interpreters): {cold_import_seconds() * ms:.0f} ms"
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=600, help="synchronous requests per path")
+    parser.add_argument(
+        "--stream-rounds", type=int, default=40, help="streams per path at 200 ms pacing (3x at 10 ms)"
     )
+    parser.add_argument("--only", choices=("sync", "streaming"), help="run one part only")
+    args = parser.parse_args()
+
+    if args.only in (None, "sync"):
+        measure_sync(args.requests)
+    if args.only in (None, "streaming"):
+        for pacing_ms in PACINGS_MS:
+            rounds = args.stream_rounds if pacing_ms >= 100 else args.stream_rounds * 3
+            print_streaming(pacing_ms, rounds, measure_streaming(pacing_ms, rounds))
+    if args.only is None:
+        print(f"\nDynamoDB calls of a warm synchronous request: {warm_path_dynamodb_calls()} (target <= 1)")
+        print(
+            "Cold import of functions/api/app.py (median of 5 fresh interpreters): "
+            f"{cold_import_seconds() * 1000:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

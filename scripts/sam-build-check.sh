@@ -5,7 +5,7 @@
 #   2. `sam validate --lint`;
 #   3. `sam build` into a temporary folder (removed on exit);
 #   4. checks the artifacts: the layer carries CPython 3.13 / aarch64 binaries and the switchyard
-#      package, run.sh is executable, no function ships code built for the build machine.
+#      package with the dashboard's static files, run.sh is executable, no function ships code built for the build machine.
 # Needs python3 (>= 3.11), make, and the package index pip is configured with. Called from CI.
 #
 #   scripts/sam-build-check.sh            # SAM_VENV, PYTHON and KEEP_BUILD=1 may be set
@@ -59,6 +59,9 @@ echo "built in $(( $(now) - t0 )) s"
 step "artifacts"
 LAYER="$BUILD/SharedLayer/python"
 [[ -d "$LAYER/switchyard" ]] || fail "SharedLayer has no python/switchyard package"
+for asset in index.html app.js dashboard.css; do
+    [[ -f "$LAYER/switchyard/dashboard/static/$asset" ]] || fail "SharedLayer has no dashboard file switchyard/dashboard/static/$asset"
+done
 [[ -f "$LAYER/switchyard/front/lambda_app.py" ]] || fail "SharedLayer has no switchyard/front/lambda_app.py (run.sh starts it)"
 [[ -n "$(find "$LAYER" -name '_pydantic_core.cpython-313-aarch64-linux-gnu.so' -print -quit)" ]] \
     || fail "SharedLayer has no _pydantic_core.cpython-313-aarch64-linux-gnu.so (wrong wheel platform?)"

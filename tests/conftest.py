@@ -30,6 +30,9 @@ BASE_ENVIRONMENT = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "LOG_LEVEL": "WARNING",
+    # Keep-warm timers would outlive a test's AWS double (an in-process local stack turns it on for the
+    # whole process); a test that wants them sets a value and stop_keeping_warm() ends them.
+    "CACHE_KEEP_WARM_SECONDS": "0",
 }
 
 
@@ -63,7 +66,7 @@ class Stack:
 def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """Every resource of template.yaml on in-process moto, and the handler environment pointing at it."""
     from moto import mock_aws
-    from switchyard.ttl_cache import wait_for_refreshes
+    from switchyard.ttl_cache import stop_keeping_warm, wait_for_refreshes
     from switchyard_local import dynamodb_atomicity
     from switchyard_local.provision import provision
 
@@ -77,6 +80,7 @@ def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             monkeypatch.setenv(name, str(value))
         reset_switchyard_caches()
         yield Stack(dict(stack.environment), stack.physical)
+        stop_keeping_warm()
         wait_for_refreshes()  # a cache reload still running must not reach past the AWS double
     reset_switchyard_caches()
 

@@ -67,6 +67,16 @@ def _matches(hint: _NameHint, name: str, tokens: list[str]) -> bool:
     )
 
 
+# Embedding models share listings with chat models (LM Studio, Ollama) but serve no endpoint of the gateway.
+_EMBEDDING_HINT = _NameHint("embedding", ("embed",), ("bge", "gte"))
+
+
+def is_embedding_model(model_id: str) -> bool:
+    """True for names like text-embedding-nomic-embed-text-v1.5, nomic-embed-text:latest, BAAI/bge-m3."""
+    name = model_id.lower()
+    return _matches(_EMBEDDING_HINT, name, [t for t in re.split(r"[^a-z0-9]+", name) if t])
+
+
 def infer_service_type(model_id: str, default: str = "llm") -> str:
     """Guess a model's service type from its name; `default` when nothing hints otherwise."""
     name = model_id.lower()

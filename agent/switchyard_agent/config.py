@@ -14,6 +14,7 @@ from switchyard_agent.capabilities import SERVICE_TYPES
 from switchyard_agent.serving import url_host
 
 MIN_SECRET_LENGTH = 16  # the gateway refuses shorter secrets
+DEFAULT_MAX_CONCURRENCY = 4
 _WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # noqa: S104 - recognised in the --host option, not bound here
 
 
@@ -26,7 +27,8 @@ class AgentConfig:
     listen_port: int = 9100
     public_url: str | None = None
     provider_id: str | None = None
-    max_concurrency: int = 4
+    # None: what the model server reports (llama-server's slots), else DEFAULT_MAX_CONCURRENCY.
+    max_concurrency: int | None = None
     heartbeat_interval: float = 15.0
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     upstream_api_key: str | None = None
@@ -99,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--provider-id", help="provider name (default: derived from hostname and listen address)"
     )
     parser.add_argument(
-        "--max-concurrency", type=int, default=4, help="requests relayed at once; the rest wait"
+        "--max-concurrency",
+        type=int,
+        help="requests relayed at once; the rest wait (default: the model server's own figure where it "
+        f"reports one, llama-server's slots; else {DEFAULT_MAX_CONCURRENCY})",
     )
     parser.add_argument("--heartbeat-interval", type=float, default=15.0, help="seconds between heartbeats")
     parser.add_argument(
@@ -140,7 +145,7 @@ def parse_args(argv: Sequence[str] | None = None) -> AgentConfig:
             parser.error(f"{flag} is required (or its environment variable)")
     if args.secret is not None and len(args.secret) < MIN_SECRET_LENGTH:
         parser.error(f"--secret must be at least {MIN_SECRET_LENGTH} characters")
-    if args.max_concurrency < 1:
+    if args.max_concurrency is not None and args.max_concurrency < 1:
         parser.error("--max-concurrency must be at least 1")
     if args.heartbeat_interval <= 0:
         parser.error("--heartbeat-interval must be positive")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -119,13 +119,20 @@ async def heartbeat_forever(
     identity: ProviderIdentity,
     interval_seconds: float,
     announce: Callable[[str], None] = lambda line: print(line, flush=True),
+    capacity: Callable[[], int] | None = None,
 ) -> None:
-    """Beat until cancelled. The first beat goes out immediately."""
+    """Beat until cancelled. The first beat goes out immediately.
+
+    `capacity`, asked after every discovery, gives the `max_concurrency` to declare when it can change
+    (the model server reports it); without it the identity's own figure is declared.
+    """
     registered = False
     retry_delay = _FIRST_RETRY_SECONDS
     while True:
         delay = interval_seconds
         models = await discovery.refresh()
+        if capacity is not None:
+            identity = replace(identity, max_concurrency=capacity())
         if models is None:
             log.warning("not registering yet: the upstream has not listed its models")
             registered = False

@@ -7,8 +7,11 @@ the model server emits them and compressed bodies stay compressed with their hea
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import hmac
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +45,7 @@ _DROPPED_REQUEST_HEADERS = HOP_BY_HOP_HEADERS | {"host", "content-length", "auth
 _DROPPED_RESPONSE_HEADERS = HOP_BY_HOP_HEADERS | {"date", "server"}
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_REQUEST_ID_NAMESPACE = uuid.UUID("6f1d7c52-3a0e-4b8e-9a44-5d0c2b7e9f10")  # fixed: derived ids are stable
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,19 @@ def _connection_listed(headers: list[tuple[str, str]]) -> set[str]:
         if name.lower() == "connection":
             listed.update(token.strip().lower() for token in value.split(",") if token.strip())
     return listed
+
+
+def _as_uuid(request_id: str) -> str:
+    """The request id in UUID form, which some model servers insist on.
+
+    llama-cpp-python's server answers 400 with an empty body to an `X-Request-ID` that is not a UUID; the
+    gateway sends job ids ("job_...") for async work. Anything else becomes a UUID derived from it, the
+    same for every retry of one job.
+    """
+    try:
+        return str(uuid.UUID(request_id))
+    except ValueError:
+        return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, request_id))
 
 
 def upstream_error(message: str) -> JSONResponse:
@@ -126,6 +143,47 @@ class RelayedResponse:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+class ConcurrencyLimit:
+    """At most `limit` holders at once, first come first served; the limit may change while some wait
+    (the agent learns llama-server's slot count from the server itself, after it has started serving)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self) -> None:
+        if self._held < self.limit and not self._waiters:
+            self._held += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # resolved by _wake, which counts it as held
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # woken and cancelled at once: hand the slot on
+            else:
+                with contextlib.suppress(ValueError):  # _wake may have dropped it already
+                    self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        self._held -= 1
+        self._wake()
+
+    def resize(self, limit: int) -> None:
+        self.limit = limit
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._held < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._held += 1
+                waiter.set_result(None)
+
+
 class UpstreamProxy:
     def __init__(self, settings: ProxySettings, client: httpx.AsyncClient) -> None:
         self._settings = settings
@@ -133,7 +191,7 @@ class UpstreamProxy:
         self._base_url = settings.upstream_url.rstrip("/")
         self._expected = f"Bearer {settings.secret}".encode()
         # Excess requests wait here rather than piling onto a model server sized for max_concurrency.
-        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self.slots = ConcurrencyLimit(settings.max_concurrency)
 
     def _authorized(self, request: Request) -> bool:
         presented = request.headers.get("authorization", "").encode("latin-1", "replace")
@@ -142,7 +200,11 @@ class UpstreamProxy:
     def _upstream_headers(self, request: Request) -> list[tuple[str, str]]:
         incoming = request.headers.items()
         dropped = _DROPPED_REQUEST_HEADERS | _connection_listed(incoming)
-        headers = [(name, value) for name, value in incoming if name not in dropped]
+        headers = [
+            (name, _as_uuid(value) if name == "x-request-id" else value)
+            for name, value in incoming
+            if name not in dropped
+        ]
         if self._settings.upstream_api_key:
             headers.append(("authorization", f"Bearer {self._settings.upstream_api_key}"))
         if not any(name == "accept-encoding" for name, _ in headers):
@@ -178,20 +240,23 @@ class UpstreamProxy:
         upstream_request = self._client.build_request(
             request.method, self._upstream_url(request), headers=self._upstream_headers(request), content=body
         )
-        await self._slots.acquire()
+        await self.slots.acquire()
         try:
             upstream = await self._client.send(upstream_request, stream=True)
         except httpx.HTTPError as exc:
-            self._slots.release()
+            self.slots.release()
             reason = str(exc) or type(exc).__name__
             log.warning("upstream %s unreachable: %s", self._base_url, reason)
             return upstream_error(f"The provider's model server did not respond: {reason}")
         except BaseException:
-            self._slots.release()
+            self.slots.release()
             raise
-        return RelayedResponse(upstream, self._slots.release)
+        return RelayedResponse(upstream, self.slots.release)
 
 
 def create_proxy_app(settings: ProxySettings, client: httpx.AsyncClient) -> Starlette:
+    """The relay as an ASGI app; `app.state.proxy` is its UpstreamProxy (`proxy.slots.resize(n)`)."""
     proxy = UpstreamProxy(settings, client)
-    return Starlette(routes=[Route("/{path:path}", proxy.handle, methods=_ALL_METHODS)])
+    app = Starlette(routes=[Route("/{path:path}", proxy.handle, methods=_ALL_METHODS)])
+    app.state.proxy = proxy
+    return app

@@ -10,10 +10,10 @@ from types import TracebackType
 
 import httpx
 
-from switchyard_agent.config import AgentConfig, advertised_url, default_provider_id
+from switchyard_agent.config import DEFAULT_MAX_CONCURRENCY, AgentConfig, advertised_url, default_provider_id
 from switchyard_agent.discovery import ModelDiscovery
 from switchyard_agent.heartbeat import HeartbeatSender, ProviderIdentity, heartbeat_forever
-from switchyard_agent.proxy import ProxySettings, create_proxy_app
+from switchyard_agent.proxy import ConcurrencyLimit, ProxySettings, create_proxy_app
 from switchyard_agent.serving import (
     EmbeddedServer,
     bind_socket,
@@ -24,9 +24,6 @@ from switchyard_agent.serving import (
 )
 
 log = logging.getLogger(__name__)
-
-# Leave room beyond the relayed requests for model discovery, which does not wait for a slot.
-_SPARE_UPSTREAM_CONNECTIONS = 2
 
 
 class Agent:
@@ -41,6 +38,7 @@ class Agent:
         self._serving: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._clients: list[httpx.AsyncClient] = []
+        self._slots: ConcurrencyLimit | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -51,13 +49,14 @@ class Agent:
             provider_id=config.provider_id or default_provider_id(host, port),
             endpoint_url=advertised_url(config, host, port),
             secret=config.secret,
-            max_concurrency=config.max_concurrency,
+            max_concurrency=config.max_concurrency or DEFAULT_MAX_CONCURRENCY,
         )
-        connections = config.max_concurrency + _SPARE_UPSTREAM_CONNECTIONS
         upstream_client = httpx.AsyncClient(
             # Generation can take minutes and streams may pause long between tokens; only connecting is quick.
             timeout=httpx.Timeout(config.upstream_timeout, connect=10.0, pool=None),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            # No connection cap: the relay's ConcurrencyLimit bounds requests (and follows the server's
+            # reported slots), discovery takes one more connection.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
             trust_env=False,  # the model server is local: an HTTP(S)_PROXY in the environment must not apply
         )
         gateway_client = httpx.AsyncClient(timeout=10.0)
@@ -71,10 +70,11 @@ class Agent:
         )
         app = create_proxy_app(
             ProxySettings(
-                config.upstream_url, config.secret, config.max_concurrency, config.upstream_api_key
+                config.upstream_url, config.secret, self.identity.max_concurrency, config.upstream_api_key
             ),
             upstream_client,
         )
+        self._slots = app.state.proxy.slots
         self._server = make_server(app, log_level=config.log_level, access_log=config.log_level == "debug")
         self._serving = asyncio.create_task(self._server.serve(sockets=[sock]))
         try:
@@ -89,8 +89,19 @@ class Agent:
         )
         sender = HeartbeatSender(gateway_client, config.gateway_url, config.api_key)
         self._heartbeat = asyncio.create_task(
-            heartbeat_forever(sender, self.discovery, self.identity, config.heartbeat_interval)
+            heartbeat_forever(
+                sender, self.discovery, self.identity, config.heartbeat_interval, capacity=self._capacity
+            )
         )
+
+    def _capacity(self) -> int:
+        """`--max-concurrency` if given, else what the model server reports, else the default; the relay's
+        limit follows it."""
+        capacity = self.config.max_concurrency or self.discovery.slots or DEFAULT_MAX_CONCURRENCY
+        if capacity != self._slots.limit:
+            log.info("relaying at most %d request(s) at once (the model server's slots)", capacity)
+            self._slots.resize(capacity)
+        return capacity
 
     def request_stop(self) -> None:
         """Stop heartbeating now (so the gateway stops routing here) and let in-flight requests finish."""

@@ -197,6 +197,7 @@ def _ready_line(state: dict[str, Any], state_path: Path) -> dict[str, Any]:
     return {
         "base_url": state["base_url"],
         "openai_base_url": state["base_url"] + "/v1",
+        "dashboard_url": state["base_url"] + "/dashboard/",
         "api_key": state["api_key"],
         "account_id": state["account_id"],
         "aws_endpoint_url": state["aws_endpoint_url"],
@@ -216,6 +217,7 @@ def _print_banner(state: dict[str, Any], state_path: Path, seconds: float) -> No
                 "",
                 f"Switchyard local stack is up ({seconds:.1f} s).",
                 f"  OpenAI base URL   {state['base_url']}/v1",
+                f"  Dashboard         {state['base_url']}/dashboard  (sign in with the key below)",
                 f"  API key           {state['api_key']}",
                 f"  Account           {state['account_id']}",
                 f"  Embedded AWS      {state['aws_endpoint_url']}  (moto)",

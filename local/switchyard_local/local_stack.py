@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from switchyard.ttl_cache import stop_keeping_warm, wait_for_refreshes
+
 from switchyard_local.aws_process import EmbeddedAwsProcess
 from switchyard_local.bootstrap import BootstrapCredentials, bootstrap_account
 from switchyard_local.embedded_aws import LOCAL_REGION, point_process_at
@@ -25,6 +27,10 @@ log = logging.getLogger(__name__)
 # Parameter values that differ locally: providers run on this machine, and there is no 30 s API Gateway
 # limit in front of the local API, so streams may run as long as a slow local model needs.
 LOCAL_PARAMETER_DEFAULTS = {"ProviderEndpointPolicy": "loopback", "StreamUpstreamTimeoutSeconds": "120"}
+# This process keeps running between requests (a Lambda sandbox freezes), so its key and provider caches
+# can stay warm through the pauses of real traffic: a chat client's next message, 30 s after the last,
+# must not wait for two DynamoDB lookups (they were the ~20 ms a streamed first token spent here).
+LOCAL_CACHE_KEEP_WARM_SECONDS = 300
 
 
 def local_parameter_overrides(template_parameters: Mapping[str, Any], overrides: Mapping[str, str]) -> dict:
@@ -46,6 +52,8 @@ class RunningStack:
         # Consumers first (they call moto), then moto itself.
         self.sources.stop(timeout=5)
         self.runtime.wait_for_background(timeout=5)
+        stop_keeping_warm()
+        wait_for_refreshes(timeout=5)
         self.aws.stop()
 
 
@@ -62,6 +70,7 @@ def start_local_stack(
         point_process_at(endpoint_url, aws.port)
         stack = provision_locally(template_path, parameter_overrides, endpoint_url)
         os.environ.update(stack.environment)
+        os.environ.setdefault("CACHE_KEEP_WARM_SECONDS", str(LOCAL_CACHE_KEEP_WARM_SECONDS))
         runtime = LocalFunctionRuntime(stack.functions.values())
         aws.serve_lambda(runtime)
         sources = start_event_sources(

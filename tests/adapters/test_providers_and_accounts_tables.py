@@ -68,3 +68,33 @@ def test_a_key_belongs_to_its_account_until_revoked_and_a_second_revoke_keeps_th
     assert keys.revoke("acct_1", "key_1")[1].revoked_at == revoked.revoked_at
     assert keys.account_of("hash-1") is None
     assert [k.key_id for k in keys.list_for_account("acct_1")] == ["key_1"]
+
+
+def test_registrations_carry_every_provider_with_its_leases_and_first_heartbeat(aws_stack):
+    from switchyard.adapters.providers_table import get_providers_table
+
+    table = get_providers_table()
+    assert table.registrations("acct_1") == []
+    table.record_heartbeat(_provider())
+    table.acquire_slot("acct_1", "box-1", "job_a.1", FAR_FUTURE)
+    [registration] = table.registrations("acct_1")
+    assert registration.provider.provider_id == "box-1"
+    assert registration.leases == {"job_a.1": FAR_FUTURE}
+    assert registration.first_seen and abs(registration.first_seen - time.time()) < 60
+    assert table.registrations("acct_2") == []
+
+
+def test_a_keys_last_use_is_written_once_per_window_and_never_for_a_revoked_key(aws_stack):
+    from switchyard.adapters.accounts_table import get_api_keys_table
+
+    keys = get_api_keys_table()
+    keys.create("hash-1", ApiKeyInfo("key_1", "acct_1", "default", 100, None))
+    assert keys.active_key("hash-1").last_used_ms is None
+    assert keys.record_use("hash-1", now_ms=10_000, unless_since_ms=0)
+    assert not keys.record_use("hash-1", now_ms=20_000, unless_since_ms=5_000)  # already recorded since
+    assert keys.active_key("hash-1").last_used_ms == 10_000
+    assert keys.record_use("hash-1", now_ms=80_000, unless_since_ms=20_000)
+    assert keys.list_for_account("acct_1")[0].last_used_ms == 80_000
+    assert not keys.record_use("hash-unknown", now_ms=90_000, unless_since_ms=0)
+    keys.revoke("acct_1", "key_1")
+    assert keys.active_key("hash-1") is None

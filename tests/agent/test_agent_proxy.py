@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import httpx
 import openai
@@ -42,7 +43,7 @@ async def test_the_secret_is_stripped_and_the_body_forwarded_untouched(
     headers = {
         **bearer(secret),
         "content-type": "application/json",
-        "x-request-id": "req-42",
+        "x-request-id": "0f8fad5b-d9cb-469f-a165-70867728950e",
         "connection": "keep-alive, x-hop",
         "x-hop": "must not pass",
     }
@@ -55,10 +56,27 @@ async def test_the_secret_is_stripped_and_the_body_forwarded_untouched(
     seen = fake.last_request()
     assert "authorization" not in seen["headers"]
     assert "x-hop" not in seen["headers"]
-    assert seen["headers"]["x-request-id"] == "req-42"
+    assert seen["headers"]["x-request-id"] == "0f8fad5b-d9cb-469f-a165-70867728950e"
     assert seen["query"] == "trace=1"
     assert seen["body_size"] == len(raw_body)
     assert seen["json"]["x_extra"] == [1, 2]
+
+
+async def test_a_request_id_that_is_not_a_uuid_reaches_the_model_server_as_a_stable_uuid(
+    fake, gateway, make_agent_config, secret
+):
+    # llama-cpp-python's server answers 400 to any other X-Request-ID; async jobs carry "job_..." ids.
+    seen = []
+    async with Agent(make_agent_config(gateway.url, fake.url)) as agent, httpx.AsyncClient() as client:
+        for _attempt in range(2):
+            headers = {**bearer(secret), "x-request-id": "job_01a2344f5aae8a3e7b8a79"}
+            response = await client.post(
+                f"{agent.listen_url}/v1/chat/completions", json=CHAT, headers=headers
+            )
+            assert response.status_code == 200
+            seen.append(fake.last_request()["headers"]["x-request-id"])
+    assert seen[0] == seen[1]  # a retried job sends the same id
+    assert str(uuid.UUID(seen[0])) == seen[0]
 
 
 async def test_the_upstream_api_key_replaces_the_secret(
@@ -191,3 +209,50 @@ async def test_only_the_v1_api_is_relayed(fake, gateway, make_agent_config, secr
         listing = await client.get(f"{agent.listen_url}/v1/models", headers=bearer(secret))
         assert listing.status_code == 200
     assert [r["path"] for r in fake.server.history.all()] == ["/v1/models"] * len(fake.server.history.all())
+
+
+async def test_a_concurrency_limit_that_grows_lets_waiting_requests_in_at_once():
+    from switchyard_agent.proxy import ConcurrencyLimit
+
+    limit = ConcurrencyLimit(1)
+    await limit.acquire()
+    waiting = [asyncio.ensure_future(limit.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiting)
+    limit.resize(3)  # e.g. llama-server reported 3 slots
+    await asyncio.sleep(0)
+    assert [w.done() for w in waiting] == [True, True, False]
+    limit.release()
+    await asyncio.sleep(0)
+    assert waiting[2].done()
+
+
+async def test_a_concurrency_limit_that_shrinks_admits_no_one_until_enough_have_left():
+    from switchyard_agent.proxy import ConcurrencyLimit
+
+    limit = ConcurrencyLimit(2)
+    await limit.acquire()
+    await limit.acquire()
+    limit.resize(1)
+    waiting = asyncio.ensure_future(limit.acquire())
+    limit.release()  # one still holds: at the new limit
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    limit.release()
+    await asyncio.sleep(0)
+    assert waiting.done()
+
+
+async def test_a_request_cancelled_while_waiting_for_a_slot_gives_up_its_place():
+    from switchyard_agent.proxy import ConcurrencyLimit
+
+    limit = ConcurrencyLimit(1)
+    await limit.acquire()
+    gone = asyncio.ensure_future(limit.acquire())
+    after = asyncio.ensure_future(limit.acquire())
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.sleep(0)
+    limit.release()
+    await asyncio.sleep(0)
+    assert after.done() and not after.cancelled()

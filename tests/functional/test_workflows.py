@@ -37,7 +37,7 @@ def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     going at the end are canceled and drained while moto is up, so no execution thread outlives it.
     """
     from moto import mock_aws
-    from switchyard.ttl_cache import wait_for_refreshes
+    from switchyard.ttl_cache import stop_keeping_warm, wait_for_refreshes
     from switchyard_local import dynamodb_atomicity
     from switchyard_local.lambda_patch import install_lambda_patch, uninstall_lambda_patch
     from switchyard_local.lambda_runtime import LocalFunctionRuntime
@@ -57,6 +57,7 @@ def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             yield Stack(dict(provisioned.environment), provisioned.physical)
             _wind_down_executions(provisioned.environment)
         finally:
+            stop_keeping_warm()
             wait_for_refreshes()  # a cache reload still running must not reach past the AWS double
             uninstall_lambda_patch()
     reset_switchyard_caches()

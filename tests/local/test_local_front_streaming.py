@@ -111,6 +111,32 @@ def test_an_upstream_that_cannot_be_reached_is_a_502(serve) -> None:
     assert response.json()["error"]["type"] == "upstream_error"
 
 
+async def empty_event_stream(scope, receive, send) -> None:
+    """A provider that fails after its status line: 200, an SSE content type, and no event at all."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    await send({"type": "http.response.body", "body": b""})
+
+
+def test_a_stream_that_ends_before_its_first_event_is_a_502(serve) -> None:
+    def prepare_stream(authorization, path, body, request_id=None):
+        return SimpleNamespace(url=f"{upstream_url}{path}", headers={}, content=b"{}")
+
+    with (
+        serve(empty_event_stream) as upstream_url,
+        serve(create_app(never_called, prepare_stream=prepare_stream)) as front,
+    ):
+        response = httpx.post(f"{front}/v1/chat/completions", json=STREAM_BODY, timeout=10)
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "upstream_error"
+    assert "before sending any event" in response.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("error", "status", "body"),
     [
@@ -183,3 +209,31 @@ def test_a_client_that_goes_away_releases_the_provider(serve, eventually) -> Non
         left_at = time.monotonic()
         eventually(lambda: upstream.disconnected_at is not None, timeout=5)
     assert upstream.disconnected_at - left_at < 2
+
+
+def test_a_warm_request_is_prepared_on_the_event_loop_and_a_cache_miss_in_a_worker_thread(serve) -> None:
+    from switchyard.ttl_cache import WouldLoad
+
+    upstream = SlowUpstream()
+    where: list[str] = []
+    misses = iter([False, True])  # on the loop: the second call finds all cached, the third does not
+
+    def prepare_stream(authorization, path, body, request_id=None):
+        try:
+            asyncio.get_running_loop()
+            where.append("loop")
+        except RuntimeError:
+            where.append("thread")
+        if where[-1] == "loop" and next(misses):
+            raise WouldLoad("key")  # what a TtlCache does inside cached_only() instead of loading
+        return SimpleNamespace(url=f"{upstream_url}{path}", headers={}, content=b"{}")
+
+    with (
+        serve(upstream) as upstream_url,
+        serve(create_app(never_called, prepare_stream=prepare_stream)) as front,
+    ):
+        for _ in range(3):
+            response = httpx.post(f"{front}/v1/chat/completions", json=STREAM_BODY, timeout=10)
+            assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
+    # cold: thread; warm: loop; warm: loop, then the miss it reported, in a thread
+    assert where == ["thread", "loop", "loop", "thread"]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
-from switchyard.ttl_cache import TtlCache, wait_for_refreshes
+from switchyard.ttl_cache import TtlCache, WouldLoad, cached_only, wait_for_refreshes
 
 
 class Clock:
@@ -153,3 +154,124 @@ def test_clear_during_a_reload_keeps_it_from_being_stored(clock):
     wait_for_refreshes()
     load.gate = None
     assert cache.get_or_load("k", load) == 3
+
+
+class Timers:
+    """Stands in for threading.Timer: keeps what was scheduled; `fire()` runs what is due, in order."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.pending: list[tuple[float, Callable[[], None], Timers.Handle]] = []
+
+    class Handle:
+        cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    def __call__(self, delay: float, action: Callable[[], None]) -> Timers.Handle:
+        handle = Timers.Handle()
+        self.pending.append((self.clock.now + delay, action, handle))
+        return handle
+
+    def live(self) -> list[float]:
+        return [due for due, _action, handle in self.pending if not handle.cancelled]
+
+    def advance_and_fire(self, seconds: float) -> None:
+        self.clock.now += seconds
+        due = [item for item in self.pending if item[0] <= self.clock.now and not item[2].cancelled]
+        self.pending = [item for item in self.pending if item not in due]
+        for _when, action, _handle in due:
+            action()
+
+
+def keep_warm_cache(clock: Clock, keep_warm_seconds: float = 60.0) -> tuple[TtlCache, Loader, Timers]:
+    timers = Timers(clock)
+    cache = TtlCache(
+        2.0, refresh_ahead_seconds=0.5, keep_warm_seconds=keep_warm_seconds, clock=clock, schedule=timers
+    )
+    return cache, Loader(), timers
+
+
+def test_an_entry_in_use_is_reloaded_at_its_refresh_time_even_when_no_request_comes(clock):
+    cache, load, timers = keep_warm_cache(clock)
+    assert cache.get_or_load("k", load) == 1
+    assert timers.live() == [clock.now + 1.5]  # its refresh time
+    for _ in range(3):  # a pause several times the TTL long: the timers reload it, nothing else does
+        timers.advance_and_fire(1.5)
+    assert load.calls == 4 and len(timers.live()) == 1
+    clock.now += 1.0
+    # The request after the pause is served from the cache: it waits for no load.
+    load.threads.clear()
+    assert cache.get_or_load("k", load) == 4
+    assert load.threads == []
+
+
+def test_an_entry_nobody_reads_for_keep_warm_seconds_is_left_to_expire(clock):
+    cache, load, timers = keep_warm_cache(clock, keep_warm_seconds=5.0)
+    cache.get_or_load("k", load)
+    for _ in range(6):
+        timers.advance_and_fire(1.5)
+    assert load.calls == 4  # reloads at 1.5, 3.0 and 4.5 s; at 6.0 s it was last read 6 s ago
+    assert timers.live() == []
+    clock.now += 2.0
+    load.threads.clear()
+    assert cache.get_or_load("k", load) == 5
+    assert load.threads == ["MainThread"]  # expired: the request loaded it, and keep-warm starts again
+    assert len(timers.live()) == 1
+
+
+def test_keep_warm_leaves_no_trace_of_keys_that_failed_to_load(clock):
+    cache, load, timers = keep_warm_cache(clock)
+    load.fail_with = PermissionError("no such key")
+    for token in range(100):
+        with pytest.raises(PermissionError):
+            cache.get_or_load(f"bad-{token}", load)
+    assert timers.live() == [] and cache._last_read == {} and cache._loaders == {}
+
+
+def test_clear_stops_keeping_entries_warm(clock):
+    cache, load, timers = keep_warm_cache(clock)
+    cache.get_or_load("k", load)
+    cache.clear()
+    timers.advance_and_fire(1.5)
+    assert load.calls == 1 and timers.live() == []
+
+
+def test_an_update_changes_the_cached_value_but_not_its_expiry(clock):
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
+    cache.get_or_load("k", load)
+    clock.now += 1.0
+    cache.update("k", lambda value: value + 10)  # e.g. a heartbeat the gateway has just written
+    assert cache.get_or_load("k", load) == 11 and load.calls == 1
+    clock.now += 1.0
+    assert cache.get_or_load("k", load) == 2  # expired when the loaded entry would have: reloaded
+
+
+def test_an_update_with_nothing_cached_changes_nothing(clock):
+    cache, load = TtlCache(2.0, clock=clock), Loader()
+    cache.update("k", lambda value: value + 10)
+    assert cache.get_or_load("k", load) == 1
+
+
+def test_a_reload_that_began_before_an_update_is_not_stored(clock):
+    cache, load = loaded_cache_in_its_last_stretch(clock)
+    load.gate = threading.Event()
+    cache.get_or_load("k", load)  # the background reload reads "before" the write below
+    cache.update("k", lambda value: value + 10)
+    load.gate.set()
+    wait_for_refreshes()
+    assert cache.get_or_load("k", load) == 11  # not the reload's 2, which lacks the write
+
+
+def test_inside_cached_only_a_miss_raises_would_load_and_a_hit_is_served(clock):
+    cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
+    with cached_only(), pytest.raises(WouldLoad):
+        cache.get_or_load("k", load)
+    assert load.calls == 0
+    cache.get_or_load("k", load)  # outside: loads
+    clock.now += 1.6
+    with cached_only():
+        assert cache.get_or_load("k", load) == 1  # in its last stretch: served, reloaded behind it
+    wait_for_refreshes()
+    assert load.calls == 2

@@ -29,16 +29,23 @@ class ApiKeyInfo:
     name: str
     created_at: int
     revoked_at: int | None
+    last_used_ms: int | None = None  # recorded by authentication, to within KEY_USE_RESOLUTION_MS
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> ApiKeyInfo:
         revoked = item.get("revoked_at")
+        last_used = item.get("last_used_ms")
         return cls(
             key_id=item["key_id"],
             account_id=item["account_id"],
             name=item.get("name", ""),
             created_at=int(item.get("created_at", 0)),
             revoked_at=int(revoked) if revoked else None,
+            last_used_ms=int(last_used) if last_used else None,
         )
 
     def to_item(self, key_hash: str) -> dict[str, Any]:

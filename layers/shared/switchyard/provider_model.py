@@ -46,3 +46,13 @@ class Provider:
             models=tuple(ModelDeclaration.model_validate(m) for m in item.get("models", [])),
             last_seen=int(item.get("last_seen", 0)) / 1000,
         )
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A provider with what only its owner's overview needs: the capacity leases its running jobs hold
+    and when it first heartbeated."""
+
+    provider: Provider
+    leases: dict[str, int]  # lease key -> expiry, epoch ms
+    first_seen: float | None  # epoch seconds

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # offline stops being chosen within provider_cache_seconds.
     auth_cache_seconds: float = 10.0
     provider_cache_seconds: float = 2.0
+    # How long after its last use a cached key or provider list is still reloaded before it expires,
+    # with no request to ask for it (0: never). For a process that keeps running, like the local stack;
+    # a frozen Lambda sandbox runs no timers. See ttl_cache.
+    cache_keep_warm_seconds: float = 0.0
 
     # Set by the Lambda runtime, absent elsewhere: the streaming front builds its handler's context from them.
     aws_lambda_function_name: str | None = None

@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from switchyard.account_model import Account, ApiKeyInfo
 from switchyard.adapters import aws
+from switchyard.adapters.dynamo_updates import is_condition_failure
 from switchyard.caches import cached
 from switchyard.settings import get_settings
 
@@ -41,6 +44,31 @@ class ApiKeysTable:
         if not item or item.get("revoked_at"):
             return None
         return str(item["account_id"])
+
+    def active_key(self, key_hash: str) -> ApiKeyInfo | None:
+        """The key with this hash, unless it is unknown or revoked."""
+        item = self._table.get_item(Key={"key_hash": key_hash}).get("Item")
+        if not item or item.get("revoked_at"):
+            return None
+        return ApiKeyInfo.from_item(item)
+
+    def record_use(self, key_hash: str, now_ms: int, unless_since_ms: int) -> bool:
+        """Set the key's last use to now, unless it was already recorded at or after `unless_since_ms`
+        (so containers racing each other write once); False when nothing was written."""
+        try:
+            self._table.update_item(
+                Key={"key_hash": key_hash},
+                UpdateExpression="SET last_used_ms = :now",
+                ConditionExpression=(
+                    "attribute_exists(key_hash) AND (attribute_not_exists(last_used_ms) OR last_used_ms < :since)"
+                ),
+                ExpressionAttributeValues={":now": now_ms, ":since": unless_since_ms},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def list_for_account(self, account_id: str) -> list[ApiKeyInfo]:
         return [ApiKeyInfo.from_item(item) for item in self._of_account(account_id)]

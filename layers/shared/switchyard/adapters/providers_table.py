@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from switchyard.adapters import aws
 from switchyard.adapters.dynamo_updates import is_condition_failure
 from switchyard.caches import cached
-from switchyard.provider_model import Provider
+from switchyard.provider_model import Provider, Registration
 from switchyard.settings import get_settings
 
 
@@ -51,6 +51,23 @@ class ProvidersTable:
             ExpressionAttributeValues={":a": account_id},
         )
         return tuple(Provider.from_item(item) for page in pages for item in page)
+
+    def registrations(self, account_id: str) -> list[Registration]:
+        """Every provider of the account, with its leases and first heartbeat (read afresh)."""
+        pages = aws.item_pages(
+            self._table.query,
+            KeyConditionExpression="account_id = :a",
+            ExpressionAttributeValues={":a": account_id},
+        )
+        return [
+            Registration(
+                provider=Provider.from_item(item),
+                leases={key: int(until) for key, until in (item.get("leases") or {}).items()},
+                first_seen=int(item["first_seen"]) / 1000 if item.get("first_seen") else None,
+            )
+            for page in pages
+            for item in page
+        ]
 
     def leases(self, account_id: str, provider_id: str) -> dict[str, int]:
         """The provider's leases (lease key -> expiry, epoch ms); empty for an unknown provider."""

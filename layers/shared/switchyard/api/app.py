@@ -9,7 +9,15 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
-from switchyard.api import agent_routes, errors, feature_routes, inference_routes
+from switchyard.api import (
+    account_routes,
+    agent_routes,
+    dashboard_routes,
+    errors,
+    feature_routes,
+    inference_routes,
+    providers_routes,
+)
 from switchyard.errors import ApiError, to_http
 from switchyard.services.accounts import get_accounts_service
 
@@ -18,18 +26,35 @@ metrics = Metrics()
 
 TITLE = "Switchyard"
 DESCRIPTION = (
-    "OpenAI-compatible inference gateway. Every /v1 and /api/inference call needs "
-    "`Authorization: Bearer <api key>`."
+    "OpenAI-compatible inference gateway. Every /v1, /api/inference and /api/account call needs "
+    "`Authorization: Bearer <api key>`. The dashboard is at /dashboard/."
 )
-_AUTHENTICATED_PREFIXES = ("/v1/", "/api/inference/")
+# Everything else is public: /health, the API explorer, and the dashboard's static files (which hold no
+# data; their every data call carries the user's key).
+_AUTHENTICATED_PREFIXES = ("/v1/", "/api/inference/", "/api/account/")
+
+
+class PerThreadResolver(APIGatewayHttpResolver):
+    """Powertools stores the request being resolved on the BaseRouter class, which every thread shares:
+    two requests served at once (the local front's worker threads, the StreamFunction's) read each
+    other's headers and body. Each thread has its own resolver (get_resolver), so keeping the event
+    on the instance, which attribute lookup finds before the class, gives every request its own."""
+
+    def resolve(self, event, context):
+        self.current_event = self._to_proxy_event(event)
+        self.lambda_context = context
+        return super().resolve(event, context)
 
 
 def build_resolver() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = PerThreadResolver(enable_validation=True)
     errors.register(app)
     inference_routes.register(app)
     agent_routes.register(app)
     feature_routes.register(app)
+    providers_routes.register(app)
+    account_routes.register(app)
+    dashboard_routes.register(app)
     app.enable_swagger(path="/docs", title=TITLE, description=DESCRIPTION, version="1")
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -55,6 +80,10 @@ def openapi_document(app: APIGatewayHttpResolver) -> str:
     )
     for path, body in inference_routes.MULTIPART_DOCS.items():
         operation = spec.get("paths", {}).get(path, {}).get("post")
+        if operation is not None:
+            operation.update(body)
+    for (path, method), body in account_routes.OPENAPI_OPERATIONS.items():
+        operation = spec.get("paths", {}).get(path, {}).get(method)
         if operation is not None:
             operation.update(body)
     for operation in (op for item in spec.get("paths", {}).values() for op in item.values()):

@@ -17,6 +17,7 @@ from switchyard.errors import InvalidRequest
 from switchyard.services.idempotency import run_once
 from switchyard.services.workflows import get_workflows_service
 from switchyard.validation import parse_json_object
+from switchyard.workflows.graph_svg import render_run_svg
 from switchyard.workflows.model import MAX_STEPS
 
 RunId = Annotated[str, Path(description="The run id (a string).", max_length=64)]
@@ -60,7 +61,7 @@ JSON metadata), `result_url` for media, `error`, and for gates the `gate` object
 `edges` lists `{"from", "to"}` for drawing the graph."""
 
 
-def _json(status: int, body: dict) -> Response:
+def _json(status: int, body: dict):
     return Response(status, "application/json", json.dumps(body))
 
 
@@ -149,6 +150,34 @@ def register(app) -> None:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         return workflows.view(caller_account(app), run_id, public_base_url(app))
+
+    @app.get(
+        "/v1/workflows/runs/<run_id>/graph.svg",
+        summary="A run's DAG drawn as SVG (steps coloured by status, with timings)",
+        description="The drawing the dashboard shows, for embedding in a README, a ticket or a chat. "
+        "Authenticated like every call; a snapshot, so fetch it again to follow a running run.",
+        responses=docs.merge(
+            docs.ok("The run's graph", content_type="image/svg+xml", schema={"type": "string"}),
+            docs.UNAUTHORIZED,
+            docs.NOT_FOUND,
+            docs.ASYNC_DISABLED,
+        ),
+    )
+    def get_run_graph(run_id: RunId):
+        workflows = get_workflows_service()
+        workflows.ensure_enabled()
+        run = workflows.view(caller_account(app), run_id, public_base_url(app))
+        return Response(
+            200,
+            "image/svg+xml",
+            render_run_svg(run),
+            headers={
+                "Cache-Control": "no-store",
+                # Opened on its own in a browser, the document may do nothing but draw.
+                "Content-Security-Policy": "default-src 'none'",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
     gate_responses = docs.merge(
         docs.BAD_REQUEST, docs.UNAUTHORIZED, docs.NOT_FOUND, docs.CONFLICT, docs.ASYNC_DISABLED

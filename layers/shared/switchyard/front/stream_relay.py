@@ -1,7 +1,8 @@
 """Streaming completions: let the gateway plan the provider call, then relay its bytes as they arrive.
 
 A buffered Lambda response cannot stream, so `stream: true` chat/completions requests bypass the API
-handler: `prepare_stream` (authentication, validation, provider choice) runs in a worker thread, and
+handler: `prepare_stream` (authentication, validation, provider choice) runs on the event loop when all
+it needs is cached and in a worker thread when it has to read DynamoDB, and
 the provider's response is copied to the client chunk by chunk through one shared, pooled HTTP client
 (see upstream_client for why it is not httpx).
 """
@@ -19,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from switchyard.errors import ApiError, UpstreamError, to_http
 from switchyard.front.upstream_client import StreamedResponse, TransportError, TransportTimeout, UpstreamPool
 from switchyard.settings import get_settings
+from switchyard.ttl_cache import WouldLoad, cached_only
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class StreamRelay:
     def __init__(self, prepare_stream: PrepareStream | None = None):
         self._prepare_stream = prepare_stream or default_prepare_stream
         self._pool: UpstreamPool | None = None
+        self._prepared_once = False
 
     def _upstream(self) -> UpstreamPool:
         if self._pool is None:
@@ -71,14 +74,28 @@ class StreamRelay:
 
     async def respond(self, authorization: str | None, path: str, body: bytes, request_id: str) -> Response:
         try:
-            call = await run_in_threadpool(
-                self._prepare_stream, authorization, path, body, request_id=request_id
-            )
+            call = await self._prepare(authorization, path, body, request_id)
         except Exception as error:  # every failure must become an HTTP answer
             if not isinstance(error, ApiError):
                 log.exception("prepare_stream failed", exc_info=error)
             return _error_response(error)
         return await self._relay(call)
+
+    async def _prepare(self, authorization: str | None, path: str, body: bytes, request_id: str) -> Any:
+        if self._prepared_once:
+            # Warm (key and providers cached) this is a few hundred microseconds of CPU: done here, it
+            # spares the hand-off to a worker thread and back, two wake-ups on the way to the first token
+            # that a busy machine stretches to milliseconds. A cache miss would block the loop on
+            # DynamoDB: that request goes to a thread.
+            try:
+                with cached_only():
+                    return self._prepare_stream(authorization, path, body, request_id=request_id)
+            except WouldLoad:
+                pass
+        # The first call also imports and builds the services (boto3 clients): never on the loop.
+        call = await run_in_threadpool(self._prepare_stream, authorization, path, body, request_id=request_id)
+        self._prepared_once = True
+        return call
 
     async def _relay(self, call: Any) -> Response:
         upstream: StreamedResponse | None = None
@@ -87,6 +104,10 @@ class StreamRelay:
             chunks = upstream.chunks()
             # Wait for the first byte before committing to a status: until then a failure is still a 502.
             first_chunk = await anext(chunks, b"")
+            if not first_chunk and 200 <= upstream.status_code < 300:
+                # A stream always carries at least `data: [DONE]`; an empty one is a provider that failed
+                # after its status line (llama-cpp-python does so when the prompt overflows its context).
+                raise TransportError("the provider ended the stream before sending any event")
         except BaseException as error:
             if upstream is not None:
                 await upstream.aclose()

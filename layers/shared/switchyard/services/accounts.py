@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -15,12 +16,18 @@ from switchyard.adapters.accounts_table import (
     get_api_keys_table,
 )
 from switchyard.caches import cached
-from switchyard.errors import AuthenticationFailed, NotFound
+from switchyard.errors import AuthenticationFailed, Conflict, NotFound
 from switchyard.ids import new_id
 from switchyard.settings import Settings, get_settings
 from switchyard.ttl_cache import TtlCache
 
+logger = logging.getLogger(__name__)
+
 KEY_PREFIX = "sy-"
+# Self-service keys (POST /api/account/keys): enough for every machine and teammate, not unbounded.
+MAX_ACTIVE_KEYS = 100
+# "Last used" is written at most this often per key (and only when the auth cache loads the key).
+KEY_USE_RESOLUTION_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class IssuedKey:
     account_id: str
     name: str
     secret: str
+    created_at: int = 0
 
 
 def hash_key(secret: str) -> str:
@@ -54,7 +62,9 @@ class AccountsService:
         # Reloaded in the background in the last quarter of its life: under steady traffic no request
         # waits for the lookup.
         self._auth_cache: TtlCache[str] = TtlCache(
-            settings.auth_cache_seconds, refresh_ahead_seconds=settings.auth_cache_seconds / 4
+            settings.auth_cache_seconds,
+            refresh_ahead_seconds=settings.auth_cache_seconds / 4,
+            keep_warm_seconds=settings.cache_keep_warm_seconds,
         )
 
     # -- accounts
@@ -76,15 +86,36 @@ class AccountsService:
     def create_api_key(self, account_id: str, name: str = "default") -> IssuedKey:
         self.get_account(account_id)
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = IssuedKey(key_id=new_id("key_"), account_id=account_id, name=name, secret=secret)
+        key = IssuedKey(
+            key_id=new_id("key_"),
+            account_id=account_id,
+            name=name,
+            secret=secret,
+            created_at=int(time.time()),
+        )
         self._keys.create(
             hash_key(secret),
-            ApiKeyInfo(key.key_id, account_id, name, created_at=int(time.time()), revoked_at=None),
+            ApiKeyInfo(key.key_id, account_id, name, created_at=key.created_at, revoked_at=None),
         )
         return key
 
     def list_api_keys(self, account_id: str) -> list[ApiKeyInfo]:
         return self._keys.list_for_account(account_id)
+
+    def create_own_api_key(self, account_id: str, name: str) -> IssuedKey:
+        """Self-service: the caller's account gets another key, within MAX_ACTIVE_KEYS (a check, not a
+        lock: two creations racing at the limit may both pass)."""
+        active = sum(1 for key in self.list_api_keys(account_id) if key.active)
+        if active >= MAX_ACTIVE_KEYS:
+            raise Conflict(
+                f"This account already has {active} active keys (at most {MAX_ACTIVE_KEYS}); revoke one first."
+            )
+        return self.create_api_key(account_id, name)
+
+    def key_id_of(self, authorization: str | None) -> str | None:
+        """Which of its keys a caller is using (the dashboard marks it), None if it is not a valid key."""
+        key = self._keys.active_key(hash_key(bearer_token(authorization)))
+        return key.key_id if key else None
 
     def revoke_api_key(self, account_id: str, key_id: str) -> ApiKeyInfo:
         revoked = self._keys.revoke(account_id, key_id)
@@ -100,10 +131,23 @@ class AccountsService:
         return self._auth_cache.get_or_load(key_hash, lambda: self._load_account_id(key_hash))
 
     def _load_account_id(self, key_hash: str) -> str:
-        account_id = self._keys.account_of(key_hash)
-        if account_id is None:
+        key = self._keys.active_key(key_hash)
+        if key is None:
             raise AuthenticationFailed("Invalid token.")
-        return account_id
+        self._record_use(key_hash, key)
+        return key.account_id
+
+    def _record_use(self, key_hash: str, key: ApiKeyInfo) -> None:
+        """Best effort "last used": written when the auth cache loads a key (so not on the hot path) and
+        at most once per KEY_USE_RESOLUTION_MS, whatever the number of containers. A failure here never
+        fails the request."""
+        now_ms = int(time.time() * 1000)
+        if now_ms - (key.last_used_ms or 0) < KEY_USE_RESOLUTION_MS:
+            return
+        try:
+            self._keys.record_use(key_hash, now_ms, unless_since_ms=now_ms - KEY_USE_RESOLUTION_MS)
+        except Exception as exc:  # noqa: BLE001 - throttled or unreachable: the request goes on
+            logger.debug("last use of key %s not recorded: %s", key.key_id, exc)
 
 
 @cached

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,14 +31,30 @@ class Heartbeat(BaseModel):
     models: list[ModelDeclaration] = Field(max_length=512)
 
 
+@dataclass(frozen=True)
+class ProviderStatus:
+    """A provider as its owner sees it on the dashboard (never its secret)."""
+
+    provider_id: str
+    endpoint_url: str
+    max_concurrency: int
+    models: tuple[ModelDeclaration, ...]
+    last_seen: float
+    first_seen: float | None
+    slots_in_use: int
+    online: bool
+
+
 class ProvidersService:
     def __init__(self, settings: Settings, table: ProvidersTable):
         self._settings = settings
         self._table = table
-        # Reloaded in the background in the last quarter of its life: under steady traffic no request
-        # waits for the query.
+        # Reloaded in the background in the last quarter of its life: under steady traffic (or, kept warm,
+        # under any traffic) no request waits for the query.
         self._online_cache: TtlCache[tuple[Provider, ...]] = TtlCache(
-            settings.provider_cache_seconds, refresh_ahead_seconds=settings.provider_cache_seconds / 4
+            settings.provider_cache_seconds,
+            refresh_ahead_seconds=settings.provider_cache_seconds / 4,
+            keep_warm_seconds=settings.cache_keep_warm_seconds,
         )
 
     def record_heartbeat(self, account_id: str, beat: Heartbeat) -> Provider:
@@ -51,7 +68,9 @@ class ProvidersService:
             last_seen=int(time.time() * 1000) / 1000,
         )
         self._table.record_heartbeat(provider)
-        self._online_cache.invalidate(account_id)
+        # Written through rather than dropped: a new model or endpoint is served at once here, and the
+        # next request does not pay the query (heartbeats come every 15 s from every provider).
+        self._online_cache.update(account_id, lambda cached: _with_provider(cached, provider))
         return provider
 
     def online_providers(self, account_id: str) -> tuple[Provider, ...]:
@@ -69,6 +88,30 @@ class ProvidersService:
             raise NoProvider(model)
         return random.choice(found)  # noqa: S311 - spreads load; nothing to guess
 
+    def account_providers(self, account_id: str) -> list[ProviderStatus]:
+        """Every provider of the account, online ones first, read afresh (not from the routing cache):
+        capacity in use changes by the second."""
+        now = time.time()
+        cutoff = now - self._settings.provider_offline_after_seconds
+        found = []
+        for registration in self._table.registrations(account_id):
+            provider = registration.provider
+            # A lease past its expiry belongs to a dispatcher that died; the sweeper will drop it.
+            in_use = sum(1 for until in registration.leases.values() if until >= now * 1000)
+            found.append(
+                ProviderStatus(
+                    provider_id=provider.provider_id,
+                    endpoint_url=provider.endpoint_url,
+                    max_concurrency=provider.max_concurrency,
+                    models=provider.models,
+                    last_seen=provider.last_seen,
+                    first_seen=registration.first_seen,
+                    slots_in_use=in_use,
+                    online=provider.last_seen >= cutoff,
+                )
+            )
+        return sorted(found, key=lambda p: (not p.online, p.provider_id))
+
     # -- capacity (see adapters/providers_table.py): a running async job holds one of its provider's slots
     def acquire_slot(self, provider: Provider, lease_key: str, until_ms: int) -> bool:
         return self._table.acquire_slot(provider.account_id, provider.provider_id, lease_key, until_ms)
@@ -82,6 +125,10 @@ class ProvidersService:
     def expire_leases(self, now_ms: int) -> int:
         """Drop leases past their expiry (their holder died); returns how many were dropped."""
         return self._table.expire_leases(now_ms)
+
+
+def _with_provider(providers: tuple[Provider, ...], provider: Provider) -> tuple[Provider, ...]:
+    return (*(p for p in providers if p.provider_id != provider.provider_id), provider)
 
 
 @cached
