@@ -189,5 +189,43 @@ def test_given_a_handed_over_token_then_that_token_is_answered():
     assert sfn.answers == [("succeed", "new", "PROCESSED")]
 
 
-def test_given_step_functions_fails_then_the_subscriber_does_not_raise():
-    answer_step_token(_job(JobStatus.PROCESSED, task_token="tok"), sfn=_Sfn(fail=True))
+def test_given_step_functions_fails_then_the_subscriber_raises_so_the_end_is_announced_again():
+    with pytest.raises(RuntimeError, match="throttled"):
+        answer_step_token(_job(JobStatus.PROCESSED, task_token="tok"), sfn=_Sfn(fail=True))
+
+
+# -- at least once
+
+
+def test_given_every_subscriber_hears_then_announce_says_so_and_one_failure_says_not():
+    hook = JobEndHook()
+    hook.subscribe("fine", lambda job: None)
+    assert hook.announce(_job()) is True
+    hook.subscribe("broken", lambda job: 1 / 0)
+    assert hook.announce(_job()) is False
+
+
+def test_given_every_subscriber_heard_then_the_end_is_marked_announced_else_it_stays_for_the_sweeper():
+    ended = _job(JobStatus.PROCESSED)
+    table = _Table(finish=ended, mark_announced=True)
+    lifecycle, _ = _lifecycle(table)
+    lifecycle.finish(_job(JobStatus.PROCESSING), JobResult(result="{}"))
+    assert table.calls == ["finish", "mark_announced"]
+
+    table = _Table(finish=ended)
+    hook = JobEndHook()
+    hook.subscribe("broken", lambda job: 1 / 0)
+    JobLifecycle(table, _Queue(), hook).finish(_job(JobStatus.PROCESSING), JobResult(result="{}"))
+    assert table.calls == ["finish"]
+
+
+def test_given_marking_the_end_fails_then_the_ending_call_still_returns_the_ended_job():
+    ended = _job(JobStatus.PROCESSED)
+
+    class _Refusing(_Table):
+        def mark_announced(self, job):
+            raise RuntimeError("DynamoDB is throttling")
+
+    lifecycle, heard = _lifecycle(_Refusing(finish=ended))
+    assert lifecycle.finish(_job(JobStatus.PROCESSING), JobResult(result="{}")) is ended
+    assert heard == [ended]

@@ -8,15 +8,22 @@ instead of being imported by the jobs code. The subscribers are wired once per p
 `switchyard.wiring`.
 
 What a subscriber can rely on:
-- It hears each end once per announcing process: the job as the ending write left it (the item after
-  the write). A job re-queued by its owner (POST .../retry) and ending again is a new end, announced
-  again: tell the two apart by `gen`.
+- Delivery is at least once. The ending write itself marks the job `unannounced` (a sparse index of the
+  jobs table); when every subscriber has returned without raising, the mark is removed. A subscriber
+  that raises, or a process that dies between the ending write and the end of `announce`, leaves the
+  mark, and the sweeper announces the end again, to every subscriber, once it is older than
+  REDRIVE_AFTER_SECONDS (60 s), every sweep, until all of them succeed or it is older than
+  JOB_END_REDRIVE_MAX_AGE_SECONDS (a day), when it gives up and logs so. So a subscriber may hear the
+  same end more than once (and a little late): it must be idempotent, keyed by job id and `gen`.
+- To ask for another try, a subscriber raises (after logging what went wrong, if it can say more);
+  to say "done, nothing more to do" it returns. Answering a task token twice is harmless, so is
+  storing a delivery under a stable id: both subscribers can simply act again.
+- It hears the job as the ending write left it (the item after the write). A job re-queued by its owner
+  (POST .../retry) and ending again is a new end, announced again: tell the two apart by `gen`. An end
+  re-queued before it was announced is not announced any more.
 - Subscribers are called synchronously, in the order they subscribed, on the thread that ended the job.
   A subscriber that raises is logged (with its name) and the next one is still called; `announce`
   itself never raises, because the job has ended whatever a subscriber does.
-- Delivery is at most once. A process that dies between the ending write and the end of `announce`
-  leaves the rest unannounced; nothing re-announces. A subscriber that must not miss an end has to make
-  it durable itself (a webhook outbox; the workflow step relies on its state's TimeoutSeconds).
 - Announcements of different jobs may run at the same time (a batch cancel ends jobs in threads), so
   subscribers must be thread-safe. They run before the dispatcher frees the provider slot of the run
   that ended: keep them short, and hand slow work (HTTP delivery) to a queue.
@@ -58,12 +65,16 @@ class JobEndHook:
     def subscribers(self) -> tuple[str, ...]:
         return tuple(s.name for s in self._subscriptions)
 
-    def announce(self, job: Job) -> None:
-        """Tell every subscriber, in subscription order, that `job` ended. Never raises."""
+    def announce(self, job: Job) -> bool:
+        """Tell every subscriber, in subscription order, that `job` ended. Never raises; True when every
+        subscriber heard it (returned), False when one raised (the end is to be announced again)."""
+        heard = True
         for subscription in self._subscriptions:  # a tuple: a subscribe meanwhile does not disturb this loop
             try:
                 subscription.callback(job)
             except Exception:  # one subscriber's failure must not keep the others from hearing
+                heard = False
                 logger.exception(
                     "job-end subscriber %r failed for job %s (%s)", subscription.name, job.job_id, job.status
                 )
+        return heard

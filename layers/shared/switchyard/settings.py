@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     # A QUEUED job the dispatcher has not looked at for this long lost its message: the sweeper re-sends it.
     lost_message_after_seconds: float = 90.0
     dispatcher_stalled_after_seconds: float = 60.0
+    # What a failed call left undone (a job's end not every job-end subscriber heard, a workflow decision's
+    # token answer or follow-ups) is done again by the sweeper once it is this old (the process that
+    # decided had its chance), every sweep; a job's end until JOB_END_REDRIVE_MAX_AGE_SECONDS, when the
+    # sweeper gives up on it and logs so.
+    redrive_after_seconds: float = 60.0
+    job_end_redrive_max_age_seconds: float = 24 * 3600.0
+    # The most items of each kind one sweep re-drives (the rest wait for the next sweep).
+    sweep_redrive_limit: int = 500
     # A batch still being created after this long was left by a crashed request: the sweeper deletes it
     # and its jobs. Longer than any function that creates batches may run (StreamFunction: up to 900 s),
     # though a creator that outlives it only loses its own batch (its commit is conditional).

@@ -10,6 +10,12 @@ finds nothing to claim) and `claim_id` (fresh on every claim, so only the worker
 finish, fail or re-queue the run it claimed). A claim's lease never changes while the claim holds, so
 the claim id alone names the run.
 
+Every ending write (to PROCESSED, FAILED or CANCELED) also marks the job `unannounced`, which puts it
+in the sparse `unannounced_ends` index (key: the marker, a shard of it; range: finished_ms) in the same
+write; the job-end hook takes it out once every subscriber has heard (`mark_announced`), and the sweeper
+announces again whatever is still there a while later. So no end is lost between the write and its
+announcement (switchyard/job_end.py).
+
 Expressions are plain strings, not boto3's Key()/Attr() builder: that builder is shared by every thread
 using a resource and reset on each call, so concurrent callers could swap each other's placeholders.
 """
@@ -17,6 +23,7 @@ using a resource and reset on each call, so concurrent callers could swap each o
 from __future__ import annotations
 
 import secrets
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,6 +41,9 @@ from switchyard.settings import get_settings
 
 ACTIVE_INDEX = "active_by_account"
 ACCOUNT_INDEX = "by_account"
+UNANNOUNCED_INDEX = "unannounced_ends"
+UNANNOUNCED = "unannounced"  # the marker (and the index's key): a shard, so ends spread over partitions
+UNANNOUNCED_SHARDS = 8
 # What a finished run leaves on the item that a re-queued job must not carry into its next run.
 _RUN_ATTRIBUTES = (
     "error_type",
@@ -50,11 +60,16 @@ _RUN_ATTRIBUTES = (
     "metadata_key",
     "assets",
     "seen_ms",
+    UNANNOUNCED,  # an end re-queued by its owner before it was announced is not announced any more
 )
 
 
 def new_claim_id() -> str:
     return secrets.token_hex(8)
+
+
+def unannounced_shard(job_id: str) -> str:
+    return f"end#{zlib.crc32(job_id.encode()) % UNANNOUNCED_SHARDS}"
 
 
 def exhausted_message(attempts: int, last_error: str) -> str:
@@ -136,6 +151,24 @@ class JobsTable:
             kwargs["ExpressionAttributeValues"] = {":account": account_id}
         operation = self._table.query if account_id else self._table.scan
         return [Job.from_item(item) for page in aws.item_pages(operation, **kwargs) for item in page]
+
+    def unannounced_ends(self, before_ms: int, limit: int) -> list[str]:
+        """Ids of jobs that ended before `before_ms` and whose end not every subscriber has heard (the
+        index is eventually consistent: read the job before announcing it again)."""
+        found: list[str] = []
+        for shard in range(UNANNOUNCED_SHARDS):
+            pages = aws.item_pages(
+                self._table.query,
+                IndexName=UNANNOUNCED_INDEX,
+                KeyConditionExpression="#marker = :shard AND finished_ms < :before",
+                ExpressionAttributeNames={"#marker": UNANNOUNCED},
+                ExpressionAttributeValues={":shard": f"end#{shard}", ":before": before_ms},
+            )
+            for page in pages:
+                found.extend(str(item["job_id"]) for item in page)
+                if len(found) >= limit:
+                    return found[:limit]
+        return found
 
     # -- liveness items (no account_id, so they never appear in the account indexes)
     def record_tick(self, item_id: str) -> None:
@@ -318,6 +351,26 @@ class JobsTable:
             reactivate_for=account_id,
         )
 
+    # -- the job-end hook's bookkeeping
+    @staticmethod
+    def is_unannounced(job: Job) -> bool:
+        """The job (as read) ended and not every subscriber has heard of it yet."""
+        return UNANNOUNCED in job.extra
+
+    def mark_announced(self, job: Job) -> bool:
+        """Every subscriber heard of this end (`job` as its ending write left it); False when the job has
+        moved on since (re-queued by its owner and perhaps ended again: that end is announced on its own)."""
+        return (
+            self._update(
+                job.job_id,
+                remove=(UNANNOUNCED,),
+                condition="attribute_exists(#marker) AND gen = :gen AND finished_ms = :finished",
+                values={":gen": job.gen, ":finished": job.finished_ms},
+                names={"#marker": UNANNOUNCED},
+            )
+            is not None
+        )
+
     def hand_over_token(self, job_id: str, token: str) -> Job | None:
         """An active job's end will answer this task token instead of the one it carried; None if the job
         already ended (and answered the old one)."""
@@ -347,7 +400,7 @@ class JobsTable:
         *,
         set_values: dict[str, Any] | None = None,
         remove: tuple[str, ...] = (),
-        add: dict[str, int] | None = None,
+        add: dict[str, Any] | None = None,
         also: str | None = None,
         values: dict[str, Any] | None = None,
         reactivate_for: str | None = None,
@@ -359,6 +412,7 @@ class JobsTable:
         set_values = {**(set_values or {}), "status": to_status.value}
         if to_status not in ACTIVE:
             remove += ("active_account",)
+            set_values[UNANNOUNCED] = unannounced_shard(job_id)  # in the ending write itself
         elif reactivate_for:
             set_values["active_account"] = reactivate_for
         condition = "#status IN (" + ", ".join(f":from{i}" for i in range(len(from_statuses))) + ")"
@@ -383,11 +437,17 @@ class JobsTable:
         values: dict[str, Any],
         set_values: dict[str, Any] | None = None,
         remove: tuple[str, ...] = (),
-        add: dict[str, int] | None = None,
+        add: dict[str, Any] | None = None,
+        names: dict[str, str] | None = None,
     ) -> Job | None:
         """One conditional UpdateItem; None when the condition does not hold (`#status` is `status`)."""
         kwargs = update_arguments(
-            set_values=set_values, remove=remove, add=add, condition=condition, condition_values=values
+            set_values=set_values,
+            remove=remove,
+            add=add,
+            condition=condition,
+            condition_values=values,
+            names=names,
         )
         kwargs["Key"] = {"job_id": job_id}
         try:

@@ -1,5 +1,7 @@
 """The sweeper (scheduled): re-queues work whose message was lost or whose runner died, frees expired
-provider slots, deletes batches whose creation crashed, and records that it ran."""
+provider slots, deletes batches whose creation crashed, announces job ends not every subscriber heard,
+does what workflow decisions still owe the state machine (workflow_followups.py), and records that it
+ran."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from switchyard.services.batches import BatchesService, get_batches_service
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import SWEEPER_TICK_ID, JobsService, get_jobs_service
 from switchyard.services.providers import ProvidersService, get_providers_service
+from switchyard.services.workflow_followups import WorkflowFollowups, get_workflow_followups
 from switchyard.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -27,6 +30,9 @@ class SweepReport:
     failed_expired: list[str] = field(default_factory=list)
     expired_leases: int = 0
     abandoned_batches: list[str] = field(default_factory=list)
+    reannounced_ends: list[str] = field(default_factory=list)
+    abandoned_ends: list[str] = field(default_factory=list)
+    redriven_workflow_items: list[str] = field(default_factory=list)
 
 
 class Sweeper:
@@ -37,12 +43,14 @@ class Sweeper:
         lifecycle: JobLifecycle,
         providers: ProvidersService,
         batches: BatchesService | None = None,
+        workflows: WorkflowFollowups | None = None,
     ):
         self.settings = settings
         self.jobs = jobs
         self.lifecycle = lifecycle
         self.providers = providers
         self.batches = batches
+        self.workflows = workflows
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -59,8 +67,29 @@ class Sweeper:
             elif job.status == JobStatus.PROCESSING and job.lease_until_ms and job.lease_until_ms < now:
                 self._recover_expired(job, report)
         report.expired_leases = self.providers.expire_leases(now)
+        self._announce_missed_ends(now, report)
+        if self.workflows is not None:
+            since = now - int(self.settings.redrive_after_seconds * 1000)
+            report.redriven_workflow_items = self.workflows.redrive(since, self.settings.sweep_redrive_limit)
         self.jobs.record_tick(SWEEPER_TICK_ID)
         return report
+
+    def _announce_missed_ends(self, now: int, report: SweepReport) -> None:
+        """Ends still marked unannounced a while after they happened: announce them again (job_end.py)."""
+        settings = self.settings
+        since = now - int(settings.redrive_after_seconds * 1000)
+        give_up_before = now - int(settings.job_end_redrive_max_age_seconds * 1000)
+        for job_id in self.lifecycle.unannounced_ends(since, settings.sweep_redrive_limit):
+            try:
+                job = self.lifecycle.announce_again(job_id)
+                if job is None:
+                    continue
+                report.reannounced_ends.append(job_id)
+                too_old = (job.finished_ms or now) < give_up_before
+                if too_old and self.lifecycle.give_up_announcing(job_id) is not None:
+                    report.abandoned_ends.append(job_id)
+            except Exception:  # one job must not keep the sweeper from the others
+                logger.exception("could not announce the end of job %s again", job_id)
 
     def _recover_expired(self, job: Job, report: SweepReport) -> None:
         """A run whose holder died: another attempt if it has one left, else FAILED (conditional on the
@@ -80,4 +109,5 @@ def get_sweeper() -> Sweeper:
         get_job_lifecycle(),
         get_providers_service(),
         get_batches_service(),
+        get_workflow_followups(),
     )

@@ -21,21 +21,20 @@ from switchyard.ids import new_id
 from switchyard.job_model import Job
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import JobsService, get_jobs_service
+from switchyard.services.workflow_followups import WorkflowFollowups, get_workflow_followups
 from switchyard.settings import Settings, get_settings
 from switchyard.workflows import views
 from switchyard.workflows.model import (
-    ACTIVE_STEP_STATUSES,
     MAX_PROMPT_CHARS,
     RunStatus,
     StepKind,
     StepStatus,
     WorkflowSpec,
 )
-from switchyard.workflows.outcomes import run_canceled_error
 from switchyard.workflows.outputs import step_values
-from switchyard.workflows.records import Run, Step
+from switchyard.workflows.records import Run, Step, TokenAnswer
 from switchyard.workflows.spec import prepare
-from switchyard.workflows.task_errors import CANCELED, REJECTED
+from switchyard.workflows.task_errors import REJECTED
 from switchyard.workflows.templates import all_templates, find_template
 
 logger = logging.getLogger(__name__)
@@ -52,12 +51,14 @@ class WorkflowsService:
         lifecycle: JobLifecycle,
         runs: RunsTable,
         sfn: StepFunctions,
+        followups: WorkflowFollowups,
     ):
         self.settings = settings
         self.jobs = jobs
         self.lifecycle = lifecycle
         self.runs = runs
         self.sfn = sfn
+        self.followups = followups
 
     def ensure_enabled(self) -> None:
         self.jobs.ensure_enabled()  # runs are made of async jobs: no async, no workflows
@@ -197,15 +198,20 @@ class WorkflowsService:
             raise Conflict(
                 f"Step '{step_id}' is an inference step, not a gate: only a waiting gate can be approved or rejected."
             )
-        resolved = self.runs.resolve_gate(run_id, step_id, approve=approve, by=account_id, comment=comment)
+        now = now_ms()
+        answer = (
+            TokenAnswer.success({"decision": "approved"}, now)
+            if approve
+            else TokenAnswer.failure(REJECTED, comment or "rejected", now)
+        )
+        resolved = self.runs.resolve_gate(
+            run_id, step_id, approve=approve, by=account_id, comment=comment, answer=answer
+        )
         if resolved is None:
             raise Conflict(self._not_waiting(self._step(run_id, step_id)))
-        token = str(resolved.gate_token)  # the transition's condition: a waiting gate has its token
-        if approve:
-            self.sfn.succeed(token, {"decision": "approved"})
-        else:
-            self.sfn.fail(token, REJECTED, comment or "rejected")
-        # A late answer (the gate timed out a moment ago) is harmless: the recorded decision stands.
+        # The decision is recorded, and with it the answer its token is owed: if sending it fails now, the
+        # sweeper sends it. A late answer (the gate timed out a moment ago) is harmless.
+        self.followups.try_answers(resolved)
         return {"run_id": run_id, "step": self._step_view(resolved, None, base_url)}
 
     def _step(self, run_id: str, step_id: str) -> Step:
@@ -242,31 +248,9 @@ class WorkflowsService:
         if canceled is None:
             run = self.owned_run(account_id, run_id)
             raise Conflict(f"Workflow run '{run_id}' is {run.status}; only a RUNNING run can be canceled.")
-        # Downstream steps first: when an upstream step's cancel reaches the state machine, whose record
-        # would skip what depends on it, those steps are already canceled.
-        for step in reversed(self.runs.get_steps(run_id)):
-            self._cancel_step(step)
+        # The run's cancel owes the cancel of its steps: what fails here, the sweeper finishes.
+        self.followups.cancel_steps(run_id)
         return self.view(account_id, run_id, base_url)
-
-    def _cancel_step(self, step: Step) -> None:
-        for _ in range(5):  # the step may move while we look: retry against its new status
-            previous = step.status
-            if previous not in ACTIVE_STEP_STATUSES:
-                return
-            updated = self.runs.cancel_step(step, run_canceled_error())
-            if updated is not None:
-                break
-            step = self.runs.get_step(step.run_id, step.step_id) or step
-        else:
-            return
-        # Wake whatever waits for this step; its iteration then records "canceled" and ends.
-        if previous == StepStatus.PENDING and updated.wake_token:
-            self.sfn.fail(updated.wake_token, CANCELED, "the run was canceled")
-        elif previous == StepStatus.WAITING and updated.gate_token:
-            self.sfn.fail(updated.gate_token, CANCELED, "the run was canceled")
-        elif previous == StepStatus.RUNNING and updated.job_id:
-            # The job's end answers the step's token (a job-end subscriber); a job that already ended did so.
-            self.lifecycle.cancel(updated.job_id)
 
 
 def _compact_json(value: Any) -> str:
@@ -276,5 +260,10 @@ def _compact_json(value: Any) -> str:
 @cached
 def get_workflows_service() -> WorkflowsService:
     return WorkflowsService(
-        get_settings(), get_jobs_service(), get_job_lifecycle(), get_runs_table(), StepFunctions()
+        get_settings(),
+        get_jobs_service(),
+        get_job_lifecycle(),
+        get_runs_table(),
+        StepFunctions(),
+        get_workflow_followups(),
     )
