@@ -160,3 +160,22 @@ def test_no_transition_creates_an_item(runs):
     assert runs.set_execution("run_nope", "arn") is None
     assert runs.note_step_error("run_1", "nope", {"type": "invalid_request", "message": "x"}) is None
     assert runs.get_run("run_nope") is None and runs.get_step("run_1", "nope") is None
+
+
+def test_a_wake_up_racing_another_dependencys_is_counted_all_the_same(runs, monkeypatch):
+    _park(runs, "publish", "wake_token")
+    real = runs._step
+    calls = []
+
+    def racing(*args, **kwargs):
+        calls.append(kwargs.get("condition", ""))
+        if len(calls) == 2:  # between draft's two tries, review counts down first
+            monkeypatch.setattr(runs, "_step", real)
+            assert runs.wake_dependent("run_1", "publish", "review", READY)[0].pending_count == 1
+            monkeypatch.setattr(runs, "_step", racing)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "_step", racing)
+    woken, last = runs.wake_dependent("run_1", "publish", "draft", READY)
+
+    assert (woken.pending_count, last, woken.done_deps) == (0, True, {"draft", "review"})

@@ -280,12 +280,19 @@ def test_a_step_jobs_end_whose_process_died_before_announcing_is_announced_by_th
     harness,
     monkeypatch,
 ):
+    import threading
+
     from switchyard.job_end import JobEndHook
 
+    ended = threading.Event()
+
+    def die(self, job):  # the ending write happened; then the process is gone
+        ended.set()
+
     with monkeypatch.context() as died:
-        died.setattr(JobEndHook, "announce", lambda self, job: None)  # the ending write, then nothing
+        died.setattr(JobEndHook, "announce", die)
         run = started(api, caller, [llm("a", "a")])
-        wait_for(api, caller, run["id"], lambda r: steps_of(r)["a"]["job_status"] == "PROCESSED")
+        assert ended.wait(30)  # (the dispatcher's thread is past its announcement)
     time.sleep(1)
     assert steps_of(wait_for(api, caller, run["id"], lambda r: True))["a"]["status"] == "running"
 

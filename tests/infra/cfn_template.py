@@ -347,16 +347,74 @@ def _resource_named(t: Template, value: Any) -> str | None:
     return None
 
 
+# CloudWatch Logs' log delivery (how Step Functions writes execution logs) takes no resource ARN: AWS
+# documents these actions on "*" only, so they are the one grant allowed unscoped.
+LOG_DELIVERY_ACTIONS = frozenset(
+    {
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }
+)
+
+
+def _policies(t: Template, name: str) -> list[Any]:
+    policies = t.props(name).get("Policies") or []
+    return policies if isinstance(policies, list) else [policies]
+
+
+def _names_stack_resource(t: Template, value: Any) -> str | None:
+    target = referenced_resource(value) or _resource_named(t, value)
+    if target is None and isinstance(value, dict) and "Fn::Sub" in value:
+        text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+        target = next((v for v in sub_variables(text) if v in t.resources), None)
+    return target if target in t.resources else None
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _statement_problems(t: Template, name: str, statements: Any) -> list[str]:
+    problems = []
+    for statement in _as_list(statements):
+        if not isinstance(statement, dict):
+            problems.append(f"{name}: {statement!r} is not a policy statement")
+            continue
+        sid = statement.get("Sid", "?")
+        actions = [str(a) for a in _as_list(statement.get("Action"))]
+        if statement.get("Effect") != "Allow" or "NotAction" in statement or "NotResource" in statement:
+            problems.append(f"{name}: statement {sid} is not a plain Allow")
+        if any("*" in action for action in actions):
+            problems.append(f"{name}: statement {sid} grants a wildcard action")
+        resources = _as_list(statement.get("Resource"))
+        if resources == ["*"] and set(actions) <= LOG_DELIVERY_ACTIONS:
+            continue
+        for resource in resources:
+            if _names_stack_resource(t, resource) is None:
+                problems.append(
+                    f"{name}: statement {sid} Resource {resource!r} names no resource of the stack"
+                )
+    return problems
+
+
 def policy_problems(t: Template) -> list[str]:
-    """IAM only through SAM policy templates, each scoped to one resource of this stack (named by Ref,
-    GetAtt, a Sub of its name, or the very expression of its fixed name)."""
+    """IAM through SAM policy templates, each scoped to one resource of this stack (named by Ref, GetAtt,
+    a Sub of its name, or the very expression of its fixed name), or, where a template grants more than
+    needed, inline statements of named actions (no wildcard) on resources of this stack; the only grant
+    on "*" is CloudWatch Logs' log delivery, which takes no resource."""
     problems = []
     for name in t.of_type(SERVERLESS_FUNCTION, "AWS::Serverless::StateMachine"):
-        policies = t.props(name).get("Policies") or []
-        if not isinstance(policies, list):
-            policies = [policies]
-        for policy in policies:
-            if not (isinstance(policy, dict) and len(policy) == 1 and "Statement" not in policy):
+        for policy in _policies(t, name):
+            if isinstance(policy, dict) and set(policy) <= {"Version", "Statement"} and "Statement" in policy:
+                problems += _statement_problems(t, name, policy["Statement"])
+                continue
+            if not (isinstance(policy, dict) and len(policy) == 1):
                 problems.append(f"{name}: {policy!r} is not a SAM policy template")
                 continue
             template_name, params = next(iter(policy.items()))
@@ -364,13 +422,145 @@ def policy_problems(t: Template) -> list[str]:
                 problems.append(f"{name}: {template_name} is not scoped to a resource")
                 continue
             for key, value in params.items():
-                target = referenced_resource(value) or _resource_named(t, value)
-                if target is None and isinstance(value, dict) and "Fn::Sub" in value:
-                    text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
-                    target = next((v for v in sub_variables(text) if v in t.resources), None)
-                if target not in t.resources:
+                if _names_stack_resource(t, value) is None:
                     problems.append(f"{name}: {template_name}.{key} names no resource of the stack")
     return problems
+
+
+# What SAM's bucket policy templates grant beyond reading and writing objects (S3CrudPolicy and
+# S3WritePolicy include s3:PutObjectAcl and s3:PutLifecycleConfiguration, S3CrudPolicy s3:DeleteObject).
+BUCKET_TEMPLATES_GRANTING_MORE = ("S3CrudPolicy", "S3WritePolicy", "S3FullAccessPolicy")
+OBJECT_ACTIONS = frozenset({"s3:GetObject", "s3:PutObject"})
+
+
+def bucket_grant_problems(t: Template) -> list[str]:
+    """A function reaches a bucket of the stack through s3:GetObject / s3:PutObject on its objects only:
+    none may delete objects, change ACLs or rewrite the bucket's lifecycle (which enforces retention)."""
+    buckets = set(t.of_type("AWS::S3::Bucket"))
+    problems = []
+    for name in t.of_type(SERVERLESS_FUNCTION, "AWS::Serverless::StateMachine"):
+        for policy in _policies(t, name):
+            if not isinstance(policy, dict):
+                continue
+            for template_name, params in policy.items():
+                scoped = (
+                    _names_stack_resource(t, params.get("BucketName")) if isinstance(params, dict) else None
+                )
+                if template_name in BUCKET_TEMPLATES_GRANTING_MORE and scoped in buckets:
+                    problems.append(f"{name}: {template_name} grants more than object reads and writes")
+            for statement in _as_list(policy.get("Statement") or []):
+                if not isinstance(statement, dict):
+                    continue
+                targets = {_names_stack_resource(t, r) for r in _as_list(statement.get("Resource"))}
+                extra = {str(a) for a in _as_list(statement.get("Action")) if str(a).startswith("s3:")}
+                extra -= OBJECT_ACTIONS
+                if targets & buckets and extra:
+                    problems.append(f"{name}: statement {statement.get('Sid', '?')} grants {sorted(extra)}")
+    return problems
+
+
+# ------------------------------------------------------------------ rules: retention
+
+
+def retention_problems(t: Template) -> list[str]:
+    """Nothing is kept forever by accident: every table has a TTL (or says, under Metadata.RetentionExempt,
+    why it keeps its items until they are deleted), and every bucket expires its objects."""
+    problems = []
+    for name, table in t.of_type("AWS::DynamoDB::Table").items():
+        ttl = t.props(name).get("TimeToLiveSpecification") or {}
+        exempt = (table.get("Metadata") or {}).get("RetentionExempt")
+        if not (ttl.get("Enabled") in (True, "true") and ttl.get("AttributeName")) and not exempt:
+            problems.append(
+                f"table {name} has no TimeToLiveSpecification (or Metadata.RetentionExempt reason)"
+            )
+    for name in t.of_type("AWS::S3::Bucket"):
+        rules = (t.props(name).get("LifecycleConfiguration") or {}).get("Rules") or []
+        expiring = [
+            rule
+            for rule in rules
+            if rule.get("Status") == "Enabled"
+            and rule.get("ExpirationInDays") is not None
+            and not rule.get("Prefix")
+        ]
+        if not expiring:
+            problems.append(f"bucket {name} has no enabled lifecycle rule expiring every object")
+    return problems
+
+
+# ------------------------------------------------------------------ rules: state machines' grants and logs
+
+_SERVICE_RESOURCE = re.compile(r"^arn:aws:states:::(?:aws-sdk:)?(?P<service>[a-z0-9]+):(?P<action>[A-Za-z]+)")
+
+
+def _task_resources(machine: dict[str, Any]) -> list[str]:
+    found = []
+    for state in (machine.get("States") or {}).values():
+        if isinstance(state.get("Resource"), str):
+            found.append(state["Resource"])
+        for branch in state.get("Branches") or []:
+            found += _task_resources(branch)
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                found += _task_resources(state[key])
+    return found
+
+
+def used_actions(definition: dict[str, Any], service: str) -> set[str]:
+    """IAM actions of `service` the definition's Task states call (`dynamodb:updateItem.waitForTaskToken`
+    and `aws-sdk:dynamodb:updateItem` both call dynamodb:UpdateItem)."""
+    actions = set()
+    for resource in _task_resources(definition):
+        match = _SERVICE_RESOURCE.match(resource)
+        if match and match.group("service") == service:
+            action = match.group("action")
+            actions.add(f"{service}:{action[0].upper()}{action[1:]}")
+    return actions
+
+
+def state_machine_grant_problems(t: Template, definitions: dict[str, dict[str, Any]]) -> list[str]:
+    """A state machine is granted exactly the DynamoDB actions its states call (SAM's DynamoDB policy
+    templates grant every item and table action), and logs to a log group of the stack."""
+    problems = []
+    log_groups = t.of_type("AWS::Logs::LogGroup")
+    for name, definition in definitions.items():
+        granted: set[str] = set()
+        for policy in _policies(t, name):
+            if not isinstance(policy, dict):
+                continue
+            for template_name in policy:
+                if template_name.startswith("DynamoDB"):
+                    problems.append(f"state machine {name}: {template_name} grants more than its states use")
+            for statement in _as_list(policy.get("Statement") or []):
+                if isinstance(statement, dict):
+                    granted |= {
+                        str(a) for a in _as_list(statement.get("Action")) if str(a).startswith("dynamodb:")
+                    }
+        used = used_actions(definition, "dynamodb")
+        if granted - used:
+            problems.append(f"state machine {name}: granted {sorted(granted - used)} that no state calls")
+        if used - granted:
+            problems.append(f"state machine {name}: its states call {sorted(used - granted)}, not granted")
+        destinations = (t.props(name).get("Logging") or {}).get("Destinations") or []
+        targets = {
+            referenced_resource((d.get("CloudWatchLogsLogGroup") or {}).get("LogGroupArn"))
+            for d in destinations
+        }
+        if not targets & set(log_groups):
+            problems.append(f"state machine {name}: no Logging destination that is a log group of the stack")
+    return problems
+
+
+def state_machine_definitions(t: Template) -> dict[str, dict[str, Any]]:
+    """Each state machine's definition (from its DefinitionUri file or inline Definition)."""
+    found = {}
+    for name in t.of_type(*STATE_MACHINE_TYPES):
+        props = t.props(name)
+        uri = props.get("DefinitionUri")
+        if isinstance(uri, str) and (t.root / uri).is_file():
+            found[name] = json.loads((t.root / uri).read_text())
+        elif isinstance(props.get("Definition"), dict):
+            found[name] = props["Definition"]
+    return found
 
 
 # ------------------------------------------------------------------ rules: template layout

@@ -10,15 +10,20 @@ import pytest
 
 from tests.infra.cfn_template import (
     Template,
+    bucket_grant_problems,
     build_problems,
     job_timeout_problems,
     log_group_problems,
     policy_problems,
     queue_problems,
+    retention_problems,
     runtime_problems,
     section_order_problems,
     settings_environment_problems,
+    state_machine_definitions,
+    state_machine_grant_problems,
     state_machine_problems,
+    used_actions,
 )
 
 
@@ -65,6 +70,32 @@ def test_given_the_template_then_every_queue_has_a_dlq_and_a_long_enough_visibil
 def test_given_the_template_then_a_provider_call_can_never_outlive_its_jobs_lease(template):
     assert template.parameters["JobUpstreamTimeoutSeconds"]["AllowedValues"], "every value is checked"
     assert job_timeout_problems(template) == []
+
+
+def test_given_the_template_then_every_table_and_bucket_holding_user_data_expires_it(template):
+    assert retention_problems(template) == []
+    ttl = {
+        name: (template.props(name).get("TimeToLiveSpecification") or {}).get("AttributeName")
+        for name in ("JobsTable", "BatchesTable", "RunsTable", "ProvidersTable")
+    }
+    assert ttl == dict.fromkeys(ttl, "expires_at")  # the attribute switchyard/retention.py writes
+    rule = template.props("MediaBucket")["LifecycleConfiguration"]["Rules"][0]
+    assert rule["ExpirationInDays"] == {"Ref": "RetentionDays"}
+    assert template.parameters["RetentionDays"]["Default"] == 30
+    assert template.function_env("ApiFunction")["RETENTION_DAYS"] == {"Ref": "RetentionDays"}
+
+
+def test_given_the_template_then_no_function_may_delete_media_or_change_the_buckets_rules(template):
+    assert bucket_grant_problems(template) == []
+
+
+def test_given_the_template_then_the_state_machine_gets_only_what_its_states_call_and_logs(template):
+    definitions = state_machine_definitions(template)
+    assert used_actions(definitions["WorkflowStateMachine"], "dynamodb") == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    }
+    assert state_machine_grant_problems(template, definitions) == []
 
 
 def test_given_the_template_then_every_state_machine_definition_exists_and_is_sound(template):
@@ -221,6 +252,140 @@ def test_given_a_deadline_parameter_without_allowed_values_then_the_timeout_rule
     ]
 
 
+def test_given_tables_and_buckets_that_keep_everything_then_the_retention_rule_flags_them():
+    t = small(
+        """
+        Resources:
+          Kept: {Type: AWS::DynamoDB::Table, Properties: {}}
+          Disabled:
+            Type: AWS::DynamoDB::Table
+            Properties: {TimeToLiveSpecification: {AttributeName: expires_at, Enabled: false}}
+          Expiring:
+            Type: AWS::DynamoDB::Table
+            Properties: {TimeToLiveSpecification: {AttributeName: expires_at, Enabled: true}}
+          Accounts:
+            Type: AWS::DynamoDB::Table
+            Metadata: {RetentionExempt: kept until deleted}
+          Forever: {Type: AWS::S3::Bucket, Properties: {}}
+          PartlyExpiring:
+            Type: AWS::S3::Bucket
+            Properties:
+              LifecycleConfiguration:
+                Rules: [{Status: Enabled, Prefix: tmp/, ExpirationInDays: 1}]
+          Expires:
+            Type: AWS::S3::Bucket
+            Properties:
+              LifecycleConfiguration: {Rules: [{Status: Enabled, ExpirationInDays: 30}]}
+        """
+    )
+
+    assert retention_problems(t) == [
+        "table Kept has no TimeToLiveSpecification (or Metadata.RetentionExempt reason)",
+        "table Disabled has no TimeToLiveSpecification (or Metadata.RetentionExempt reason)",
+        "bucket Forever has no enabled lifecycle rule expiring every object",
+        "bucket PartlyExpiring has no enabled lifecycle rule expiring every object",
+    ]
+
+
+def test_given_bucket_grants_beyond_object_reads_and_writes_then_the_grant_rule_flags_them():
+    t = small(
+        """
+        Resources:
+          Media: {Type: AWS::S3::Bucket}
+          Crud:
+            Type: AWS::Serverless::Function
+            Properties: {Policies: [{S3CrudPolicy: {BucketName: !Ref Media}}]}
+          Deleter:
+            Type: AWS::Serverless::Function
+            Properties:
+              Policies:
+                - Statement:
+                    - {Sid: Objects, Effect: Allow, Action: [s3:GetObject, s3:DeleteObject], Resource: !Sub "${Media.Arn}/*"}
+          Fine:
+            Type: AWS::Serverless::Function
+            Properties:
+              Policies:
+                - Statement:
+                    - {Sid: Objects, Effect: Allow, Action: [s3:GetObject, s3:PutObject], Resource: !Sub "${Media.Arn}/*"}
+        """
+    )
+
+    assert bucket_grant_problems(t) == [
+        "Crud: S3CrudPolicy grants more than object reads and writes",
+        "Deleter: statement Objects grants ['s3:DeleteObject']",
+    ]
+
+
+def test_given_inline_statements_then_the_policy_rule_wants_named_actions_on_resources_of_the_stack():
+    t = small(
+        """
+        Resources:
+          Table: {Type: AWS::DynamoDB::Table}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              Policies:
+                - Statement: [{Sid: Scoped, Effect: Allow, Action: [dynamodb:GetItem], Resource: !GetAtt Table.Arn}]
+                - Statement: [{Sid: Wild, Effect: Allow, Action: "dynamodb:*", Resource: !GetAtt Table.Arn}]
+                - Statement: [{Sid: Anywhere, Effect: Allow, Action: [dynamodb:GetItem], Resource: "*"}]
+                - Statement: [{Sid: Logs, Effect: Allow, Action: [logs:CreateLogDelivery], Resource: "*"}]
+        """
+    )
+
+    assert policy_problems(t) == [
+        "Fn: statement Wild grants a wildcard action",
+        "Fn: statement Anywhere Resource '*' names no resource of the stack",
+    ]
+
+
+def test_given_a_state_machine_granted_more_than_it_calls_or_without_logs_then_its_rule_flags_it():
+    definition = {
+        "StartAt": "Park",
+        "States": {
+            "Park": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:dynamodb:updateItem.waitForTaskToken",
+                "Next": "Each",
+            },
+            "Each": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "StartAt": "Read",
+                    "States": {
+                        "Read": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem", "End": True}
+                    },
+                },
+                "End": True,
+            },
+        },
+    }
+    t = small(
+        """
+        Resources:
+          Runs: {Type: AWS::DynamoDB::Table}
+          Logs: {Type: AWS::Logs::LogGroup, Properties: {RetentionInDays: 7}}
+          Crud:
+            Type: AWS::Serverless::StateMachine
+            Properties:
+              Policies: [{DynamoDBCrudPolicy: {TableName: !Ref Runs}}]
+          Exact:
+            Type: AWS::Serverless::StateMachine
+            Properties:
+              Logging: {Destinations: [{CloudWatchLogsLogGroup: {LogGroupArn: !GetAtt Logs.Arn}}]}
+              Policies:
+                - Statement:
+                    - {Sid: Items, Effect: Allow, Action: [dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:DeleteItem], Resource: !GetAtt Runs.Arn}
+        """
+    )
+
+    assert state_machine_grant_problems(t, {"Crud": definition, "Exact": definition}) == [
+        "state machine Crud: DynamoDBCrudPolicy grants more than its states use",
+        "state machine Crud: its states call ['dynamodb:GetItem', 'dynamodb:UpdateItem'], not granted",
+        "state machine Crud: no Logging destination that is a log group of the stack",
+        "state machine Exact: granted ['dynamodb:DeleteItem'] that no state calls",
+    ]
+
+
 def test_given_a_wrong_runtime_or_architecture_then_the_runtime_rule_flags_it():
     t = small(
         """
@@ -291,9 +456,12 @@ def test_given_unscoped_or_inline_policies_then_the_policy_rule_flags_them():
 
     problems = policy_problems(t)
 
-    assert len(problems) == 4
+    assert len(problems) == 5
     assert "Fn: DynamoDBReadPolicy.TableName names no resource of the stack" in problems
     assert "Fn: CloudWatchPutMetricPolicy is not scoped to a resource" in problems
+    assert "Fn: 'AmazonS3FullAccess' is not a SAM policy template" in problems
+    assert "Fn: statement ? grants a wildcard action" in problems
+    assert "Fn: statement ? Resource '*' names no resource of the stack" in problems
 
 
 def test_given_a_policy_scoped_by_a_resource_fixed_name_then_the_policy_rule_accepts_only_that_name():

@@ -87,6 +87,7 @@ class Job:
     workflow_run_id: str | None = None
     workflow_step_id: str | None = None
     task_token: str | None = None
+    expires_at: int | None = None  # epoch seconds: the table's TTL (retention.py)
     extra: dict[str, Any] = field(default_factory=dict)  # attributes later features keep on the item
 
     @classmethod
@@ -104,6 +105,7 @@ class Job:
             "seen_ms",
             "manual_retries",
             "result_bytes",
+            "expires_at",
         ):
             if values.get(name) is not None:
                 values[name] = int(values[name])

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # Assets larger than this are served by a short-lived presigned S3 redirect (Lambda answers stop at 6 MB).
     asset_inline_limit_bytes: int = 4_000_000
 
+    # How long jobs, batches, runs and providers are kept (retention.py); the template's RetentionDays, also
+    # the media bucket's lifecycle rule.
+    retention_days: int = 30
+
     # Workflows: a step's or gate's timeout when its spec sets none, and how long a step may wait for its
     # dependencies (gates upstream can take days) before it times out.
     workflow_step_timeout_seconds: int = 24 * 3600

@@ -37,6 +37,7 @@ from switchyard.caches import cached
 from switchyard.clock import now_ms
 from switchyard.job_model import ACTIVE, RETRYABLE, Job, JobStatus
 from switchyard.job_results import JobResult
+from switchyard.retention import is_expired
 from switchyard.settings import get_settings
 
 ACTIVE_INDEX = "active_by_account"
@@ -84,7 +85,7 @@ class JobsTable:
     # -- reads
     def get(self, job_id: str, consistent: bool = True) -> Job | None:
         item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=consistent).get("Item")
-        return Job.from_item(item) if item and "account_id" in item else None
+        return Job.from_item(item) if item and "account_id" in item and not is_expired(item) else None
 
     def batch_get(self, job_ids: list[str]) -> dict[str, Job]:
         found: dict[str, Job] = {}
@@ -95,6 +96,8 @@ class JobsTable:
             while request:
                 page = client.batch_get_item(RequestItems=request)
                 for item in page.get("Responses", {}).get(self.name, []):
+                    if is_expired(item):
+                        continue
                     job = Job.from_item(item)
                     found[job.job_id] = job
                 request = page.get("UnprocessedKeys") or {}
@@ -135,7 +138,7 @@ class JobsTable:
         kwargs["ExpressionAttributeValues"] = values
         jobs: list[Job] = []
         for page in aws.item_pages(self._table.query, **kwargs):
-            found = [Job.from_item(item) for item in page]
+            found = [Job.from_item(item) for item in page if not is_expired(item)]
             jobs.extend(keep(found) if keep else found)
             if len(jobs) > limit:
                 break

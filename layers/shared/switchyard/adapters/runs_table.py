@@ -28,6 +28,7 @@ from switchyard.adapters import aws
 from switchyard.adapters.dynamo_updates import is_condition_failure, update_arguments
 from switchyard.caches import cached
 from switchyard.clock import now_ms
+from switchyard.retention import is_expired
 from switchyard.settings import get_settings
 from switchyard.workflows.model import RunStatus, StepStatus
 from switchyard.workflows.records import Run, Step, TokenAnswer
@@ -67,7 +68,7 @@ class RunsTable:
     # -- reads
     def get_run(self, run_id: str) -> Run | None:
         item = self._table.get_item(Key=run_key(run_id), ConsistentRead=True).get("Item")
-        return Run.from_item(item) if item else None
+        return Run.from_item(item) if item and not is_expired(item) else None
 
     def get_step(self, run_id: str, step_id: str) -> Step | None:
         item = self._table.get_item(Key=step_key(run_id, step_id), ConsistentRead=True).get("Item")
@@ -99,7 +100,7 @@ class RunsTable:
         }
         runs: list[Run] = []
         for page in aws.item_pages(self._table.query, **kwargs):
-            runs.extend(Run.from_item(item) for item in page)
+            runs.extend(Run.from_item(item) for item in page if not is_expired(item))
             if len(runs) > limit:
                 break
         return runs[:limit], len(runs) > limit
@@ -258,24 +259,36 @@ class RunsTable:
         """
         counted = "#status = :pending AND NOT contains(done_deps, :dep)"
         common: dict[str, Any] = {":pending": StepStatus.PENDING.value, ":dep": dependency, ":one": 1}
-        last = self._step(
-            run_id,
-            step_id,
-            add={"pending_count": -1, "done_deps": {dependency}},
-            set_values={"wake_answer": answer.to_item(), **_owed(run_id)},
-            condition=f"{counted} AND pending_count = :one",
-            values=common,
-        )
-        if last is not None:
-            return last, True
-        earlier = self._step(
-            run_id,
-            step_id,
-            add={"pending_count": -1, "done_deps": {dependency}},
-            condition=f"{counted} AND pending_count > :one",
-            values=common,
-        )
-        return earlier, False
+        count_down: dict[str, Any] = {"pending_count": -1, "done_deps": {dependency}}
+        for _ in range(10):  # another dependency may count down between the two writes: look again
+            last = self._step(
+                run_id,
+                step_id,
+                add=count_down,
+                set_values={"wake_answer": answer.to_item(), **_owed(run_id)},
+                condition=f"{counted} AND pending_count = :one",
+                values=common,
+            )
+            if last is not None:
+                return last, True
+            earlier = self._step(
+                run_id,
+                step_id,
+                add=count_down,
+                condition=f"{counted} AND pending_count > :one",
+                values=common,
+            )
+            if earlier is not None:
+                return earlier, False
+            current = self.get_step(run_id, step_id)
+            if (
+                current is None
+                or current.status != StepStatus.PENDING
+                or dependency in current.done_deps
+                or current.pending_count < 1
+            ):
+                return None, False
+        raise RuntimeError(f"step {step_id} of run {run_id} kept changing while {dependency} woke it")
 
     def skip(self, run_id: str, step_id: str, reason: dict[str, Any], answer: TokenAnswer) -> Step | None:
         """PENDING -> SKIPPED (recorded: nothing is left to decide), owing the skip of its own dependents

@@ -16,6 +16,7 @@ from switchyard.errors import AsyncDisabled, Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
 from switchyard.job_model import FINISHED, RETRYABLE, Job, JobStatus, StoredAsset
 from switchyard.job_results import JSON, body_fits
+from switchyard.retention import expires_at
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.settings import Settings, get_settings
 from switchyard.validation import provider_body
@@ -81,6 +82,7 @@ class JobsService:
             workflow_run_id=workflow_run_id,
             workflow_step_id=workflow_step_id,
             task_token=task_token,
+            expires_at=expires_at(now, self.settings.retention_days),
         )
         job.body = json.dumps(provider_body(data), separators=(",", ":"))
         if not body_fits(job, self.settings.job_item_limit_bytes):  # the one size rule (job_results.py)

@@ -19,6 +19,7 @@ from switchyard.clock import iso, now_ms
 from switchyard.errors import Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
 from switchyard.job_model import Job
+from switchyard.retention import expires_at
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import JobsService, get_jobs_service
 from switchyard.services.workflow_followups import WorkflowFollowups, get_workflow_followups
@@ -120,6 +121,14 @@ class WorkflowsService:
                     "wait_seconds": self.settings.workflow_max_wait_seconds,
                 }
             )
+        # Kept from the latest moment the run could end: each step waits for its dependencies at most
+        # wait_seconds (its wait starts with the run), then runs or waits for its decision at most its timeout.
+        longest = max(
+            (self.settings.workflow_max_wait_seconds + step.timeout_seconds for step in steps), default=0
+        )
+        run.expires_at = expires_at(run.created_ms, self.settings.retention_days, later_seconds=longest)
+        for step in steps:
+            step.expires_at = run.expires_at
         # The step items exist before the execution starts: its first states read and write them.
         self.runs.create(run, steps)
         try:
