@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from switchyard.adapters.jobs_queue import JobMessage
-from switchyard.services.dispatcher import get_dispatcher
+from switchyard.services.dispatcher import TimeLeft, get_dispatcher
 from switchyard.services.jobs import DISPATCHER_TICK_ID, get_jobs_service
 
 logger = Logger()
@@ -39,7 +39,7 @@ def _record_liveness() -> None:
         _last_tick = time.monotonic()
 
 
-def _dispatch(body: str, time_left) -> None:
+def _dispatch(body: str, time_left: TimeLeft) -> None:
     outcome = get_dispatcher().handle(JobMessage.from_body(body), time_left)
     logger.info(
         "dispatched", extra={"job_id": outcome.job_id, "action": outcome.action, "detail": outcome.detail}
