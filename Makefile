@@ -41,18 +41,20 @@ chromium: ## install Debian's chromium for the browser tests, if it is missing
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
 	fi
 
-test: $(STAMP) $(LLAMA_STAMP) chromium ## install (with the llama.cpp model server and Debian's chromium), then lint (ruff check, ruff format --check), run the whole suite (unit, functional, local stack, e2e, browser, infra) and the sam build check
+test: $(STAMP) $(LLAMA_STAMP) chromium ## install (with the llama.cpp model server and Debian's chromium), then lint (ruff check, ruff format --check), type-check (mypy), run the whole suite (unit, functional, local stack, e2e, browser, infra) and the sam build check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 	bash scripts/sam-build-check.sh
 
 test-fast: $(STAMP) ## unit, adapter and functional tests only
 	$(BIN)/pytest tests/unit tests/adapters tests/functional
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check, mypy (strict on the layer and the Lambda entry points)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP) ## ruff format and autofix
 	$(BIN)/ruff format .
@@ -61,6 +63,7 @@ format: $(STAMP) ## ruff format and autofix
 bench: $(STAMP) ## run the benchmarks (they print their figures)
 	$(BIN)/python benchmarks/sync_latency.py
 	$(BIN)/python benchmarks/async_throughput.py
+	$(BIN)/python benchmarks/metrics_overhead.py
 
 sam-check: ## sam validate --lint and sam build (python3.13 arm64) in a separate venv
 	bash scripts/sam-build-check.sh

@@ -1,7 +1,9 @@
 """Async jobs through the local stack: throughput, submit-to-provider latency, the embedded AWS's own
-ceiling for the same calls (measured in the same run), and billable AWS requests and cost per job.
+ceiling for the same calls (measured in the same run), and billable AWS requests and cost per job; then
+the same with a webhook on every job: deliveries per second, the delay from a job's end to its delivery,
+and the extra billable AWS requests a webhook costs per job.
 
-    .venv/bin/python benchmarks/async_throughput.py [--jobs 1000] [--clients 8]
+    .venv/bin/python benchmarks/async_throughput.py [--jobs 1000] [--clients 8] [--webhook-jobs 1000]
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from _processes import ROOT, percentile, running_stack
 
 BODY = {"model": "fake-llm", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "async": True}
 
+
+def with_webhook(webhook_id: str) -> dict:
+    return {**BODY, "metadata": {"webhook_id": webhook_id}}
+
+
 # us-east-1 list prices, USD per million requests (HTTP API; Lambda requests only; DynamoDB on-demand
 # write/read request units for items under 1 KB; SQS standard; S3 Standard PUT/GET).
 PRICES = {
@@ -42,24 +49,33 @@ PRICES = {
 DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
-def end_to_end(setup, jobs: int, clients: int) -> tuple[float, list[float]]:
+def end_to_end(
+    setup, jobs: int, clients: int, body: dict | None = None, rate: float | None = None
+) -> tuple[float, list[float]]:
+    """`rate` (jobs/s over all clients) paces the submissions; by default they go as fast as they can."""
+    body = body or BODY
     headers = {"Authorization": f"Bearer {setup.api_key}"}
     submitted: dict[str, float] = {}
     lock = threading.Lock()
 
-    def submit(count: int) -> None:
+    def submit(count: int, offset: int) -> None:
         with httpx.Client(base_url=setup.gateway_url, timeout=60, trust_env=False) as client:
-            for _ in range(count):
+            for number in range(count):
+                if rate:
+                    time.sleep(max(0.0, started_at + (number * clients + offset) / rate - time.time()))
                 sent = time.time()
-                response = client.post("/v1/chat/completions", json=BODY, headers=headers)
+                response = client.post("/v1/chat/completions", json=body, headers=headers)
                 response.raise_for_status()
                 with lock:
                     submitted[response.json()["id"]] = sent
 
     started = time.perf_counter()
+    started_at = time.time()
     with ThreadPoolExecutor(clients) as pool:
-        for share in [jobs // clients + (1 if i < jobs % clients else 0) for i in range(clients)]:
-            pool.submit(submit, share)
+        for offset, share in enumerate(
+            jobs // clients + (1 if i < jobs % clients else 0) for i in range(clients)
+        ):
+            pool.submit(submit, share, offset)
     with httpx.Client(base_url=setup.gateway_url, timeout=60, trust_env=False) as client:
         while True:
             summary = client.get("/api/inference/queue/summary", headers=headers).json()
@@ -78,6 +94,87 @@ def end_to_end(setup, jobs: int, clients: int) -> tuple[float, list[float]]:
         if record["path"] == "/v1/chat/completions" and record["headers"].get("x-request-id") in submitted
     ]
     return jobs / elapsed, latencies
+
+
+class Receiver:
+    """A webhook receiver that verifies every signature and notes when each delivery arrived."""
+
+    def __init__(self, secret: str | None = None):
+        from standardwebhooks.webhooks import Webhook
+        from starlette.applications import Starlette
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        self.secret = secret
+        self.arrivals: dict[str, tuple[float, float]] = {}  # webhook-id -> (arrived, job finished)
+        self.bad_signatures = 0
+        self.duplicates = 0
+        self._verifier = Webhook
+        self._lock = threading.Lock()
+
+        async def receive(request):
+            arrived = time.time()
+            body = await request.body()
+            try:
+                payload = self._verifier(self.secret).verify(body, dict(request.headers))
+            except Exception:  # noqa: BLE001 - counted, reported
+                with self._lock:
+                    self.bad_signatures += 1
+                return Response("bad signature", 400)
+            finished = _epoch(payload["data"]["finishedAt"])
+            with self._lock:
+                if request.headers["webhook-id"] in self.arrivals:
+                    self.duplicates += 1
+                self.arrivals.setdefault(request.headers["webhook-id"], (arrived, finished))
+            return Response("ok")
+
+        self.app = Starlette(routes=[Route("/hook", receive, methods=["POST"])])
+
+
+def _epoch(iso_text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
+
+
+def webhooks_end_to_end(jobs: int, clients: int, rate: float | None = None) -> dict[str, Any]:
+    """`jobs` chat jobs, each naming a webhook, through a fresh local stack to a verifying receiver
+    (submitted at `rate` jobs/s, or all at once)."""
+    from switchyard_agent.serving import serve_in_thread
+
+    receiver = Receiver()
+    with (
+        running_stack(
+            overrides=("JobMaxAttempts=3",),
+            server_args=("--stream-delay-ms", "0", "--history-size", str(jobs + 100)),
+            agent_args=("--max-concurrency", "64"),
+        ) as setup,
+        serve_in_thread(receiver.app) as receiver_url,
+    ):
+        headers = {"Authorization": f"Bearer {setup.api_key}"}
+        created = httpx.post(
+            f"{setup.gateway_url}/v1/webhooks",
+            json={"url": receiver_url + "/hook"},
+            headers=headers,
+            trust_env=False,
+        ).json()
+        receiver.secret = created["secret"]
+        started = time.time()
+        throughput, _ = end_to_end(setup, jobs, clients, with_webhook(created["id"]), rate)
+        deadline = time.monotonic() + 300
+        while len(receiver.arrivals) < jobs and time.monotonic() < deadline:
+            time.sleep(0.2)
+    arrivals = sorted(receiver.arrivals.values())
+    delays = [arrived - finished for arrived, finished in arrivals]
+    span = arrivals[-1][0] - started if arrivals else float("nan")
+    return {
+        "jobs_per_second": throughput,
+        "delivered": len(arrivals),
+        "deliveries_per_second": len(arrivals) / span,
+        "delays": delays,
+        "bad_signatures": receiver.bad_signatures,
+        "duplicates": receiver.duplicates,
+    }
 
 
 @dataclass
@@ -343,6 +440,77 @@ def billable_requests_per_job(jobs: int = 50) -> tuple[Counter, int, JobTrace]:
     return sampled, invocations, trace
 
 
+def billable_requests_with_webhook(jobs: int = 50) -> tuple[Counter, Counter, int, int]:
+    """The AWS calls of `jobs` async jobs that each name a webhook, submit to one poll, including their
+    deliveries to a receiver (through the real handlers on in-process moto). Returns every call, the calls
+    the webhooks caused (on the webhooks table and queue), the
+    dispatcher invocations and the delivery function invocations."""
+    import botocore.client
+    from _in_process import api_on_moto
+    from switchyard_agent.serving import serve_in_thread
+
+    from tests.functional.jobs_harness import JobsHarness
+    from tests.functional.webhooks_harness import WebhooksHarness
+
+    counts: Counter = Counter()
+    caused: Counter = Counter()  # the calls on webhook resources
+    receiver = Receiver()
+    with api_on_moto(provider=True, provider_concurrency=64) as bench, serve_in_thread(receiver.app) as url:
+        harness = JobsHarness(bench.environment)
+        webhooks = WebhooksHarness(bench.environment, harness)
+        created = bench.json("POST", "/v1/webhooks", {"url": url + "/hook"})
+        receiver.secret = created["secret"]
+        bench.call("GET", "/v1/models")
+        body = with_webhook(created["id"])
+        bench.json(
+            "POST", "/v1/chat/completions", body
+        )  # warm the endpoint caches, as a warm container has them
+        while harness.depth():
+            harness.dispatch_once()
+        while len(receiver.arrivals) < 1:
+            webhooks.deliver_once()
+        real = botocore.client.BaseClient._make_api_call
+
+        webhook_resources = (bench.environment["WEBHOOKS_TABLE"], bench.environment["WEBHOOK_QUEUE_URL"])
+
+        def counting(client, operation, params):
+            key = (client.meta.service_model.service_name, operation)
+            counts[key] += 1
+            text = repr(params)
+            # (Taking a job out of the jobs table's outbox of ends is every job's cost, webhook or not.)
+            if any(resource in text for resource in webhook_resources):
+                caused[key] += 1
+            return real(client, operation, params)
+
+        botocore.client.BaseClient._make_api_call = counting
+        try:
+            ids = [bench.json("POST", "/v1/chat/completions", body)["id"] for _ in range(jobs)]
+            dispatched = delivered = 0
+            while harness.depth():
+                dispatched += 1 if harness.dispatch_once() else 0
+            while len(receiver.arrivals) < jobs + 1:
+                delivered += 1 if webhooks.deliver_once() else 0
+            for job_id in ids:
+                bench.call("GET", f"/v1/jobs/{job_id}")
+        finally:
+            botocore.client.BaseClient._make_api_call = real
+    return counts, caused, dispatched, delivered
+
+
+def per_job_requests(counts: Counter, jobs: int, lambda_invocations: float) -> dict[str, float]:
+    per_job: dict[str, float] = Counter()
+    per_job["API Gateway (HTTP API)"] = 2  # the submit and the status poll
+    per_job["Lambda invocations"] = lambda_invocations
+    for (service, operation), count in counts.items():
+        if service == "dynamodb":
+            per_job["DynamoDB writes" if operation in DYNAMODB_WRITES else "DynamoDB reads"] += count / jobs
+        elif service == "sqs" and operation != "GetQueueAttributes":  # the harness's own depth checks
+            per_job["SQS requests"] += count / jobs
+        elif service == "s3":
+            per_job["S3 PUT" if operation.startswith("Put") else "S3 GET"] += count / jobs
+    return per_job
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000)
@@ -350,6 +518,16 @@ def main() -> None:
     parser.add_argument(
         "--ceiling-processes", type=int, default=2, help="client processes the ceiling's calls come from"
     )
+    parser.add_argument(
+        "--webhook-jobs", type=int, default=1000, help="jobs of the run with a webhook each (0: skip)"
+    )
+    parser.add_argument(
+        "--paced-webhook-jobs",
+        type=int,
+        default=200,
+        help="jobs of the paced run with a webhook each (0: skip)",
+    )
+    parser.add_argument("--paced-rate", type=float, default=4.0, help="jobs/s of the paced run")
     args = parser.parse_args()
     if not 1 <= args.ceiling_processes <= args.clients:
         parser.error("--ceiling-processes must be between 1 and --clients")
@@ -360,8 +538,17 @@ def main() -> None:
         agent_args=("--max-concurrency", "64"),
     ) as setup:
         rate, latencies = end_to_end(setup, args.jobs, args.clients)
+    webhook_run = webhooks_end_to_end(args.webhook_jobs, args.clients) if args.webhook_jobs else None
+    paced_run = (
+        webhooks_end_to_end(args.paced_webhook_jobs, args.clients, args.paced_rate)
+        if args.paced_webhook_jobs
+        else None
+    )
     sample = 50
     counts, invocations, trace = billable_requests_per_job(sample)
+    webhook_counts, webhook_caused, webhook_dispatches, webhook_deliveries = billable_requests_with_webhook(
+        sample
+    )
     ceilings = {}
     for bulk in (True, False):
         with fresh_embedded_aws() as (endpoint_url, environment):
@@ -392,29 +579,76 @@ def main() -> None:
         f"  -> share used {rate / ceiling:4.0%}  (target >= 60%)"
     )
 
-    per_job: dict[str, float] = Counter()
-    per_job["API Gateway (HTTP API)"] = 2  # the submit and the status poll
-    per_job["Lambda invocations"] = (
-        2 + invocations / sample
-    )  # ApiFunction twice, DispatcherFunction per batch
-    for (service, operation), count in counts.items():
-        if service == "dynamodb":
-            per_job["DynamoDB writes" if operation in DYNAMODB_WRITES else "DynamoDB reads"] += count / sample
-        elif service == "sqs" and operation != "GetQueueAttributes":  # the harness's own depth checks
-            per_job["SQS requests"] += count / sample
-        elif service == "s3":
-            per_job["S3 PUT" if operation.startswith("Put") else "S3 GET"] += count / sample
+    # ApiFunction twice, DispatcherFunction per batch.
+    per_job = per_job_requests(counts, sample, 2 + invocations / sample)
+    print_requests(
+        f"Billable AWS requests per plain async LLM job, submit to one status poll ({sample} jobs, batches of up to 10)",
+        per_job,
+        "(target <= 12 requests)",
+    )
+    print("  calls seen:", ", ".join(f"{s}:{o}={c / sample:.2f}" for (s, o), c in sorted(counts.items())))
+
+    if webhook_run:
+        delays = webhook_run["delays"]
+        print(
+            f"\nThe same with a webhook on every job ({args.webhook_jobs} jobs, a receiver on loopback verifying "
+            "every signature)"
+        )
+        print(f"  end-to-end throughput:               {webhook_run['jobs_per_second']:8.1f} jobs/s")
+        print(
+            f"  webhook deliveries:                  {webhook_run['deliveries_per_second']:8.1f} deliveries/s"
+            f"  ({webhook_run['delivered']} of {args.webhook_jobs} delivered, {webhook_run['duplicates']} duplicates,"
+            f" {webhook_run['bad_signatures']} bad signatures)"
+        )
+        print(
+            f"  job end to delivery:          p50 {percentile(delays, 0.5) * 1000:8.1f} ms   "
+            f"p99 {percentile(delays, 0.99) * 1000:8.1f} ms"
+        )
+    if paced_run:
+        delays = paced_run["delays"]
+        print(
+            f"\nWith a webhook on every job, paced ({args.paced_webhook_jobs} jobs submitted at {args.paced_rate:g}/s,"
+            " below what the stack sustains: no backlog)"
+        )
+        print(
+            f"  job end to delivery:          p50 {percentile(delays, 0.5) * 1000:8.1f} ms   "
+            f"p99 {percentile(delays, 0.99) * 1000:8.1f} ms  ({paced_run['delivered']} delivered,"
+            f" {paced_run['duplicates']} duplicates, {paced_run['bad_signatures']} bad signatures)"
+        )
+    # Attributed: what the webhook's own calls cost (its table and queue, the outbox write on the job, the
+    # delivery function's invocations); the cross-check subtracts every call of the plain run.
+    extra = per_job_requests(webhook_caused, sample, webhook_deliveries / sample)
+    extra.pop("API Gateway (HTTP API)")
+    print_requests(
+        f"Extra billable AWS requests per job with a webhook, job end to a 2xx ({sample} jobs)",
+        extra,
+        "(target <= 4 more)",
+    )
+    print("  calls:", ", ".join(f"{s}:{o}={c / sample:.2f}" for (s, o), c in sorted(webhook_caused.items())))
+    with_webhook_per_job = per_job_requests(
+        webhook_counts, sample, 2 + (webhook_dispatches + webhook_deliveries) / sample
+    )
+    difference = sum(with_webhook_per_job.values()) - sum(per_job.values())
+    seen = Counter(webhook_counts)
+    seen.subtract(counts)
+    print(
+        f"  cross-check, every call of the run minus the plain run's: {difference:+.2f} per job (",
+        ", ".join(
+            f"{s}:{o}={c / sample:+.2f}" for (s, o), c in sorted(seen.items()) if abs(c / sample) >= 0.005
+        ),
+        ")",
+    )
+
+
+def print_requests(title: str, per_job: dict[str, float], target: str) -> None:
+    print(f"\n{title}")
+    for name, value in per_job.items():
+        print(f"  {name:<26}{value:6.2f}   ${value * PRICES[name]:.2f} per million jobs")
     total = sum(per_job.values())
     cost = sum(per_job[k] * PRICES[k] for k in per_job)
     print(
-        f"\nBillable AWS requests per plain async LLM job, submit to one status poll ({sample} jobs, batches of up to 10)"
+        f"  {'total':<26}{total:6.2f}   ${cost:.2f} per million jobs {target}; Lambda duration not included"
     )
-    for name, value in per_job.items():
-        print(f"  {name:<26}{value:6.2f}   ${value * PRICES[name]:.2f} per million jobs")
-    print(
-        f"  {'total':<26}{total:6.2f}   ${cost:.2f} per million jobs (target <= 12 requests); Lambda duration not included"
-    )
-    print("  calls seen:", ", ".join(f"{s}:{o}={c / sample:.2f}" for (s, o), c in sorted(counts.items())))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ Between two requests the gateway idles while the client reads the previous answe
 they do for real users. Also reports the API handler's DynamoDB calls on the warm path and its cold
 import time.
 
-    .venv/bin/python benchmarks/sync_latency.py [--requests 600] [--stream-rounds 40]
+    .venv/bin/python benchmarks/sync_latency.py [--requests 600] [--stream-rounds 40] [--only streaming]
+        [--pacing-ms 200]
 """
 
 from __future__ import annotations
@@ -202,12 +203,18 @@ def main() -> None:
         "--stream-rounds", type=int, default=40, help="streams per path at 200 ms pacing (3x at 10 ms)"
     )
     parser.add_argument("--only", choices=("sync", "streaming"), help="run one part only")
+    parser.add_argument(
+        "--pacing-ms",
+        type=int,
+        action="append",
+        help=f"streaming: this pacing only (repeatable; default {' and '.join(map(str, PACINGS_MS))})",
+    )
     args = parser.parse_args()
 
     if args.only in (None, "sync"):
         measure_sync(args.requests)
     if args.only in (None, "streaming"):
-        for pacing_ms in PACINGS_MS:
+        for pacing_ms in args.pacing_ms or PACINGS_MS:
             rounds = args.stream_rounds if pacing_ms >= 100 else args.stream_rounds * 3
             print_streaming(pacing_ms, rounds, measure_streaming(pacing_ms, rounds))
     if args.only is None:

@@ -69,7 +69,7 @@ wrong_abi="$(find "$BUILD" -name '*.so' ! -name '*cpython-313-aarch64-linux-gnu*
 [[ -z "$wrong_abi" ]] || fail "extension modules not built for CPython 3.13 on aarch64: $wrong_abi"
 [[ -z "$(find "$BUILD" -name '*.cpython-3[0-9]*.pyc' ! -name '*.cpython-313.pyc' -print -quit)" ]] \
     || fail "bytecode from the build interpreter shipped"
-for pkg in pydantic pydantic_settings aws_lambda_powertools httpx starlette uvicorn httptools uvloop; do
+for pkg in pydantic pydantic_settings aws_lambda_powertools httpx h11 starlette uvicorn httptools uvloop aws_xray_sdk wrapt; do
     [[ -d "$LAYER/$pkg" ]] || fail "SharedLayer misses $pkg"
 done
 for pkg in boto3 botocore yaml; do

@@ -270,6 +270,13 @@ FAKE_MODELS = [
         "input_modalities": ["text", "image"],
         "output_modalities": ["mesh"],
     },
+    {
+        "id": "fake-embed",
+        "service_type": "embedding",
+        "input_modalities": ["text"],
+        "output_modalities": ["embedding"],
+        "supported_features": ["embeddings"],
+    },
 ]
 
 

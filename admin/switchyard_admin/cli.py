@@ -27,6 +27,8 @@ STACK_RESOURCES = {
     "RunsTable": "RUNS_TABLE",
     "WorkflowStateMachine": "WORKFLOW_STATE_MACHINE_ARN",
     "BatchesTable": "BATCHES_TABLE",
+    "WebhooksTable": "WEBHOOKS_TABLE",
+    "WebhookDeliveryQueue": "WEBHOOK_QUEUE_URL",
 }
 
 

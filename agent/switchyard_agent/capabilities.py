@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 # The gateway routes a request only to a provider that declared the endpoint's service type (CONTRACTS.md).
-SERVICE_TYPES = ("llm", "stt", "tts", "image", "music", "video", "mesh")
+SERVICE_TYPES = ("llm", "stt", "tts", "image", "music", "video", "mesh", "embedding")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ DEFAULT_CAPABILITIES: dict[str, Capabilities] = {
     "music": Capabilities(("text",), ("audio",), ("music_generations",)),
     "video": Capabilities(("text", "image"), ("video",), ("video_generations",)),
     "mesh": Capabilities(("text", "image"), ("mesh",), ("mesh_generations",)),
+    "embedding": Capabilities(("text",), ("embedding",), ("embeddings",)),
 }
 
 
@@ -42,8 +43,15 @@ class _NameHint:
 
 
 # Checked in order: the first match wins. Order matters where names mix hints: "trellis-image-large" is a
-# mesh model and "image-to-video" a video model, so mesh and video come before image.
+# mesh model and "image-to-video" a video model, so mesh and video come before image; embedding models
+# ("bge-large", "text-embedding-3-small") come first of all.
 _NAME_HINTS = (
+    # First: "text-embedding-3-small" or "nomic-embed-text" must not fall through to the text default.
+    _NameHint(
+        "embedding",
+        ("embed", "minilm", "mpnet", "sentence-t5", "sentence-transformers"),
+        ("bge", "e5", "gte", "retriever"),
+    ),
     _NameHint("stt", ("whisper", "speech-to-text"), ("asr", "stt", "parakeet", "canary", "transcribe")),
     _NameHint("mesh", ("hunyuan3d", "trellis", "triposr", "-to-3d", "text-to-mesh"), ("3d", "mesh", "sf3d")),
     _NameHint(
@@ -65,16 +73,6 @@ def _matches(hint: _NameHint, name: str, tokens: list[str]) -> bool:
     return any(
         re.fullmatch(re.escape(word) + _VERSION_SUFFIX, token) for word in hint.words for token in tokens
     )
-
-
-# Embedding models share listings with chat models (LM Studio, Ollama) but serve no endpoint of the gateway.
-_EMBEDDING_HINT = _NameHint("embedding", ("embed",), ("bge", "gte"))
-
-
-def is_embedding_model(model_id: str) -> bool:
-    """True for names like text-embedding-nomic-embed-text-v1.5, nomic-embed-text:latest, BAAI/bge-m3."""
-    name = model_id.lower()
-    return _matches(_EMBEDDING_HINT, name, [t for t in re.split(r"[^a-z0-9]+", name) if t])
 
 
 def infer_service_type(model_id: str, default: str = "llm") -> str:

@@ -4,7 +4,7 @@ Works with any server exposing OpenAI's `GET /v1/models` (vLLM, Ollama, llama.cp
 llama-cpp-python, LM Studio, our fake server; agent/README.md shows what each reports). Servers that
 describe their models (service_type, modalities, features) are believed; for the others the service type
 is guessed from the model's name, and `--model-type` overrides beat both. Embedding models, which some
-servers list beside their chat models, are not advertised: the gateway has no endpoint for them.
+servers list beside their chat models, are declared as such (service type `embedding`: /v1/embeddings).
 
 llama-server says more than its listing: when the listing is its (`owned_by: llamacpp`), `GET /props`
 gives the number of requests it runs at once (`total_slots`, its `--parallel`), which becomes the
@@ -25,7 +25,6 @@ from switchyard_agent.capabilities import (
     DEFAULT_CAPABILITIES,
     SERVICE_TYPES,
     infer_service_type,
-    is_embedding_model,
 )
 
 log = logging.getLogger(__name__)
@@ -65,14 +64,12 @@ def _override_for(model_id: str, overrides: Mapping[str, str]) -> str | None:
 
 def describe_model(
     entry: Mapping[str, Any], overrides: Mapping[str, str], default_service_type: str
-) -> ModelDescriptor | None:
-    """One `/v1/models` entry as a heartbeat model declaration (None: an embedding model, not advertised)."""
+) -> ModelDescriptor:
+    """One `/v1/models` entry as a heartbeat model declaration."""
     model_id = str(entry["id"])
     reported = entry.get("service_type")
     reported = reported if reported in SERVICE_TYPES else None
     override = _override_for(model_id, overrides)
-    if override is None and reported is None and is_embedding_model(model_id):
-        return None
     service_type = override or reported or infer_service_type(model_id, default_service_type)
     defaults = DEFAULT_CAPABILITIES[service_type]
     if service_type != reported:
@@ -129,11 +126,7 @@ def describe_models(
         if entry["id"] in seen:
             continue
         seen.add(entry["id"])
-        model = describe_model(entry, overrides, default_service_type)
-        if model is None:
-            log.debug("not advertising %s: an embedding model", entry["id"])
-            continue
-        models.append(model)
+        models.append(describe_model(entry, overrides, default_service_type))
     extra_inputs = _llama_server_inputs(listing, server_props)
     if extra_inputs:
         models = [

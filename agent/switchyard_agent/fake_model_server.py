@@ -25,9 +25,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from switchyard_agent import fake_media, fake_responses
 from switchyard_agent.capabilities import DEFAULT_CAPABILITIES, SERVICE_TYPES, infer_service_type
@@ -90,6 +92,7 @@ DEFAULT_MODELS: tuple[FakeModel, ...] = (
     FakeModel.of("fake-music", "music"),
     FakeModel.of("fake-video", "video"),
     FakeModel.of("fake-mesh", "mesh"),
+    FakeModel.of("fake-embed", "embedding"),
     # Serves /v1/voice/generations: speech in a voice cloned from uploaded samples.
     FakeModel.of(
         "fake-voice",
@@ -389,6 +392,12 @@ class FakeModelServer:
             _signed(request, fake_responses.text_completion(request_id, call.model, call.fields))
         )
 
+    async def embeddings(self, request: Request) -> JSONResponse:
+        call = await self._begin(request)
+        if call.fields.get("input") in (None, "", []):
+            raise OpenAIError(400, "'input' is a required property", param="input")
+        return JSONResponse(fake_responses.embeddings(call.model, call.fields))
+
     def _images(self, call: Call, prompt: str) -> JSONResponse:
         width, height = _image_size(call.fields.get("size", "64x64"))
         count = int(_number(call.fields.get("n"), 1, 1, 4))
@@ -424,12 +433,11 @@ class FakeModelServer:
             f"{request.query_params.get('w', 64)}x{request.query_params.get('h', 64)}"
         )
         try:
-            colour = tuple(bytes.fromhex(request.query_params.get("c", "808080"))[:3])
+            rgb = bytes.fromhex(request.query_params.get("c", "808080"))
         except ValueError:
-            colour = (128, 128, 128)
-        if len(colour) != 3:
-            colour = (128, 128, 128)
-        return Response(fake_media.png_bytes(width, height, colour), media_type="image/png")  # type: ignore[arg-type]
+            rgb = b""
+        colour = (rgb[0], rgb[1], rgb[2]) if len(rgb) >= 3 else (128, 128, 128)
+        return Response(fake_media.png_bytes(width, height, colour), media_type="image/png")
 
     async def speech(self, request: Request) -> Response:
         call = await self._begin(request)
@@ -516,6 +524,7 @@ class FakeModelServer:
             Route("/v1/models/{model:path}", self.get_model),
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/images/generations", self.image_generations, methods=["POST"]),
             Route("/v1/images/edits", self.image_edits, methods=["POST"]),
             Route("/v1/audio/speech", self.speech, methods=["POST"]),
@@ -540,12 +549,12 @@ class FakeModelServer:
                 raise exc
             return OpenAIError(exc.status_code, str(exc.detail)).response()
 
-        app = Starlette(
-            routes=routes, exception_handlers={OpenAIError: openai_error, HTTPException: http_error}
+        middleware = [Middleware(_AnswerLog, call_log=self.call_log)] if self.call_log is not None else []
+        return Starlette(
+            routes=routes,
+            exception_handlers={OpenAIError: openai_error, HTTPException: http_error},
+            middleware=middleware,
         )
-        if self.call_log is not None:
-            return _AnswerLog(app, self.call_log)  # type: ignore[return-value] - an ASGI app with .state
-        return app
 
 
 def _signed(request: Request, answer: dict[str, Any]) -> dict[str, Any]:
@@ -557,10 +566,9 @@ def _signed(request: Request, answer: dict[str, Any]) -> dict[str, Any]:
 class _AnswerLog:
     """ASGI middleware: log the status each logged call was answered with, as its answer starts."""
 
-    def __init__(self, app: Starlette, call_log: CallLog) -> None:
+    def __init__(self, app: ASGIApp, call_log: CallLog) -> None:
         self.app = app
         self.call_log = call_log
-        self.state = app.state  # where create_app (and tests) find the server
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -179,3 +179,62 @@ def text_completion_chunks(request_id: str, model: str, payload: dict[str, Any])
             "choices": [],
             "usage": _usage(prompt_tokens, answer),
         }
+
+
+DEFAULT_EMBEDDING_DIMENSIONS = 8
+MAX_EMBEDDING_DIMENSIONS = 256
+
+
+def embedding_vector(text: str, dimensions: int) -> list[float]:
+    """A unit vector that depends only on the text: the same input always embeds the same way."""
+    import hashlib
+    import math
+
+    values: list[float] = []
+    counter = 0
+    while len(values) < dimensions:
+        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        values.extend((byte - 127.5) / 127.5 for byte in digest)
+        counter += 1
+    values = values[:dimensions]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
+def embedding_inputs(value: Any) -> list[str]:
+    """OpenAI's `input`: a string, a list of strings, a token array or a list of token arrays."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(item, int) for item in value):
+        return [json.dumps(value)]
+    if isinstance(value, list):
+        return [item if isinstance(item, str) else json.dumps(item) for item in value]
+    return [json.dumps(value)]
+
+
+def embeddings(model: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's embeddings answer; `encoding_format: base64` packs each vector as little-endian float32."""
+    import base64
+    import struct
+
+    texts = embedding_inputs(payload.get("input"))
+    requested = payload.get("dimensions")
+    dimensions = (
+        min(requested, MAX_EMBEDDING_DIMENSIONS)
+        if isinstance(requested, int) and requested > 0
+        else DEFAULT_EMBEDDING_DIMENSIONS
+    )
+    data = []
+    for index, text in enumerate(texts):
+        vector = embedding_vector(text, dimensions)
+        encoded: Any = vector
+        if payload.get("encoding_format") == "base64":
+            encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    tokens = sum(count_tokens(text) for text in texts)
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

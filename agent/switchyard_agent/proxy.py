@@ -1,7 +1,14 @@
 """The agent's HTTP face: the gateway's requests, checked against the shared secret, relayed upstream.
 
-Responses are relayed byte for byte as they arrive (`aiter_raw`), so SSE token streams reach the gateway as
-the model server emits them and compressed bodies stay compressed with their headers intact.
+Responses are relayed byte for byte as they arrive, so SSE token streams reach the gateway as the model
+server emits them and compressed bodies stay compressed with their headers intact. The head waits for the
+first body bytes, so a model server that fails before them is a 502 `upstream_error`, and one that fails
+after them is a truncated response (the connection drops).
+
+The relay's HTTP client and its ASGI response are the gateway's own streaming relay's
+(`switchyard.front.upstream_client`, `switchyard.front.relayed_response`; the agent is installed by the same
+project), not httpx and an anyio task group: those cost the agent twice the CPU per streamed request and
+added milliseconds to the first token after a pause (README, "Streaming under real token pacing").
 """
 
 from __future__ import annotations
@@ -11,17 +18,15 @@ import collections
 import contextlib
 import hmac
 import logging
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import anyio
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from switchyard.front.relayed_response import RelayedResponse
+from switchyard.front.upstream_client import StreamedResponse, TransportError, TransportTimeout, UpstreamPool
+from switchyard.ids import provider_request_id
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +44,12 @@ HOP_BY_HOP_HEADERS = frozenset(
         "upgrade",
     }
 )
-# `authorization` carries our secret, which the model server must never see; httpx sets host and length.
+# `authorization` carries our secret, which the model server must never see; the client sets host and length.
 _DROPPED_REQUEST_HEADERS = HOP_BY_HOP_HEADERS | {"host", "content-length", "authorization"}
 # uvicorn writes its own `date` and `server`; forwarding the upstream's as well would duplicate them.
 _DROPPED_RESPONSE_HEADERS = HOP_BY_HOP_HEADERS | {"date", "server"}
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_REQUEST_ID_NAMESPACE = uuid.UUID("6f1d7c52-3a0e-4b8e-9a44-5d0c2b7e9f10")  # fixed: derived ids are stable
 
 
 @dataclass(frozen=True)
@@ -65,82 +69,8 @@ def _connection_listed(headers: list[tuple[str, str]]) -> set[str]:
     return listed
 
 
-def _as_uuid(request_id: str) -> str:
-    """The request id in UUID form, which some model servers insist on.
-
-    llama-cpp-python's server answers 400 with an empty body to an `X-Request-ID` that is not a UUID; the
-    gateway sends job ids ("job_...") for async work. Anything else becomes a UUID derived from it, the
-    same for every retry of one job.
-    """
-    try:
-        return str(uuid.UUID(request_id))
-    except ValueError:
-        return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, request_id))
-
-
 def upstream_error(message: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": "upstream_error"}}, status_code=502)
-
-
-class RelayedResponse:
-    """An ASGI response that streams an open upstream response and releases its concurrency slot when done.
-
-    Starlette's StreamingResponse would do for the bytes, but a generator's cleanup may run late (or never)
-    when the client goes away; here the slot and the upstream connection are freed in a `finally` that always
-    runs.
-    """
-
-    def __init__(self, upstream: httpx.Response, release: Callable[[], None]) -> None:
-        self.upstream = upstream
-        self._release = release
-        self._complete = False
-        raw = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in upstream.headers.raw]
-        dropped = _DROPPED_RESPONSE_HEADERS | _connection_listed(raw)
-        self.raw_headers = [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in raw
-            if name.lower() not in dropped
-        ]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            async with anyio.create_task_group() as tasks:
-
-                async def relay() -> None:
-                    await self._relay(send)
-                    tasks.cancel_scope.cancel()
-
-                async def stop_when_client_leaves() -> None:
-                    # The request body was already read, so the next message can only be the disconnect
-                    # (which servers also report once the response is complete).
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    if not self._complete:
-                        log.info("client went away mid-response; closing the upstream response")
-                    tasks.cancel_scope.cancel()
-
-                tasks.start_soon(relay)
-                tasks.start_soon(stop_when_client_leaves)
-        finally:
-            try:
-                await self.upstream.aclose()
-            finally:
-                self._release()
-
-    async def _relay(self, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.upstream.status_code, "headers": self.raw_headers}
-        )
-        try:
-            async for chunk in self.upstream.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.HTTPError as exc:
-            # Too late for a status code: leaving the body unfinished makes the server drop the connection,
-            # which tells the client the response is truncated.
-            log.warning("upstream failed mid-response: %s", str(exc) or type(exc).__name__)
-            return
-        self._complete = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class ConcurrencyLimit:
@@ -185,9 +115,9 @@ class ConcurrencyLimit:
 
 
 class UpstreamProxy:
-    def __init__(self, settings: ProxySettings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: ProxySettings, pool: UpstreamPool) -> None:
         self._settings = settings
-        self._client = client
+        self._pool = pool
         self._base_url = settings.upstream_url.rstrip("/")
         self._expected = f"Bearer {settings.secret}".encode()
         # Excess requests wait here rather than piling onto a model server sized for max_concurrency.
@@ -200,17 +130,15 @@ class UpstreamProxy:
     def _upstream_headers(self, request: Request) -> list[tuple[str, str]]:
         incoming = request.headers.items()
         dropped = _DROPPED_REQUEST_HEADERS | _connection_listed(incoming)
+        # The gateway already sends a UUID (what llama-cpp-python's server insists on); mapping it here too
+        # keeps an agent in front of an older gateway working. A UUID passes unchanged.
         headers = [
-            (name, _as_uuid(value) if name == "x-request-id" else value)
+            (name, provider_request_id(value) if name == "x-request-id" else value)
             for name, value in incoming
             if name not in dropped
         ]
         if self._settings.upstream_api_key:
             headers.append(("authorization", f"Bearer {self._settings.upstream_api_key}"))
-        if not any(name == "accept-encoding" for name, _ in headers):
-            # Otherwise httpx would ask for gzip on the client's behalf, and the raw relay would hand a
-            # compressed body to a client that never asked for one.
-            headers.append(("accept-encoding", "identity"))
         return headers
 
     def _upstream_url(self, request: Request) -> str:
@@ -237,26 +165,56 @@ class UpstreamProxy:
             body = await request.body()
         except ClientDisconnect:  # gone mid-upload: nobody is left to answer
             return Response(status_code=400)
-        upstream_request = self._client.build_request(
-            request.method, self._upstream_url(request), headers=self._upstream_headers(request), content=body
-        )
+        url, headers = self._upstream_url(request), self._upstream_headers(request)
         await self.slots.acquire()
         try:
-            upstream = await self._client.send(upstream_request, stream=True)
-        except httpx.HTTPError as exc:
+            upstream = await self._pool.request(request.method, url, headers, body)
+        except TransportError as exc:
             self.slots.release()
-            reason = str(exc) or type(exc).__name__
-            log.warning("upstream %s unreachable: %s", self._base_url, reason)
-            return upstream_error(f"The provider's model server did not respond: {reason}")
+            return self._unreachable(exc)
         except BaseException:
             self.slots.release()
             raise
-        return RelayedResponse(upstream, self.slots.release)
+        chunks = upstream.chunks()
+        try:
+            # The head waits for the first body bytes (or the end): head and first SSE event then leave
+            # together, and until then a failure is still a proper 502.
+            first_chunk = await anext(chunks, b"")
+        except BaseException as exc:
+            await chunks.aclose()
+            await upstream.aclose()
+            self.slots.release()
+            if isinstance(exc, TransportError):
+                return self._unreachable(exc)
+            raise
+        return RelayedResponse(
+            upstream,
+            chunks,
+            first_chunk,
+            status_code=upstream.status_code,
+            headers=_relayed_headers(upstream),
+            on_close=self.slots.release,
+        )
+
+    def _unreachable(self, error: TransportError) -> JSONResponse:
+        reason = "timed out" if isinstance(error, TransportTimeout) else str(error) or type(error).__name__
+        log.warning("upstream %s failed: %s", self._base_url, reason)
+        return upstream_error(f"The provider's model server did not respond: {reason}")
 
 
-def create_proxy_app(settings: ProxySettings, client: httpx.AsyncClient) -> Starlette:
+def _relayed_headers(upstream: StreamedResponse) -> list[tuple[bytes, bytes]]:
+    raw = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in upstream.raw_headers]
+    dropped = _DROPPED_RESPONSE_HEADERS | _connection_listed(raw)
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in raw
+        if name.lower() not in dropped
+    ]
+
+
+def create_proxy_app(settings: ProxySettings, pool: UpstreamPool) -> Starlette:
     """The relay as an ASGI app; `app.state.proxy` is its UpstreamProxy (`proxy.slots.resize(n)`)."""
-    proxy = UpstreamProxy(settings, client)
+    proxy = UpstreamProxy(settings, pool)
     app = Starlette(routes=[Route("/{path:path}", proxy.handle, methods=_ALL_METHODS)])
     app.state.proxy = proxy
     return app

@@ -9,6 +9,7 @@ import logging
 from types import TracebackType
 
 import httpx
+from switchyard.front.upstream_client import UpstreamPool
 
 from switchyard_agent.config import DEFAULT_MAX_CONCURRENCY, AgentConfig, advertised_url, default_provider_id
 from switchyard_agent.discovery import ModelDiscovery
@@ -38,6 +39,9 @@ class Agent:
         self._serving: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._clients: list[httpx.AsyncClient] = []
+        self._relay_pool: UpstreamPool | None = None
+        # Set once the gateway has accepted a heartbeat (after the "registered provider" line is printed).
+        self.registered = asyncio.Event()
         self._slots: ConcurrencyLimit | None = None
 
     async def start(self) -> None:
@@ -51,18 +55,21 @@ class Agent:
             secret=config.secret,
             max_concurrency=config.max_concurrency or DEFAULT_MAX_CONCURRENCY,
         )
-        upstream_client = httpx.AsyncClient(
-            # Generation can take minutes and streams may pause long between tokens; only connecting is quick.
-            timeout=httpx.Timeout(config.upstream_timeout, connect=10.0, pool=None),
-            # No connection cap: the relay's ConcurrencyLimit bounds requests (and follows the server's
-            # reported slots), discovery takes one more connection.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-            trust_env=False,  # the model server is local: an HTTP(S)_PROXY in the environment must not apply
+        # The relay's client (the gateway's lean one, for latency): generation can take minutes and streams
+        # may pause long between tokens, so the read timeout is the longest silence; only connecting is quick.
+        # No connection cap: the relay's ConcurrencyLimit bounds requests (and follows the server's reported
+        # slots). It never reads the environment's HTTP(S)_PROXY: the model server is local.
+        self._relay_pool = UpstreamPool(
+            connect_timeout=min(10.0, config.upstream_timeout), read_timeout=config.upstream_timeout
+        )
+        # Discovery (a listing before every heartbeat) is not latency-critical: httpx, like the heartbeats.
+        discovery_client = httpx.AsyncClient(
+            timeout=httpx.Timeout(config.upstream_timeout, connect=10.0), trust_env=False
         )
         gateway_client = httpx.AsyncClient(timeout=10.0)
-        self._clients = [upstream_client, gateway_client]
+        self._clients = [discovery_client, gateway_client]
         self.discovery = ModelDiscovery(
-            upstream_client,
+            discovery_client,
             config.upstream_url,
             upstream_api_key=config.upstream_api_key,
             overrides=config.model_types,
@@ -72,7 +79,7 @@ class Agent:
             ProxySettings(
                 config.upstream_url, config.secret, self.identity.max_concurrency, config.upstream_api_key
             ),
-            upstream_client,
+            self._relay_pool,
         )
         self._slots = app.state.proxy.slots
         self._server = make_server(app, log_level=config.log_level, access_log=config.log_level == "debug")
@@ -90,9 +97,18 @@ class Agent:
         sender = HeartbeatSender(gateway_client, config.gateway_url, config.api_key)
         self._heartbeat = asyncio.create_task(
             heartbeat_forever(
-                sender, self.discovery, self.identity, config.heartbeat_interval, capacity=self._capacity
+                sender,
+                self.discovery,
+                self.identity,
+                config.heartbeat_interval,
+                announce=self._announce_registration,
+                capacity=self._capacity,
             )
         )
+
+    def _announce_registration(self, line: str) -> None:
+        print(line, flush=True)
+        self.registered.set()
 
     def _capacity(self) -> int:
         """`--max-concurrency` if given, else what the model server reports, else the default; the relay's
@@ -125,6 +141,9 @@ class Agent:
         for client in self._clients:
             await client.aclose()
         self._clients = []
+        if self._relay_pool is not None:
+            await self._relay_pool.aclose()
+            self._relay_pool = None
 
     async def run(self) -> None:
         await self.start()

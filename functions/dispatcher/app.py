@@ -6,26 +6,36 @@ two-vCPU function, so records past the sixth of a batch of 10 would wait for a c
 overrun the invocation. A record fails only when its message cannot be handled at all, so SQS
 redelivers it and, past maxReceiveCount, parks it in the DLQ. Waiting for capacity or a provider is not
 a failure: the dispatcher re-queues with a delay.
+
+Each record is worked on under its job's id (the correlation id of its log lines) and traced twice
+(switchyard/tracing.py): a segment in the trace of the request that submitted the job, and a
+subsegment of this invocation's own trace (Powertools Tracer), both annotated with job and request id.
 """
 
 import asyncio
+import contextvars
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.utilities.batch import (
     AsyncBatchProcessor,
     EventType,
     async_process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from switchyard import metrics, tracing
 from switchyard.adapters.jobs_queue import JobMessage
-from switchyard.services.dispatcher import TimeLeft, get_dispatcher
+from switchyard.logs import job_log_context, logged_invocation, logger
+from switchyard.services.dispatcher import Outcome, TimeLeft, get_dispatcher
 from switchyard.services.jobs import DISPATCHER_TICK_ID, get_jobs_service
 
-logger = Logger()
-metrics = Metrics()
+# Only what the dispatcher calls: DynamoDB, SQS and S3 (botocore) and the providers (httpx). Importing the
+# X-Ray SDK costs this function ~0.5 s of cold start; the sync API path never imports it.
+tracer = Tracer(patch_modules=("botocore", "httpx"))
 
 TICK_EVERY_SECONDS = 10.0
 _last_tick = 0.0
@@ -39,17 +49,45 @@ def _record_liveness() -> None:
         _last_tick = time.monotonic()
 
 
+def dispatch_outcome(outcome: Outcome) -> str:
+    """The DispatchOutcomes metric's Outcome: the dispatcher's action, a wait told apart by its reason."""
+    if outcome.action == "waiting":
+        return "waiting_for_provider" if outcome.detail == "no provider online" else "waiting_for_capacity"
+    return outcome.action
+
+
 def _dispatch(body: str, time_left: TimeLeft) -> None:
-    outcome = get_dispatcher().handle(JobMessage.from_body(body), time_left)
-    logger.info(
-        "dispatched", extra={"job_id": outcome.job_id, "action": outcome.action, "detail": outcome.detail}
-    )
-    metrics.add_metric(name=f"Jobs{outcome.action.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+    try:
+        message = JobMessage.from_body(body)
+    except ValueError:
+        metrics.record_dispatch_error()
+        logger.exception("not a job message; SQS will redeliver it, then dead-letter it")
+        raise
+    with (
+        job_log_context(message.job_id),
+        tracing.job_segment(
+            message.trace_header, job_id=message.job_id, request_id=message.request_id
+        ) as segment,
+        tracer.provider.in_subsegment("## dispatch job") as subsegment,
+    ):
+        subsegment.put_annotation("job_id", message.job_id)
+        if message.request_id:
+            subsegment.put_annotation("request_id", message.request_id)
+        try:
+            outcome = get_dispatcher().handle(message, time_left)
+        except Exception:
+            metrics.record_dispatch_error()
+            logger.exception("dispatch failed; SQS will redeliver the message")
+            raise
+        segment.annotate("outcome", outcome.action)
+        subsegment.put_annotation("outcome", outcome.action)
+        logger.info("dispatched", extra={"action": outcome.action, "detail": outcome.detail})
+        metrics.record_dispatch(dispatch_outcome(outcome))
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-def handler(event: dict, context) -> dict:
+@logged_invocation()
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     _record_liveness()
 
     def time_left() -> float:
@@ -59,7 +97,11 @@ def handler(event: dict, context) -> dict:
     with ThreadPoolExecutor(max_workers=max(1, len(records)), thread_name_prefix="dispatch") as executor:
 
         async def record_handler(record: SQSRecord) -> None:
-            await asyncio.get_running_loop().run_in_executor(executor, _dispatch, record.body, time_left)
+            # As asyncio.to_thread does: the record's thread sees this invocation's context (log keys).
+            context_copy = contextvars.copy_context()
+            await asyncio.get_running_loop().run_in_executor(
+                executor, context_copy.run, _dispatch, record.body, time_left
+            )
 
         # A processor per invocation: it holds the batch being processed. On AWS one container runs one
         # invocation at a time, but the local stack's pollers invoke this module from several threads at

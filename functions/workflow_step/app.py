@@ -5,14 +5,16 @@ step's outcome; wakes or skips its dependents), finish (the run's outcome). An e
 which the state machine catches and records.
 """
 
-from aws_lambda_powertools import Logger
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from switchyard.logs import logged_invocation, logger
 from switchyard.services.workflow_runner import get_workflow_runner
 
-logger = Logger()
 
-
-@logger.inject_lambda_context
-def handler(event: dict, context) -> dict:
+# A run's tasks log under the run's id; the job a task starts logs under its own (switchyard/logs.py).
+@logged_invocation(correlation_id_path="run_id")
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     answer = get_workflow_runner().handle(event)
     logger.info(
         "workflow task",

@@ -48,7 +48,7 @@ def defer_moto_batch_import() -> None:
             return batch_backends
         raise AttributeError(name)
 
-    stand_in.__getattr__ = load_backends_on_demand  # type: ignore[method-assign]
+    vars(stand_in)["__getattr__"] = load_backends_on_demand  # PEP 562: looked up in the module's namespace
     sys.modules["moto.batch"] = stand_in
 
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -54,7 +54,7 @@ def _construct_tagged(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(cast(yaml.MappingNode, node), deep=True)  # the one kind left
     if tag_suffix in ("Ref", "Condition"):
         return {tag_suffix: value}
     if tag_suffix == "GetAtt" and isinstance(value, str):

@@ -38,6 +38,13 @@ from switchyard_agent.discovery import ModelDiscovery, describe_models
         ("stabilityai/stable-fast-3d", "mesh"),
         ("sf3d", "mesh"),
         ("swan-7b", "llm"),  # "wan" only counts as a word of its own
+        ("text-embedding-3-small", "embedding"),
+        ("nomic-embed-text:latest", "embedding"),
+        ("BAAI/bge-large-en-v1.5", "embedding"),
+        ("intfloat/e5-mistral-7b-instruct", "embedding"),
+        ("sentence-transformers/all-MiniLM-L6-v2", "embedding"),
+        ("thenlper/gte-base", "embedding"),
+        ("Qwen/Qwen3-Embedding-0.6B", "embedding"),
     ],
 )
 def test_service_type_is_inferred_from_the_name(model_id, expected):
@@ -149,5 +156,6 @@ async def test_discovery_of_a_bare_fake_server_infers_types(start_fake_server):
     assert types["fake-whisper"] == "stt"
     assert types["fake-image"] == "image"
     assert types["fake-mesh"] == "mesh"
+    assert types["fake-embed"] == "embedding"
     assert types["fake-voice"] == "tts"
     assert types["fake-llm"] == "llm"

@@ -29,9 +29,22 @@ def test_models_carry_service_type_and_modalities(client):
     assert models["fake-llm"]["supported_features"] == ["chat", "completions", "streaming"]
     assert models["fake-whisper"]["input_modalities"] == ["audio"]
     assert {models[name]["service_type"] for name in models} == {
-        "llm", "stt", "tts", "image", "music", "video", "mesh",
+        "llm", "stt", "tts", "image", "music", "video", "mesh", "embedding",
     }  # fmt: skip
     assert models["fake-voice"]["service_type"] == "tts"
+
+
+def test_embeddings_decode_in_the_sdk_and_are_deterministic(client):
+    # The SDK asks for base64 by default and unpacks the float32 vectors itself.
+    first = client.embeddings.create(model="fake-embed", input=["a lighthouse", "a harbour"])
+    again = client.embeddings.create(model="fake-embed", input="a lighthouse", encoding_format="float")
+    assert [item.index for item in first.data] == [0, 1]
+    assert len(first.data[0].embedding) == 8
+    assert first.data[0].embedding == pytest.approx(again.data[0].embedding, abs=1e-6)
+    assert first.data[0].embedding != pytest.approx(first.data[1].embedding, abs=1e-6)
+    assert first.usage.prompt_tokens == 4
+    sized = client.embeddings.create(model="fake-embed", input="x", dimensions=32)
+    assert len(sized.data[0].embedding) == 32
 
 
 def test_bare_models_look_like_vllm(start_fake_server):

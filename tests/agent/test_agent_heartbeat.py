@@ -56,7 +56,9 @@ def test_payload_matches_the_contract():
 async def test_agent_registers_at_start_up(fake, gateway, make_agent_config, secret, api_key, capsys):
     config = make_agent_config(gateway.url, fake.url, max_concurrency=3, heartbeat_interval=30)
     async with Agent(config) as agent:
-        await wait_for(lambda: gateway.beats)  # the first beat does not wait for the interval
+        # The first beat does not wait for the interval. Waiting for the registration itself, not for the
+        # gateway to have received the beat: the agent prints its line once the answer is in.
+        await asyncio.wait_for(agent.registered.wait(), timeout=10)
     beat = gateway.beats[0]
     assert set(beat) == CONTRACT_KEYS
     assert beat["endpoint_url"] == agent.listen_url

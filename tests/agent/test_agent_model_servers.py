@@ -48,14 +48,17 @@ def test_ollama_does_not_say_a_model_sees_images_so_it_is_declared_text_only():
     assert declared(recorded("ollama-vision-models.json"))["llama3.2-vision:11b"] == ("llm", TEXT, TEXT)
 
 
-def test_lm_studio_lists_its_embedding_model_beside_the_chat_model_and_only_the_chat_model_is_declared():
-    assert declared(recorded("lm-studio-models.json")) == {"qwen2.5-7b-instruct": ("llm", TEXT, TEXT)}
+def test_lm_studio_lists_its_embedding_model_beside_the_chat_model_and_each_is_declared_for_what_it_does():
+    assert declared(recorded("lm-studio-models.json")) == {
+        "qwen2.5-7b-instruct": ("llm", TEXT, TEXT),
+        "text-embedding-nomic-embed-text-v1.5": ("embedding", TEXT, ("embedding",)),
+    }
 
 
-def test_an_override_still_declares_an_embedding_named_model():
+def test_an_override_beats_the_embedding_name():
     listing = recorded("lm-studio-models.json")
     overrides = {"text-embedding-*": "llm"}
-    assert "text-embedding-nomic-embed-text-v1.5" in declared(listing, overrides=overrides)
+    assert declared(listing, overrides=overrides)["text-embedding-nomic-embed-text-v1.5"][0] == "llm"
 
 
 def test_llama_cpp_python_lists_its_model_alias():

@@ -256,3 +256,52 @@ async def test_a_request_cancelled_while_waiting_for_a_slot_gives_up_its_place()
     limit.release()
     await asyncio.sleep(0)
     assert after.done() and not after.cancelled()
+
+
+async def raw_upstream(answer: bytes):
+    """A loopback model server that reads one request head per connection, writes `answer` and hangs up."""
+    seen: list[bytes] = []
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            seen.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(answer)
+            await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(on_connection, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
+
+
+async def test_an_upstream_that_fails_before_its_first_byte_is_a_502(gateway, make_agent_config, secret):
+    server, url, _ = await raw_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 50\r\n\r\n"
+    )
+    async with server, Agent(make_agent_config(gateway.url, url)) as agent, httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{agent.listen_url}/v1/chat/completions", json=CHAT, headers=bearer(secret)
+        )
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "upstream_error"
+
+
+async def test_an_upstream_that_breaks_off_mid_body_reaches_the_client_truncated(
+    gateway, make_agent_config, secret
+):
+    server, url, _ = await raw_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
+    async with server, Agent(make_agent_config(gateway.url, url)) as agent, httpx.AsyncClient() as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(f"{agent.listen_url}/v1/chat/completions", json=CHAT, headers=bearer(secret))
+
+
+async def test_repeated_answer_headers_and_head_requests_are_relayed(gateway, make_agent_config, secret):
+    answer = b"HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nset-cookie: b=2\r\ncontent-length: 2\r\n\r\nok"
+    server, url, seen = await raw_upstream(answer)
+    async with server, Agent(make_agent_config(gateway.url, url)) as agent, httpx.AsyncClient() as client:
+        got = await client.get(f"{agent.listen_url}/v1/files/f1", headers=bearer(secret))
+        assert got.headers.get_list("set-cookie") == ["a=1", "b=2"] and got.content == b"ok"
+        head = await client.head(f"{agent.listen_url}/v1/files/f1", headers=bearer(secret))
+        assert head.status_code == 200 and head.content == b""
+    relayed = [request for request in seen if not request.startswith(b"GET /v1/models")]
+    assert [request.split(b" ")[0] for request in relayed] == [b"GET", b"HEAD"]

@@ -158,7 +158,9 @@ def test_a_gate_is_approved_from_the_dag_and_the_run_finishes(page, stack, http,
     assert statuses == ["succeeded"] * 5
     page.click('#run-graph g.step[data-step-id="review"]')
     assert "Looks right, ship it" in page.inner_text("#step-panel .resolution")
-    assert "Succeeded" in page.inner_text(".run-status")
+    # The header comes from the run's JSON and the drawing from graph.svg, fetched side by side: the
+    # JSON may have been read a moment before the run ended, and the next refresh (2 s) brings it level.
+    page.locator(".run-status", has_text="Succeeded").wait_for(timeout=15_000)
 
 
 # ---------------------------------------------------------------- providers

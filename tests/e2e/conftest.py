@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,7 +74,8 @@ class LocalStack:
         return {"Authorization": f"Bearer {key or self.api_key}"}
 
 
-def start_local_stack(workdir: Path, *overrides: str) -> LocalStack:
+def start_local_stack(workdir: Path, *overrides: str, stderr: Any = subprocess.DEVNULL) -> LocalStack:
+    """`switchyard-local up` in `workdir`; its handlers' JSON log lines go to `stderr` (an open file)."""
     args = [
         str(BIN / "switchyard-local"),
         "up",
@@ -91,7 +93,7 @@ def start_local_stack(workdir: Path, *overrides: str) -> LocalStack:
         args,
         cwd=workdir,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -106,7 +108,10 @@ def start_local_stack(workdir: Path, *overrides: str) -> LocalStack:
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory) -> Iterator[LocalStack]:
     workdir = tmp_path_factory.mktemp("stack")
-    stack = start_local_stack(workdir, "NoProviderGraceSeconds=4", "JobUpstreamTimeoutSeconds=10")
+    # The webhook retry schedule compressed from about 3 days to 2 s.
+    stack = start_local_stack(
+        workdir, "NoProviderGraceSeconds=4", "JobUpstreamTimeoutSeconds=10", "WebhookRetrySchedule=0,1,1"
+    )
     yield stack
     _stop(stack.process)
 

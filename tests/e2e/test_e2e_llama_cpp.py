@@ -64,6 +64,10 @@ def _start_llama_server(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
             str(CONTEXT_LENGTH),
             "--n_threads",
             "1",
+            # By default llama-cpp-python ends a stream when any other request arrives, /v1/models
+            # included, and the agent re-reads /v1/models with every heartbeat (see agent/README.md).
+            "--interrupt_requests",
+            "False",
         ],
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -170,8 +174,8 @@ def test_streamed_chat_arrives_token_by_token_while_the_model_generates(sdk):
             finish_reasons.append(choice.finish_reason)
     ended = time.perf_counter() - started
 
-    assert len(pieces) == 300  # one SSE event per token, each relayed as its own chunk
     assert finish_reasons == ["length"]
+    assert len(pieces) == 300  # one SSE event per token, each relayed as its own chunk
     # Incremental, not all at the end: the first token is in the client's hands while the model still
     # generates the rest. The server needs ~1 ms per token here, so 300 tokens spread over 0.3 s or more;
     # a hop that buffered the answer would hand every event over within a few milliseconds of `ended`.
@@ -259,3 +263,43 @@ def _wait_for_job(local_stack: LocalStack, api_key: str, job_id: str, timeout: f
                 return job
             time.sleep(0.1)
     raise AssertionError(f"job {job_id} stayed {job['status']}")
+
+
+def test_the_llama_cpp_server_works_as_a_provider_without_an_agent(local_stack, llama):
+    """Any OpenAI-compatible server can be a provider: registered by a heartbeat of its own (here the
+    test's), it gets the gateway's requests directly. llama-cpp-python refuses an X-Request-ID that is not
+    a UUID (400, empty body), and the gateway's ids (job ids, API Gateway's request ids) are not: the
+    gateway sends them as UUIDs itself, so no agent has to."""
+    account = admin(local_stack, "create-account", "llama-direct")
+    headers = local_stack.headers(account["api_key"])
+    model = {
+        "id": MODEL,
+        "service_type": "llm",
+        "input_modalities": ["text"],
+        "output_modalities": ["text"],
+        "supported_features": ["chat", "completions", "streaming"],
+    }
+    beat = {
+        "provider_id": "llama-direct",
+        "endpoint_url": llama.server_url,
+        "secret": "unused-by-llama-cpp-0123456789",  # sent as a bearer token, which the server ignores
+        "max_concurrency": 1,
+        "models": [model],
+    }
+    with httpx.Client(base_url=local_stack.base_url, trust_env=False, timeout=60) as http:
+        assert http.post("/api/inference/agent/heartbeat/", json=beat, headers=headers).status_code == 200
+        body = {"model": MODEL, "messages": CHAT, "max_tokens": 3, "temperature": 0}
+        chat = http.post("/v1/chat/completions", json=body, headers=headers)
+        assert chat.status_code == 200, chat.text
+        assert chat.json()["choices"][0]["message"]["content"].strip()
+        with http.stream(
+            "POST", "/v1/chat/completions", json={**body, "stream": True}, headers=headers
+        ) as stream:
+            assert stream.status_code == 200
+            events = [line for line in stream.iter_lines() if line.startswith("data:")]
+        assert events[-1] == "data: [DONE]" and len(events) >= 4
+        queued = http.post("/v1/chat/completions", json={**body, "async": True}, headers=headers)
+        assert queued.status_code == 202
+    job = _wait_for_job(local_stack, account["api_key"], queued.json()["id"])
+    assert job["status"] == "PROCESSED", job
+    assert job["result"]["choices"][0]["message"]["content"].strip()

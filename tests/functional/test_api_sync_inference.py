@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -43,6 +44,9 @@ def test_provider_receives_the_secret_and_the_body_unchanged(api, caller, online
     seen = online_provider.last_request("/v1/chat/completions")
     assert seen["headers"]["authorization"] == "Bearer provider-secret-0123456789"
     assert seen["json"] == body
+    # API Gateway's request ids are not UUIDs; model servers such as llama-cpp-python's refuse anything else.
+    request_id = seen["headers"]["x-request-id"]
+    assert str(uuid.UUID(request_id)) == request_id
 
 
 def test_streaming_without_a_streaming_front_is_buffered_sse(api, caller, online_provider):

@@ -286,7 +286,7 @@ def test_a_step_jobs_end_whose_process_died_before_announcing_is_announced_by_th
 
     ended = threading.Event()
 
-    def die(self, job):  # the ending write happened; then the process is gone
+    def die(self, job, again=False):  # the ending write happened; then the process is gone
         ended.set()
 
     with monkeypatch.context() as died:

@@ -224,8 +224,8 @@ def test_a_result_that_cannot_be_stored_fails_the_job_with_its_reason_and_is_nev
     assert job(api, caller, job_id)["status"] == "FAILED"
     assert scripted.calls == 1
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    # What JobResultsNotStoredAlarm watches: Switchyard / JobsNotStored / service=switchyard.
-    not_stored = [m for m in emitted if "JobsNotStored" in m]
+    # What JobResultsNotStoredAlarm watches: the stack's namespace, DispatchOutcomes, Outcome=not_stored.
+    not_stored = [m for m in emitted if "DispatchOutcomes" in m and m.get("Outcome") == "not_stored"]
     assert len(not_stored) == 1, emitted
-    assert not_stored[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Switchyard"
-    assert not_stored[0]["service"] == "switchyard"
+    directive = not_stored[0]["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"].startswith("Switchyard") and directive["Dimensions"] == [["Outcome"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -39,15 +40,22 @@ def test_async_submission_returns_202_and_the_seed_envelope(api, caller, harness
 
 
 def test_llm_job_goes_queued_processing_processed_with_choices_in_result(
-    api, caller, harness, online_provider
+    api, caller, harness, online_provider, caplog
 ):
     job_id = submit(api, caller).json()["id"]
     assert job(api, caller, job_id)["status"] == "QUEUED"
-    harness.drain(lambda: job(api, caller, job_id)["status"] == "PROCESSED")
+    with caplog.at_level(logging.INFO, logger="switchyard.services.dispatcher"):
+        harness.drain(lambda: job(api, caller, job_id)["status"] == "PROCESSED")
     done = job(api, caller, job_id)
     assert done["result"]["choices"][0]["message"]["content"]
     assert done["started_at"] and done["finished_at"]
-    assert "async" not in online_provider.last_request("/v1/chat/completions")["json"]
+    seen = online_provider.last_request("/v1/chat/completions")
+    assert "async" not in seen["json"]
+    # The provider gets a UUID it accepts (not "job_..."), the same for every attempt, and the log ties
+    # it to the job.
+    request_id = seen["headers"]["x-request-id"]
+    assert request_id == str(uuid.uuid5(uuid.UUID("6f1d7c52-3a0e-4b8e-9a44-5d0c2b7e9f10"), job_id))
+    assert any(job_id in line and request_id in line for line in caplog.messages)
 
 
 def test_processing_is_visible_while_the_provider_works(

@@ -620,3 +620,92 @@ def test_a_template_runs_end_to_end_with_media_and_an_approval(api, caller, disp
     )
     jobs = api("GET", "/v1/jobs", headers=caller.headers).json()["data"]
     assert len(jobs) == 4  # every inference step is an ordinary job
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+@contextmanager
+def delivering(environment: dict[str, str], harness: JobsHarness) -> Iterator[None]:
+    """The webhook delivery function's event source, polling in the background."""
+    from tests.functional.webhooks_harness import WebhooksHarness
+
+    webhooks = WebhooksHarness(environment, harness)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            if webhooks.deliver_once() == 0:
+                time.sleep(0.1)
+
+    worker = threading.Thread(target=loop, name="webhook-poller", daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(10)
+
+
+def test_a_run_naming_a_webhook_announces_its_gate_and_its_end(
+    api, caller, aws_stack, dispatcher, online_provider
+):
+    from standardwebhooks.webhooks import Webhook
+
+    from tests.webhook_receiver import running_receiver
+
+    with running_receiver() as receiver, delivering(aws_stack.environment, dispatcher):
+        hook = api("POST", "/v1/webhooks", body={"url": receiver.url}, headers=caller.headers).json()
+        body = {
+            "spec": {"steps": REVIEWED},
+            "metadata": {"webhook_id": hook["id"]},
+        }
+        response = api("POST", RUNS, body=body, headers=caller.headers)
+        assert response.status == 202, response.content
+        run_id = response.json()["id"]
+        (waiting,) = receiver.wait_for(1, event="workflow.gate.waiting")
+        gate_event = Webhook(hook["secret"]).verify(waiting.body, waiting.headers)
+        data = gate_event["data"]
+        assert (data["run_id"], data["step_id"], data["prompt"]) == (run_id, "review", "Is the draft good?")
+        assert data["expires_at"] > data["waiting_since"]
+        assert data["approve_url"] == f"https://gateway.test{RUNS}/{run_id}/steps/review/approve"
+        # The event comes once the gate can be decided.
+        assert approve(api, caller, run_id, "review", comment="ship it").status == 200
+        (ended,) = receiver.wait_for(1, event="workflow.run.completed")
+        end_event = Webhook(hook["secret"]).verify(ended.body, ended.headers)
+        assert end_event["data"]["id"] == run_id and end_event["data"]["status"] == "SUCCEEDED"
+        assert end_event["data"]["error"] is None
+        assert len(receiver.received) == 2  # the steps' bodies named no webhook: no generation events
+
+
+def test_a_canceled_run_announces_its_end(api, caller, aws_stack, harness):
+    from tests.webhook_receiver import running_receiver
+
+    with running_receiver() as receiver, delivering(aws_stack.environment, harness):
+        hook = api("POST", "/v1/webhooks", body={"url": receiver.url}, headers=caller.headers).json()
+        body = {"spec": {"steps": [gate("review", [])]}, "metadata": {"webhook_id": hook["id"]}}
+        run_id = api("POST", RUNS, body=body, headers=caller.headers).json()["id"]
+        receiver.wait_for(1, event="workflow.gate.waiting")
+        assert api("POST", f"{RUNS}/{run_id}/cancel", headers=caller.headers).status == 200
+        (ended,) = receiver.wait_for(1, event="workflow.run.completed")
+        assert ended.json()["data"]["status"] == "CANCELED"
+        assert ended.json()["data"]["error"]["type"] == "canceled"
+
+
+def test_a_run_naming_someone_elses_webhook_is_refused_before_it_starts(api, caller, new_caller):
+    theirs = api(
+        "POST", "/v1/webhooks", body={"url": "http://127.0.0.1:9/x"}, headers=new_caller("other").headers
+    ).json()["id"]
+    for body in (
+        {"spec": {"steps": [gate("review", [])]}, "metadata": {"webhook_id": theirs}},
+        {"spec": {"steps": [llm("a", "x")]}, "metadata": "not an object"},
+        {
+            "spec": {
+                "steps": [{**llm("a", "x"), "body": {**chat("x"), "metadata": {"webhook_id": "wh_nope"}}}]
+            }
+        },
+    ):
+        response = api("POST", RUNS, body=body, headers=caller.headers)
+        assert response.status == 400, response.content
+        assert response.json()["error"]["type"] == "invalid_request"
+    assert api("GET", RUNS, headers=caller.headers).json()["data"] == []

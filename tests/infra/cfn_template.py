@@ -638,3 +638,227 @@ def state_machine_problems(t: Template) -> list[str]:
         for placeholder in sorted(set(re.findall(r"\$\{(\w+)\}", text)) - substitutions):
             problems.append(f"state machine {name}: ${{{placeholder}}} has no DefinitionSubstitutions entry")
     return problems
+
+
+# ------------------------------------------------------------------ rules: operations (alarms, dashboard)
+
+ALARM = "AWS::CloudWatch::Alarm"
+DASHBOARD = "AWS::CloudWatch::Dashboard"
+_RUNBOOK = re.compile(r"Runbook: (\S+?)#([a-z0-9-]+)")
+
+
+def render_sub(t: Template, value: Any) -> str | None:
+    """A string or Fn::Sub as text: ${Number parameter} becomes its Default (so a JSON body still parses),
+    every other ${Name} becomes "<Name>", the same for the same name wherever it appears."""
+    if isinstance(value, str):
+        return value
+    if not (isinstance(value, dict) and set(value) == {"Fn::Sub"}):
+        return None
+    text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        parameter = t.parameters.get(name) or {}
+        if parameter.get("Type") == "Number" and "Default" in parameter:
+            return str(parameter["Default"])
+        return f"<{name}>"
+
+    return _SUB_VARIABLE.sub(substitute, text)
+
+
+def unknown_sub_names(t: Template, value: Any) -> list[str]:
+    """${Names} of a Fn::Sub that are neither parameters, resources (or their attributes) nor pseudo."""
+    if not (isinstance(value, dict) and "Fn::Sub" in value):
+        return []
+    text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+    known = set(t.parameters) | set(t.resources)
+    return sorted(name for name in sub_variables(text) if name not in known and not name.startswith("AWS::"))
+
+
+@dataclass(frozen=True)
+class MetricUse:
+    """One metric a widget or an alarm reads: namespace, name, dimension names -> values (rendered)."""
+
+    where: str
+    namespace: str
+    name: str
+    dimensions: dict[str, str | None]  # None: any value (a SEARCH over that dimension)
+
+
+@dataclass(frozen=True)
+class DeclaredMetric:
+    """What the code emits (switchyard/metrics.py's METRICS): its dimensions and their allowed values."""
+
+    dimensions: tuple[str, ...]
+    values: dict[str, frozenset[str]]
+
+
+def _alarm_metric_uses(t: Template, name: str) -> list[MetricUse]:
+    props = t.props(name)
+    uses = []
+    if props.get("MetricName"):
+        dims = {d["Name"]: _rendered_value(t, d.get("Value")) for d in props.get("Dimensions") or []}
+        uses.append(
+            MetricUse(f"alarm {name}", render_sub(t, props.get("Namespace")) or "", props["MetricName"], dims)
+        )
+    for query in props.get("Metrics") or []:
+        metric = (query.get("MetricStat") or {}).get("Metric")
+        if metric:
+            dims = {d["Name"]: _rendered_value(t, d.get("Value")) for d in metric.get("Dimensions") or []}
+            namespace = render_sub(t, metric.get("Namespace")) or ""
+            uses.append(MetricUse(f"alarm {name}.{query.get('Id')}", namespace, metric["MetricName"], dims))
+    return uses
+
+
+def _rendered_value(t: Template, value: Any) -> str | None:
+    """A dimension value as the dashboard body renders it: "<Resource>", "<Resource.Attribute>"."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    return render_sub(t, value)
+
+
+def dashboard_body(t: Template, name: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """(the parsed DashboardBody, problems): the body must be a string or Fn::Sub that parses as JSON."""
+    body = t.props(name).get("DashboardBody")
+    problems = [
+        f"dashboard {name}: ${{{unknown}}} is not a parameter or resource"
+        for unknown in unknown_sub_names(t, body)
+    ]
+    text = render_sub(t, body)
+    if text is None:
+        return None, [*problems, f"dashboard {name}: DashboardBody is not a string or Fn::Sub"]
+    try:
+        parsed = json.loads(text)
+    except ValueError as error:
+        return None, [*problems, f"dashboard {name}: DashboardBody is not JSON: {error}"]
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("widgets"), list):
+        return None, [*problems, f"dashboard {name}: DashboardBody has no widgets list"]
+    return parsed, problems
+
+
+_SEARCH = re.compile(r"SEARCH\(\s*'\{([^}]*)\}\s*(.*?)'\s*,")
+_METRIC_NAME = re.compile(r'MetricName\s*=\s*"([^"]+)"')
+
+
+def _widget_metric_uses(where: str, widget: dict[str, Any]) -> tuple[list[MetricUse], list[str]]:
+    uses, problems = [], []
+    for index, entry in enumerate((widget.get("properties") or {}).get("metrics") or []):
+        here = f"{where} metric {index}"
+        if isinstance(entry, list) and entry and isinstance(entry[0], dict):
+            expression = entry[0].get("expression", "")
+            for schema, term in _SEARCH.findall(expression):
+                parts = [part.strip().strip('"') for part in schema.split(",")]
+                names = _METRIC_NAME.findall(term)
+                if len(names) != 1:
+                    problems.append(f'{here}: a SEARCH must name exactly one MetricName="..."')
+                    continue
+                uses.append(MetricUse(here, parts[0], names[0], dict.fromkeys(parts[1:])))
+            if "SEARCH(" in expression and not _SEARCH.search(expression):
+                problems.append(f"{here}: SEARCH without a {{namespace,dimensions}} schema")
+            continue
+        if not isinstance(entry, list) or len(entry) < 2 or not all(isinstance(x, str) for x in entry[:2]):
+            problems.append(f"{here}: not [namespace, name, dimension, value, ..., {{options}}]")
+            continue
+        plain = [x for x in entry if not isinstance(x, dict)]
+        if any(x in (".", "...") for x in plain) or len(plain) % 2:
+            problems.append(f"{here}: write every metric out (no '.' shorthand, dimension name/value pairs)")
+            continue
+        uses.append(MetricUse(here, plain[0], plain[1], dict(zip(plain[2::2], plain[3::2], strict=True))))
+    return uses, problems
+
+
+def metric_uses(t: Template) -> tuple[list[MetricUse], list[str]]:
+    """Every metric the alarms and dashboards read, and what stops them being read."""
+    uses, problems = [], []
+    for name in t.of_type(ALARM):
+        uses += _alarm_metric_uses(t, name)
+    for name in t.of_type(DASHBOARD):
+        body, found = dashboard_body(t, name)
+        problems += found
+        for index, widget in enumerate((body or {}).get("widgets") or []):
+            if widget.get("type") == "metric":
+                found_uses, found = _widget_metric_uses(f"dashboard {name} widget {index}", widget)
+                uses += found_uses
+                problems += found
+                if not found_uses:
+                    problems.append(f"dashboard {name} widget {index}: a metric widget without metrics")
+    return uses, problems
+
+
+def metrics_namespace(t: Template) -> str | None:
+    """The namespace the code emits into (POWERTOOLS_METRICS_NAMESPACE in Globals), rendered."""
+    env = ((t.body.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    return render_sub(t, (env.get("Variables") or {}).get("POWERTOOLS_METRICS_NAMESPACE"))
+
+
+def metric_problems(t: Template, declared: dict[str, DeclaredMetric]) -> list[str]:
+    """Every metric of our namespace that a widget or alarm reads is one the code declares and emits,
+    with exactly its dimensions and only values it emits; every AWS metric's dimension values name a
+    resource or parameter of this stack (a hard-coded name watches some other stack)."""
+    namespace = metrics_namespace(t)
+    uses, problems = metric_uses(t)
+    for use in uses:
+        if use.namespace.startswith("AWS/"):
+            for dimension, value in use.dimensions.items():
+                if value is not None and not re.fullmatch(r"<[A-Za-z0-9]+(\.[A-Za-z0-9]+)?>", value):
+                    problems.append(
+                        f"{use.where}: {use.namespace} {use.name} {dimension}={value!r} is not a resource of the stack"
+                    )
+            continue
+        if use.namespace != namespace:
+            problems.append(f"{use.where}: namespace {use.namespace!r} is not the code's {namespace!r}")
+            continue
+        spec = declared.get(use.name)
+        if spec is None:
+            problems.append(f"{use.where}: {use.name} is not a metric the code emits")
+            continue
+        if sorted(use.dimensions) != sorted(spec.dimensions):
+            problems.append(
+                f"{use.where}: {use.name} is emitted with dimensions {list(spec.dimensions)}, read with {sorted(use.dimensions)}"
+            )
+            continue
+        for dimension, value in use.dimensions.items():
+            allowed = spec.values.get(dimension)
+            if value is not None and allowed is not None and value not in allowed:
+                problems.append(f"{use.where}: {use.name} is never emitted with {dimension}={value!r}")
+    return problems
+
+
+def alarm_problems(t: Template, docs_root: Path | None = None) -> list[str]:
+    """Every alarm says what it means and what to check first, names a runbook that exists, and notifies
+    a topic of this stack when it fires (and when it recovers)."""
+    problems = []
+    topics = set(t.of_type("AWS::SNS::Topic"))
+    for name in t.of_type(ALARM):
+        props = t.props(name)
+        description = render_sub(t, props.get("AlarmDescription")) or ""
+        if len(description) < 40:
+            problems.append(f"alarm {name} has no AlarmDescription saying what it means")
+        if "Check first" not in description:
+            problems.append(f"alarm {name}: its description does not say what to check first")
+        runbook = _RUNBOOK.search(description)
+        if runbook is None:
+            problems.append(f"alarm {name}: its description names no 'Runbook: <doc>#<anchor>'")
+        elif docs_root is not None:
+            doc = docs_root / runbook.group(1)
+            if not doc.is_file() or runbook.group(2) not in _markdown_anchors(doc.read_text()):
+                problems.append(f"alarm {name}: runbook {runbook.group(1)}#{runbook.group(2)} does not exist")
+        for key in ("AlarmActions", "OKActions"):
+            actions = props.get(key) or []
+            if not actions or any(referenced_resource(a) not in topics for a in actions):
+                problems.append(f"alarm {name}: {key} must notify an SNS topic of the stack")
+        for unknown in unknown_sub_names(t, props.get("AlarmDescription")):
+            problems.append(f"alarm {name}: ${{{unknown}}} is not a parameter or resource")
+    return problems
+
+
+def _markdown_anchors(text: str) -> set[str]:
+    """GitHub's anchors for the headings of a markdown document."""
+    anchors = set()
+    for line in text.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^a-z0-9 _-]", "", title).replace(" ", "-"))
+    return anchors

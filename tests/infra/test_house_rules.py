@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.infra.cfn_template import (
+    DeclaredMetric,
     Template,
+    alarm_problems,
     bucket_grant_problems,
     build_problems,
     job_timeout_problems,
     log_group_problems,
+    metric_problems,
     policy_problems,
     queue_problems,
     retention_problems,
@@ -29,6 +32,20 @@ from tests.infra.cfn_template import (
 
 def small(text: str, root: Path | None = None) -> Template:
     return Template.from_text(textwrap.dedent(text), root)
+
+
+def declared_metrics() -> dict[str, DeclaredMetric]:
+    """What the code emits, as switchyard/metrics.py declares it (tests/unit/test_metrics.py checks that
+    each declaring function emits exactly that, and that each is called)."""
+    from switchyard.metrics import METRICS, dimension_values
+
+    return {
+        name: DeclaredMetric(
+            tuple(d.value for d in spec.dimensions),
+            {d.value: frozenset(values) for d, values in dimension_values(spec).items()},
+        )
+        for name, spec in METRICS.items()
+    }
 
 
 # ------------------------------------------------------------------ the stack as it is
@@ -100,6 +117,17 @@ def test_given_the_template_then_the_state_machine_gets_only_what_its_states_cal
 
 def test_given_the_template_then_every_state_machine_definition_exists_and_is_sound(template):
     assert state_machine_problems(template) == []
+
+
+def test_given_the_template_then_every_alarm_says_what_to_check_first_names_its_runbook_and_notifies(
+    template, repo_root
+):
+    assert len(template.of_type("AWS::CloudWatch::Alarm")) >= 8
+    assert alarm_problems(template, repo_root) == []
+
+
+def test_given_the_template_then_every_metric_a_widget_or_alarm_reads_is_one_the_code_emits(template):
+    assert metric_problems(template, declared_metrics()) == []
 
 
 # ------------------------------------------------------------------ the rules catch what they should
@@ -586,3 +614,144 @@ def test_given_number_sources_then_numbers_resolve_from_literals_parameter_defau
     t = small("Parameters:\n  P: {Type: Number, Default: 60}\nMappings:\n  M:\n    '60': {x: 7}\n")
 
     assert t.number(value) == expected
+
+
+OPERATIONS_DOC = "# Runbooks\n\n## Queue stuck\n\nWhat to do.\n"
+
+
+def test_given_alarms_without_description_runbook_or_action_then_the_alarm_rule_flags_them(tmp_path):
+    (tmp_path / "ops.md").write_text(OPERATIONS_DOC)
+    t = small(
+        """
+        Resources:
+          Topic: {Type: AWS::SNS::Topic}
+          Good:
+            Type: AWS::CloudWatch::Alarm
+            Properties:
+              AlarmDescription: "Jobs are stuck in the queue. Check first the dispatcher. Runbook: ops.md#queue-stuck"
+              AlarmActions: [!Ref Topic]
+              OKActions: [!Ref Topic]
+          Silent:
+            Type: AWS::CloudWatch::Alarm
+            Properties: {AlarmActions: [!Ref Topic], OKActions: [!Ref Topic]}
+          Unread:
+            Type: AWS::CloudWatch::Alarm
+            Properties:
+              AlarmDescription: !Sub "Over ${Limit} jobs. Check first the dispatcher. Runbook: ops.md#queue-lost"
+              AlarmActions: ["arn:aws:sns:us-east-1:123456789012:elsewhere"]
+        """,
+        tmp_path,
+    )
+
+    assert alarm_problems(t, tmp_path) == [
+        "alarm Silent has no AlarmDescription saying what it means",
+        "alarm Silent: its description does not say what to check first",
+        "alarm Silent: its description names no 'Runbook: <doc>#<anchor>'",
+        "alarm Unread: runbook ops.md#queue-lost does not exist",
+        "alarm Unread: AlarmActions must notify an SNS topic of the stack",
+        "alarm Unread: OKActions must notify an SNS topic of the stack",
+        "alarm Unread: ${Limit} is not a parameter or resource",
+    ]
+
+
+DECLARED = {
+    "JobsQueued": DeclaredMetric((), {}),
+    "DispatchOutcomes": DeclaredMetric(("Outcome",), {"Outcome": frozenset({"processed", "failed"})}),
+}
+NAMESPACED = """
+Parameters:
+  Limit: {Type: Number, Default: 5}
+Globals:
+  Function:
+    Environment: {Variables: {POWERTOOLS_METRICS_NAMESPACE: !Sub "Ours/${AWS::StackName}"}}
+Resources:
+  Queue: {Type: AWS::SQS::Queue}
+"""
+
+
+def test_given_widgets_and_alarms_reading_what_the_code_never_emits_then_the_metric_rule_flags_them():
+    t = small(
+        NAMESPACED
+        + """
+  Fine:
+    Type: AWS::CloudWatch::Alarm
+    Properties: {Namespace: !Sub "Ours/${AWS::StackName}", MetricName: JobsQueued}
+  Typo:
+    Type: AWS::CloudWatch::Alarm
+    Properties: {Namespace: !Sub "Ours/${AWS::StackName}", MetricName: JobQueued}
+  OtherNamespace:
+    Type: AWS::CloudWatch::Alarm
+    Properties: {Namespace: Ours, MetricName: JobsQueued}
+  Math:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Metrics:
+        - Id: a
+          MetricStat:
+            Metric:
+              Namespace: !Sub "Ours/${AWS::StackName}"
+              MetricName: DispatchOutcomes
+              Dimensions: [{Name: Outcome, Value: lost}]
+        - Id: b
+          MetricStat:
+            Metric: {Namespace: AWS/SQS, MetricName: ApproximateNumberOfMessagesVisible, Dimensions: [{Name: QueueName, Value: someone-elses}]}
+        - Id: c
+          MetricStat:
+            Metric: {Namespace: AWS/SQS, MetricName: ApproximateNumberOfMessagesVisible, Dimensions: [{Name: QueueName, Value: !GetAtt Queue.QueueName}]}
+        - {Id: e, Expression: a + b + c}
+"""
+    )
+
+    assert metric_problems(t, DECLARED) == [
+        "alarm Typo: JobQueued is not a metric the code emits",
+        "alarm OtherNamespace: namespace 'Ours' is not the code's 'Ours/<AWS::StackName>'",
+        "alarm Math.a: DispatchOutcomes is never emitted with Outcome='lost'",
+        "alarm Math.b: AWS/SQS ApproximateNumberOfMessagesVisible QueueName='someone-elses' is not a resource of the stack",
+    ]
+
+
+def dashboard(body: str) -> Template:
+    indented = textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
+    return small(
+        NAMESPACED
+        + "  Board:\n    Type: AWS::CloudWatch::Dashboard\n    Properties:\n      DashboardBody: !Sub |\n"
+        + indented
+        + "\n"
+    )
+
+
+def test_given_a_dashboard_whose_body_is_not_json_then_the_metric_rule_flags_it():
+    t = dashboard('{"widgets": [{"type": "metric", "properties": {"metrics": [["AWS/SQS", "X"]]}},]}')
+
+    assert [p.split(":")[0] + ":" + p.split(":")[1] for p in metric_problems(t, DECLARED)] == [
+        "dashboard Board: DashboardBody is not JSON"
+    ]
+
+
+def test_given_dashboard_widgets_reading_unknown_metrics_or_dimensions_then_the_metric_rule_flags_them():
+    t = dashboard(
+        """
+        {"widgets": [
+          {"type": "text", "properties": {"markdown": "# ok"}},
+          {"type": "metric", "properties": {"metrics": [
+            ["NS", "JobsQueued", {"stat": "Maximum"}],
+            ["NS", "JobsQueued", "Outcome", "processed"],
+            ["NS", "DispatchOutcomes", "Outcome", "processed", {"label": "done"}],
+            ["...", "failed"],
+            [{"expression": "SEARCH('{\\"NS\\",Outcome} MetricName=\\"DispatchOutcomes\\"', 'Sum', 60)", "id": "e1"}],
+            [{"expression": "SEARCH('{\\"NS\\",RouteGroup} MetricName=\\"Requests\\"', 'Sum', 60)", "id": "e2"}],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${Queue.QueueName}"],
+            ["AWS/Lambda", "Errors", "FunctionName", "${Missing}"]
+          ]}},
+          {"type": "metric", "properties": {"metrics": []}}
+        ]}
+        """.replace("NS", "Ours/${AWS::StackName}")
+    )
+
+    assert metric_problems(t, DECLARED) == [
+        "dashboard Board: ${Missing} is not a parameter or resource",
+        "dashboard Board widget 1 metric 3: write every metric out (no '.' shorthand, dimension name/value pairs)",
+        "dashboard Board widget 2: a metric widget without metrics",
+        "dashboard Board widget 1 metric 1: JobsQueued is emitted with dimensions [], read with ['Outcome']",
+        "dashboard Board widget 1 metric 5: Requests is not a metric the code emits",
+    ]

@@ -237,3 +237,107 @@ def test_a_warm_request_is_prepared_on_the_event_loop_and_a_cache_miss_in_a_work
             assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
     # cold: thread; warm: loop; warm: loop, then the miss it reported, in a thread
     assert where == ["thread", "loop", "loop", "thread"]
+
+
+def test_streams_are_counted_by_the_status_they_start_with(serve, monkeypatch, capsys) -> None:
+    # They bypass the API handler, which counts every other request (switchyard/metrics.py).
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Switchyard/test")
+
+    def prepare_stream(authorization, path, body, request_id=None):
+        if authorization is None:
+            raise AuthenticationFailed("Invalid token.")
+        return SimpleNamespace(url=f"http://127.0.0.1:{closed_port()}{path}", headers={}, content=b"{}")
+
+    capsys.readouterr()
+    with serve(create_app(never_called, prepare_stream=prepare_stream)) as front:
+        unreachable = httpx.post(
+            f"{front}/v1/chat/completions", json=STREAM_BODY, headers={"authorization": "k"}
+        )
+        unauthenticated = httpx.post(f"{front}/v1/chat/completions", json=STREAM_BODY)
+
+    assert (unreachable.status_code, unauthenticated.status_code) == (502, 401)
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    counted = sorted(
+        (d["RouteGroup"], d["Requests"], d["ClientErrors"], d["ServerErrors"]) for d in documents
+    )
+    assert counted == [("sync_inference", [1.0], [0.0], [1.0]), ("sync_inference", [1.0], [1.0], [0.0])]
+    assert not any("SyncLatency" in d for d in documents)
+
+
+def answering(status: int, content_type: bytes, body: bytes):
+    """A provider that answers every request with this status and body."""
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]}
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def relay_to(serve, upstream):
+    def prepare_stream(authorization, path, body, request_id=None):
+        return SimpleNamespace(url=f"{upstream_url}{path}", headers={}, content=b"{}")
+
+    with (
+        serve(upstream) as upstream_url,
+        serve(create_app(never_called, prepare_stream=prepare_stream)) as front,
+    ):
+        return httpx.post(f"{front}/v1/chat/completions", json=STREAM_BODY, timeout=10)
+
+
+def test_a_provider_5xx_is_a_502_upstream_error_quoting_its_answer(serve) -> None:
+    # What the synchronous path answers for the same provider failure.
+    response = relay_to(
+        serve, answering(503, b"application/json", b'{"error": {"message": "model is loading"}}')
+    )
+    assert response.status_code == 502
+    assert response.json() == {
+        "error": {
+            "message": 'The provider returned HTTP 503: {"error": {"message": "model is loading"}}',
+            "type": "upstream_error",
+        }
+    }
+
+
+def test_a_provider_4xx_is_passed_through_as_it_is(serve) -> None:
+    refusal = b'{"error": {"message": "context length exceeded", "type": "invalid_request_error"}}'
+    response = relay_to(serve, answering(400, b"application/json", refusal))
+    assert (response.status_code, response.content) == (400, refusal)
+    assert response.headers["content-type"] == "application/json"
+
+
+async def breaks_off_after_one_event(scope, receive, send) -> None:
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    await send({"type": "http.response.body", "body": b"data: 0\n\n", "more_body": True})
+    raise RuntimeError("the model server crashed")  # uvicorn drops the connection mid-response
+
+
+def test_a_stream_that_breaks_off_after_its_first_event_reaches_the_client_truncated(serve) -> None:
+    def prepare_stream(authorization, path, body, request_id=None):
+        return SimpleNamespace(url=f"{upstream_url}{path}", headers={}, content=b"{}")
+
+    with (
+        serve(breaks_off_after_one_event) as upstream_url,
+        serve(create_app(never_called, prepare_stream=prepare_stream)) as front,
+        httpx.stream("POST", f"{front}/v1/chat/completions", json=STREAM_BODY, timeout=10) as response,
+    ):
+        assert response.status_code == 200
+        received = b""
+        # Not a clean end: the client can tell the stream was cut short.
+        with pytest.raises(httpx.RemoteProtocolError):
+            for chunk in response.iter_raw():
+                received += chunk
+    assert received == b"data: 0\n\n"

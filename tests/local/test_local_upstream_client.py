@@ -143,3 +143,45 @@ def test_an_unreachable_upstream_is_a_transport_error() -> None:
             await pool().post("http://127.0.0.1:1/v1/completions", {}, b"{}")
 
     asyncio.run(scenario())
+
+
+def test_any_method_with_repeated_headers_and_the_answer_s_raw_headers() -> None:
+    """What the agent's relay needs: GET without a body, repeated headers both ways, HEAD without a body."""
+    seen: list[bytes] = []
+    answer = b"HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nset-cookie: b=2\r\ncontent-length: 2\r\n\r\n"
+
+    async def respond(reader, writer) -> None:
+        while True:
+            head, _ = await read_request(reader)
+            seen.append(head)
+            # A HEAD answer's content-length describes a body that is never sent.
+            writer.write(answer if head.startswith(b"HEAD") else answer + b"ok")
+            await writer.drain()
+
+    async def scenario(url: str, connections: list) -> None:
+        client = pool()
+        upstream = await client.request("GET", url, [("accept", "a/b"), ("accept", "c/d")])
+        assert upstream.raw_headers[:2] == [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")]
+        assert await collect(upstream) == b"ok"
+        assert await collect(await client.request("HEAD", url, [])) == b""
+        assert await collect(await client.request("DELETE", url, [], b"")) == b"ok"
+        await client.aclose()
+
+    connections = asyncio.run(with_server(respond, scenario))
+    assert len(connections) == 1  # the HEAD answer left the connection in step
+    get, head, delete = seen
+    assert get.startswith(b"GET /v1/chat/completions?x=1 HTTP/1.1\r\n")
+    assert b"accept: a/b\r\naccept: c/d\r\n" in get
+    assert b"content-length" not in get.lower() and b"content-length" not in delete.lower()
+    assert head.startswith(b"HEAD ")
+
+
+def test_a_header_that_cannot_be_sent_is_a_transport_error_and_not_retried() -> None:
+    async def respond(reader, writer) -> None:
+        await reader.read()
+
+    async def scenario(url: str, connections: list) -> None:
+        with pytest.raises(TransportError, match="cannot send this request"):
+            await pool().request("POST", url, [("x-bad", "line\r\nbreak")], b"{}")
+
+    assert len(asyncio.run(with_server(respond, scenario))) == 1

@@ -59,10 +59,10 @@ def test_given_a_name_already_subscribed_then_subscribing_again_is_refused():
         hook.subscribe("metrics", lambda job: None)
 
 
-def test_the_process_wiring_subscribes_the_workflow_step_token():
+def test_the_process_wiring_subscribes_telemetry_then_the_step_token_then_webhooks():
     from switchyard.wiring import get_job_end_hook
 
-    assert get_job_end_hook().subscribers == ("workflow step token",)
+    assert get_job_end_hook().subscribers == ("job telemetry", "workflow step token", "webhooks")
 
 
 # -- the lifecycle: who announces, who re-queues
@@ -229,3 +229,25 @@ def test_given_marking_the_end_fails_then_the_ending_call_still_returns_the_ende
     lifecycle, heard = _lifecycle(_Refusing(finish=ended))
     assert lifecycle.finish(_job(JobStatus.PROCESSING), JobResult(result="{}")) is ended
     assert heard == [ended]
+
+
+def test_given_an_at_most_once_subscriber_then_it_hears_the_first_announcement_only_and_never_holds_the_mark():
+    heard = []
+    hook = JobEndHook()
+    hook.subscribe("telemetry", lambda job: heard.append("telemetry"), once=True)
+    hook.subscribe("webhooks", lambda job: heard.append("webhooks"))
+    assert hook.announce(_job()) is True
+    assert hook.announce(_job(), again=True) is True  # the sweeper's: no second count
+    assert heard == ["telemetry", "webhooks", "webhooks"]
+
+    failing = JobEndHook()
+    failing.subscribe("telemetry", lambda job: 1 / 0, once=True)
+    assert failing.announce(_job()) is True  # a lost metric does not make the end owed again
+
+
+def test_given_the_wired_hook_then_only_the_telemetry_is_at_most_once():
+    from switchyard.wiring import get_job_end_hook
+
+    hook = get_job_end_hook()
+    assert hook.subscribers == ("job telemetry", "workflow step token", "webhooks")
+    assert [s.name for s in hook._subscriptions if s.once] == ["job telemetry"]

@@ -26,6 +26,8 @@ def test_the_required_variables_are_the_stacks_resources():
         "RUNS_TABLE",
         "WORKFLOW_STATE_MACHINE_ARN",
         "BATCHES_TABLE",
+        "WEBHOOKS_TABLE",
+        "WEBHOOK_QUEUE_URL",
     ]
 
 

@@ -113,7 +113,7 @@ def test_given_a_malformed_spec_then_the_message_names_the_step_and_why(spec, ex
         ("/v1/audio/transcriptions", "is synchronous only (multipart)"),
         ("/v1/images/edits", "is synchronous only (multipart)"),
         ("/v1/models", "is not an inference endpoint"),
-        ("/v1/embeddings", "is not an inference endpoint"),
+        ("/v1/moderations", "is not an inference endpoint"),
     ],
 )
 def test_given_an_endpoint_that_cannot_queue_then_it_is_refused(endpoint, reason):

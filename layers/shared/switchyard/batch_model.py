@@ -95,7 +95,7 @@ class Batch:
         return out
 
 
-def aggregate_status(counts: Counter, total: int) -> BatchStatus:
+def aggregate_status(counts: Counter[JobStatus], total: int) -> BatchStatus:
     queued = counts[JobStatus.QUEUED]
     if total and queued == total:
         return BatchStatus.PENDING

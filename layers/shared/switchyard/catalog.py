@@ -14,6 +14,7 @@ class ServiceType(StrEnum):
     MUSIC = "music"
     VIDEO = "video"
     MESH = "mesh"
+    EMBEDDING = "embedding"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class Endpoint:
         return not self.multipart
 
 
+# Inference types whose result is the provider's JSON answer, kept as is (the others are media assets).
+JSON_RESULT_TYPES = frozenset({"LLM", "EMBEDDING"})
+
+
 ENDPOINTS: dict[str, Endpoint] = {
     e.path: e
     for e in (
@@ -39,6 +44,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("/v1/music/generations", ServiceType.MUSIC, "MUSIC"),
         Endpoint("/v1/videos/generations", ServiceType.VIDEO, "VIDEO"),
         Endpoint("/v1/3d/generations", ServiceType.MESH, "MESH"),
+        Endpoint("/v1/embeddings", ServiceType.EMBEDDING, "EMBEDDING"),
         Endpoint("/v1/audio/transcriptions", ServiceType.STT, "STT", multipart=True),
         Endpoint("/v1/images/edits", ServiceType.IMAGE, "IMAGE", multipart=True),
         Endpoint("/v1/voice/generations", ServiceType.TTS, "VOICE", multipart=True),

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class ApiError(Exception):
@@ -28,8 +28,8 @@ class ApiError(Exception):
         self.message = message
         self.param = param
 
-    def to_body(self) -> dict:
-        error: dict = {"message": self.message, "type": self.error_type}
+    def to_body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"message": self.message, "type": self.error_type}
         if self.param:
             error["param"] = self.param
         return {"error": error}
@@ -38,7 +38,7 @@ class ApiError(Exception):
 class DetailError(ApiError):
     """An error reported in the `{"detail": ...}` shape."""
 
-    def to_body(self) -> dict:
+    def to_body(self) -> dict[str, Any]:
         return {"detail": self.message}
 
 
@@ -91,6 +91,11 @@ class NoProvider(ApiError):
 class UpstreamError(ApiError):
     status_code = 502
     error_type = "upstream_error"
+
+    @classmethod
+    def provider_status(cls, status_code: int, body: str) -> UpstreamError:
+        """A provider's own 5xx, as every path reports it (synchronous, streaming, async jobs)."""
+        return cls(f"The provider returned HTTP {status_code}: {body[:300]}".rstrip(": "))
 
 
 class AsyncDisabled(ApiError):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from switchyard.catalog import JSON_RESULT_TYPES
 from switchyard.clock import iso
 
 
@@ -44,6 +45,17 @@ def asset_url(base_url: str, job_id: str, index: int) -> str:
     """Where a job's asset is served: the first at the seed's `/api/inference/assets/<id>/`, the others
     one level down (`.../<id>/1/`, `.../<id>/2/`)."""
     return f"{base_url}{ASSETS_PATH}/{job_id}/" + (f"{index}/" if index else "")
+
+
+@dataclass(frozen=True)
+class JobWebhook:
+    """What a job carries when someone must hear of its end: its own webhook (metadata.webhook_id), or
+    its batch's, and where its request came in (result URLs in the event)."""
+
+    webhook_id: str | None = None
+    base_url: str | None = None
+    batch_webhook_id: str | None = None
+    batch_total: int | None = None
 
 
 @dataclass
@@ -88,6 +100,19 @@ class Job:
     workflow_step_id: str | None = None
     task_token: str | None = None
     expires_at: int | None = None  # epoch seconds: the table's TTL (retention.py)
+    # Webhooks: the endpoint that hears of its end (metadata.webhook_id) and the gateway URL the request
+    # came through (for result URLs in the event); a batch job's batch webhook and the batch's size
+    # (batch.completed).
+    webhook_id: str | None = None
+    base_url: str | None = None
+    batch_webhook_id: str | None = None
+    batch_total: int | None = None
+    # The request fields the provider does not get (`async`, metadata.webhook_id), as sent (JSON text).
+    client_fields: str | None = None
+    # Where it came from (switchyard/tracing.py): the API request that submitted it and that request's
+    # X-Ray trace header, carried on every queue message so each dispatch joins the request's trace.
+    request_id: str | None = None
+    trace_header: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # attributes later features keep on the item
 
     @classmethod
@@ -106,6 +131,7 @@ class Job:
             "manual_retries",
             "result_bytes",
             "expires_at",
+            "batch_total",
         ):
             if values.get(name) is not None:
                 values[name] = int(values[name])
@@ -126,7 +152,7 @@ class Job:
 
     @property
     def is_media(self) -> bool:
-        return self.inference_type != "LLM"
+        return self.inference_type not in JSON_RESULT_TYPES
 
     @property
     def stored_assets(self) -> tuple[StoredAsset, ...]:

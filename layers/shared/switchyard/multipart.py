@@ -22,7 +22,8 @@ def form_fields(content_type: str, body: bytes) -> dict[str, bytes]:
         name = part.get_param("name", header="content-disposition")
         if not name:
             continue
-        fields[str(name)] = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)  # bytes, or None for a nested multipart part
+        fields[str(name)] = payload if isinstance(payload, bytes) else b""
     return fields
 
 

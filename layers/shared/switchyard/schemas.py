@@ -76,6 +76,20 @@ class MeshGenerationRequest(InferenceBody):
         return self
 
 
+class EmbeddingRequest(InferenceBody):
+    input: str | list[Any] = Field(
+        description="Text to embed, or a list of texts (or token arrays) to embed in one call."
+    )
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _some_input(self) -> EmbeddingRequest:
+        if self.input == "" or self.input == []:
+            raise ValueError("input must not be empty")
+        return self
+
+
 BODY_MODELS: dict[str, type[InferenceBody]] = {
     "/v1/chat/completions": ChatCompletionRequest,
     "/v1/completions": CompletionRequest,
@@ -84,6 +98,7 @@ BODY_MODELS: dict[str, type[InferenceBody]] = {
     "/v1/music/generations": MusicGenerationRequest,
     "/v1/videos/generations": VideoGenerationRequest,
     "/v1/3d/generations": MeshGenerationRequest,
+    "/v1/embeddings": EmbeddingRequest,
 }
 
 # Multipart endpoints: form fields a request must carry (files included).

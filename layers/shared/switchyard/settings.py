@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import StringConstraints, ValidationError, model_validator
+from pydantic import StringConstraints, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from switchyard.caches import cached
 
 # A table or bucket name, queue URL or state machine ARN: set, and not to an empty string.
 ResourceName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+# Standard Webhooks' schedule: the first attempt at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
+# 20 h and 24 h after each failure (about 3 days in all).
+STANDARD_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,50400,72000,86400"
 
 
 class SettingsError(RuntimeError):
@@ -37,6 +41,8 @@ class Settings(BaseSettings):
     runs_table: ResourceName
     workflow_state_machine_arn: ResourceName
     batches_table: ResourceName
+    webhooks_table: ResourceName
+    webhook_queue_url: ResourceName
 
     # Which provider endpoint addresses are acceptable (SSRF guard): "public" refuses private,
     # loopback, link-local, metadata and reserved addresses; "loopback" also allows 127.0.0.0/8 and ::1.
@@ -75,6 +81,9 @@ class Settings(BaseSettings):
     job_end_redrive_max_age_seconds: float = 24 * 3600.0
     # The most items of each kind one sweep re-drives (the rest wait for the next sweep).
     sweep_redrive_limit: int = 500
+    # The operators' alarm (the sweeper's WorkerStalled metric): jobs queued and no dispatcher tick for
+    # this long. Longer than the seed's 60 s UI warning, so one slow batch does not page anyone.
+    worker_stalled_after_seconds: float = 120.0
     # A batch still being created after this long was left by a crashed request: the sweeper deletes it
     # and its jobs. Longer than any function that creates batches may run (StreamFunction: up to 900 s),
     # though a creator that outlives it only loses its own batch (its commit is conditional).
@@ -101,6 +110,23 @@ class Settings(BaseSettings):
     workflow_gate_timeout_seconds: int = 7 * 24 * 3600
     workflow_max_wait_seconds: int = 30 * 24 * 3600
 
+    # Webhook delivery. The schedule is the delay before each attempt (the first is normally 0); the local
+    # stack's tests compress it (template parameter WebhookRetrySchedule).
+    webhook_retry_schedule_seconds: str = STANDARD_RETRY_SCHEDULE
+    webhook_timeout_seconds: float = 15.0
+    # After a rotation the previous secret keeps signing (alongside the new one) this long.
+    webhook_secret_overlap_seconds: int = 24 * 3600
+    # Waits up to this long ride on an SQS message delay (SQS's own limit is 900 s); longer ones are
+    # parked in the wake index and the sweeper sends their message when they come close.
+    webhook_max_queue_delay_seconds: int = 900
+    webhook_wake_ahead_seconds: int = 300
+    # A pending delivery still not attempted this long after its due time lost its message: the sweeper
+    # sends another (a duplicate is harmless: attempts are recorded conditionally).
+    webhook_lost_message_seconds: int = 900
+    webhook_delivery_retention_days: int = 30
+    webhook_max_endpoints_per_account: int = 20
+    webhook_endpoint_cache_seconds: float = 2.0
+
     # Warm-path caches. A revoked key stops working within auth_cache_seconds; a provider that goes
     # offline stops being chosen within provider_cache_seconds.
     auth_cache_seconds: float = 10.0
@@ -122,6 +148,21 @@ class Settings(BaseSettings):
                 f"job_upstream_timeout_seconds ({self.job_upstream_timeout_seconds:g}): a claim must outlive its call"
             )
         return self
+
+    @field_validator("webhook_retry_schedule_seconds")
+    @classmethod
+    def _schedule_is_a_list_of_delays(cls, value: str) -> str:
+        try:
+            delays = [int(part) for part in value.split(",")]
+        except ValueError:
+            delays = []
+        if not delays or any(delay < 0 for delay in delays):
+            raise ValueError("a comma-separated list of delays in seconds (>= 0), e.g. 0,5,300")
+        return value
+
+    @property
+    def webhook_retry_schedule(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.webhook_retry_schedule_seconds.split(","))
 
     @classmethod
     def required_variables(cls) -> list[str]:

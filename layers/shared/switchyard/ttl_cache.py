@@ -59,14 +59,14 @@ def cached_only() -> Iterator[None]:
 
 _refreshes: set[threading.Thread] = set()
 _refreshes_lock = threading.Lock()
-_kept_warm: weakref.WeakSet[TtlCache] = weakref.WeakSet()
+_kept_warm: weakref.WeakSet[TtlCache[Any]] = weakref.WeakSet()
 
 
-class _Entry(NamedTuple):
+class _Entry(NamedTuple, Generic[V]):
     refresh_at: float
     expires_at: float
     ticket: int  # when its load began, in the cache's sequence: a newer load's entry wins
-    value: object
+    value: V
 
 
 class Cancellable(Protocol):
@@ -102,7 +102,7 @@ class TtlCache(Generic[V]):
         self._schedule = schedule
         if self.keep_warm_seconds:
             _kept_warm.add(self)
-        self._entries: dict[Hashable, _Entry] = {}
+        self._entries: dict[Hashable, _Entry[V]] = {}
         # Every load takes a ticket first; invalidate() and clear() take one too. A load whose ticket is
         # older than the key's last invalidation read what was there before it, and is not stored.
         self._tickets = itertools.count(1)
@@ -125,7 +125,7 @@ class TtlCache(Generic[V]):
                 self._last_read[key] = now
             if entry.refresh_at <= now:
                 self._refresh_in_background(key, load, entry)
-            return entry.value  # type: ignore[return-value]
+            return entry.value
         if not _loads_allowed.get():
             raise WouldLoad(key)
         ticket = next(self._tickets)
@@ -151,7 +151,7 @@ class TtlCache(Generic[V]):
             entry = self._entries.get(key)
             ticket = self._block_older_loads(key)
             if entry is not None and entry.expires_at > self._clock():
-                self._entries[key] = entry._replace(ticket=ticket, value=change(entry.value))  # type: ignore[arg-type]
+                self._entries[key] = entry._replace(ticket=ticket, value=change(entry.value))
 
     def clear(self) -> None:
         with self._lock:
@@ -191,7 +191,7 @@ class TtlCache(Generic[V]):
             if self.keep_warm_seconds and key in self._last_read:
                 self._wake_at_refresh_time(key, entry)
 
-    def _wake_at_refresh_time(self, key: Hashable, entry: _Entry) -> None:
+    def _wake_at_refresh_time(self, key: Hashable, entry: _Entry[V]) -> None:
         """(Under the lock) one timer per key, replaced whenever a newer entry is stored."""
         previous = self._timers.pop(key, None)
         if previous is not None:
@@ -239,7 +239,7 @@ class TtlCache(Generic[V]):
         with self._lock:
             self._forget_all_reads()
 
-    def _refresh_in_background(self, key: Hashable, load: Callable[[], V], entry: _Entry) -> None:
+    def _refresh_in_background(self, key: Hashable, load: Callable[[], V], entry: _Entry[V]) -> None:
         if not self._claim_refresh(key):
             return
         thread = threading.Thread(
@@ -261,7 +261,9 @@ class TtlCache(Generic[V]):
             self._refreshing.add(key)
             return True
 
-    def _refresh(self, key: Hashable, load: Callable[[], V], entry: _Entry, thread: threading.Thread) -> None:
+    def _refresh(
+        self, key: Hashable, load: Callable[[], V], entry: _Entry[V], thread: threading.Thread
+    ) -> None:
         """Reload `key` in this background thread, which holds its claim and is in `_refreshes`."""
         try:
             started = self._clock()

@@ -46,6 +46,43 @@ def validate_inference_body(path: str, data: dict[str, Any], prefix: str = "") -
         raise InvalidRequest(message, param=param) from exc
 
 
+WEBHOOK_ID = "webhook_id"  # in `metadata`: which webhook endpoint hears of the async work's end
+
+
 def provider_body(data: dict[str, Any]) -> dict[str, Any]:
-    """The body a provider receives: the caller's own fields, minus the gateway's `async` flag."""
-    return {k: v for k, v in data.items() if k != "async"}
+    """The body a provider receives: the caller's own fields, minus the gateway's: the `async` flag and
+    `metadata.webhook_id`. The rest of `metadata` passes unchanged; a `metadata` left empty is dropped."""
+    body = {k: v for k, v in data.items() if k != "async"}
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and (WEBHOOK_ID in metadata or not metadata):
+        kept = {k: v for k, v in metadata.items() if k != WEBHOOK_ID}
+        if kept:
+            body["metadata"] = kept
+        else:
+            del body["metadata"]
+    return body
+
+
+def gateway_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """What provider_body takes out, as the caller sent it (the generation shows the original request)."""
+    taken: dict[str, Any] = {}
+    if "async" in data:
+        taken["async"] = data["async"]
+    metadata = data.get("metadata")
+    if isinstance(metadata, dict) and (WEBHOOK_ID in metadata or not metadata):
+        taken["metadata"] = metadata
+    return taken
+
+
+def webhook_id_of(data: dict[str, Any], where: str = "") -> str | None:
+    """The webhook endpoint a request names in `metadata.webhook_id`, if any."""
+    metadata = data.get("metadata")
+    if not isinstance(metadata, dict) or WEBHOOK_ID not in metadata:
+        return None
+    value = metadata[WEBHOOK_ID]
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(
+            f"{where}metadata.webhook_id must be the id of one of your webhooks (wh_...).",
+            param=f"{where}metadata.webhook_id",
+        )
+    return value

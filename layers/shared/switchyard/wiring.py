@@ -8,13 +8,20 @@ from __future__ import annotations
 
 from switchyard.caches import cached
 from switchyard.job_end import JobEndHook
+from switchyard.services.job_telemetry import job_ended
 from switchyard.services.step_tokens import answer_step_token
+from switchyard.services.webhook_events import announce_job_end
 
 
 @cached
 def get_job_end_hook() -> JobEndHook:
-    """A job's end, in this order: the workflow step whose job it was answers its task token.
-    (Webhooks and metrics subscribe here next.)"""
+    """A job's end, in this order: its metrics and its "job ended" log line (with the account, for the
+    per-account queries); the workflow step whose job it was answers its task token; the webhook that
+    hears of the job (or of its batch) gets its event stored and queued. The last two hear every end at
+    least once (the sweeper announces again what either could not take: job_end.py); the telemetry
+    hears only the first announcement, so an end is never counted twice."""
     hook = JobEndHook()
+    hook.subscribe("job telemetry", job_ended, once=True)
     hook.subscribe("workflow step token", answer_step_token)
+    hook.subscribe("webhooks", announce_job_end)
     return hook

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from switchyard import caches
+
+if TYPE_CHECKING:  # the stubs are a dev dependency: the layer never imports them
+    from types_boto3_dynamodb import DynamoDBClient, DynamoDBServiceResource
+    from types_boto3_dynamodb.service_resource import Table
+    from types_boto3_s3 import S3Client
+    from types_boto3_sqs import SQSClient
+    from types_boto3_stepfunctions import SFNClient
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 
 
-def _build(kind: str, service: str) -> Any:
+def _build(kind: str, service: Any) -> Any:  # Any: the typed overloads of client() and resource() narrow it
     import boto3
     from botocore.config import Config
 
@@ -36,15 +43,24 @@ def _cached(kind: str, service: str) -> Any:
     return found
 
 
+@overload
+def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["s3"]) -> S3Client: ...
+@overload
+def client(service: Literal["sqs"]) -> SQSClient: ...
+@overload
+def client(service: Literal["stepfunctions"]) -> SFNClient: ...
 def client(service: str) -> Any:
     return _cached("client", service)
 
 
-def resource(service: str) -> Any:
-    return _cached("resource", service)
+def resource(service: Literal["dynamodb"]) -> DynamoDBServiceResource:
+    found: DynamoDBServiceResource = _cached("resource", service)
+    return found
 
 
-def table(name: str) -> Any:
+def table(name: str) -> Table:
     return resource("dynamodb").Table(name)
 
 
@@ -57,7 +73,7 @@ def reset_clients() -> None:
 caches.on_reset(reset_clients)
 
 
-def item_pages(call: Callable[..., dict], **kwargs: Any) -> Iterator[list[dict]]:
+def item_pages(call: Callable[..., Mapping[str, Any]], **kwargs: Any) -> Iterator[list[dict[str, Any]]]:
     """The Items of a Table's `query` or `scan`, one page (up to 1 MB) at a time, each fetched only when
     the one before has been consumed: a caller that has enough stops paying for reads.
 
@@ -67,6 +83,25 @@ def item_pages(call: Callable[..., dict], **kwargs: Any) -> Iterator[list[dict]]
     while True:
         page = call(**kwargs)
         yield page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def item_count(call: Callable[..., Mapping[str, Any]], **kwargs: Any) -> int:
+    """How many items a Table's `query` or `scan` matches (Select=COUNT: no item leaves DynamoDB, though
+    every item scanned is still read and billed)."""
+    total = 0
+    for page in _count_pages(call, **kwargs):
+        total += page
+    return total
+
+
+def _count_pages(call: Callable[..., Mapping[str, Any]], **kwargs: Any) -> Iterator[int]:
+    kwargs["Select"] = "COUNT"
+    while True:
+        page = call(**kwargs)
+        yield int(page.get("Count", 0))
         if "LastEvaluatedKey" not in page:
             return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -48,7 +48,7 @@ class BatchesTable:
         unknown = sorted(wanted - found)
         client = aws.resource("dynamodb")
         for start in range(0, len(unknown), 100):
-            request = {
+            request: dict[str, Any] = {
                 self.name: {
                     "Keys": [{"batch_id": b} for b in unknown[start : start + 100]],
                     "ProjectionExpression": "batch_id, #state",
@@ -60,7 +60,7 @@ class BatchesTable:
                 page = client.batch_get_item(RequestItems=request)
                 for item in page.get("Responses", {}).get(self.name, []):
                     if item.get("state") == BatchState.COMMITTED.value:
-                        found.add(item["batch_id"])
+                        found.add(str(item["batch_id"]))
                 request = page.get("UnprocessedKeys") or {}
         self._remember(found)
         return found

@@ -92,7 +92,7 @@ class JobsTable:
         client = aws.resource("dynamodb")
         for start in range(0, len(job_ids), 100):
             keys = [{"job_id": j} for j in job_ids[start : start + 100]]
-            request = {self.name: {"Keys": keys, "ConsistentRead": True}}
+            request: dict[str, Any] = {self.name: {"Keys": keys, "ConsistentRead": True}}
             while request:
                 page = client.batch_get_item(RequestItems=request)
                 for item in page.get("Responses", {}).get(self.name, []):
@@ -182,7 +182,7 @@ class JobsTable:
         )
 
     def last_tick_ms(self, item_id: str) -> int | None:
-        item = self._table.get_item(Key={"job_id": item_id}).get("Item")
+        item: dict[str, Any] | None = self._table.get_item(Key={"job_id": item_id}).get("Item")
         return int(item["last_tick_ms"]) if item and "last_tick_ms" in item else None
 
     # -- writes

@@ -55,6 +55,15 @@ class ProvidersTable:
         )
         return tuple(Provider.from_item(item) for page in pages for item in page)
 
+    def count_online(self, seen_since_ms: int) -> int:
+        """Providers of every account that heartbeated at or after `seen_since_ms` (the sweeper's census;
+        the table holds heartbeat state only, so the scan is as small as the fleet)."""
+        return aws.item_count(
+            self._table.scan,
+            FilterExpression="last_seen >= :since",
+            ExpressionAttributeValues={":since": seen_since_ms},
+        )
+
     def registrations(self, account_id: str) -> list[Registration]:
         """Every provider of the account, with its leases and first heartbeat (read afresh)."""
         pages = aws.item_pages(
@@ -74,7 +83,9 @@ class ProvidersTable:
 
     def leases(self, account_id: str, provider_id: str) -> dict[str, int]:
         """The provider's leases (lease key -> expiry, epoch ms); empty for an unknown provider."""
-        item = self._table.get_item(Key=self._key(account_id, provider_id), ConsistentRead=True).get("Item")
+        item: dict[str, Any] | None = self._table.get_item(
+            Key=self._key(account_id, provider_id), ConsistentRead=True
+        ).get("Item")
         return {key: int(until) for key, until in ((item or {}).get("leases") or {}).items()}
 
     def acquire_slot(self, account_id: str, provider_id: str, lease_key: str, until_ms: int) -> bool:

@@ -84,6 +84,16 @@ class RunsTable:
         )
         return sorted((Step.from_item(item) for page in pages for item in page), key=lambda s: s.index)
 
+    def count_waiting_gates(self) -> int:
+        """Gate steps of every run waiting for approve/reject (the sweeper's census). A filtered scan: it
+        reads the whole table, which is why the sweeper counts only every few sweeps."""
+        return aws.item_count(
+            self._table.scan,
+            FilterExpression="#status = :waiting AND attribute_exists(gate_token)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":waiting": StepStatus.WAITING.value},
+        )
+
     def list_for_account(self, account_id: str, *, limit: int, after: str | None) -> tuple[list[Run], bool]:
         """Newest first; (runs, has_more). `after` is the last run id of the previous page."""
         condition = "account_id = :account"
@@ -367,6 +377,32 @@ class RunsTable:
             set_values=values,
             condition="#status = :seen",
             values={":seen": step.status.value},
+        )
+
+    def park_gate(self, run_id: str, step_id: str, token: str, waiting_since: str) -> Step | None:
+        """A PENDING gate whose dependencies are done -> WAITING for a decision, its task token stored;
+        None if it moved (skipped, canceled)."""
+        return self._step(
+            run_id,
+            step_id,
+            set_values={
+                "gate_token": token,
+                "status": StepStatus.WAITING.value,
+                "waiting_since": waiting_since,
+            },
+            condition="#status = :pending",
+            values={":pending": StepStatus.PENDING.value},
+        )
+
+    def renew_gate_token(self, run_id: str, step_id: str, token: str) -> Step | None:
+        """A WAITING gate's task was retried with a new token: the decision answers that one; None if the
+        gate is no longer waiting."""
+        return self._step(
+            run_id,
+            step_id,
+            set_values={"gate_token": token},
+            condition="#status = :waiting",
+            values={":waiting": StepStatus.WAITING.value},
         )
 
     def resolve_gate(

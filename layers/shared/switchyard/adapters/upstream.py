@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import httpx
 
 from switchyard.errors import UpstreamError
+from switchyard.ids import provider_request_id
 
 _lock = threading.Lock()
 _client: httpx.Client | None = None
@@ -26,9 +27,11 @@ class UpstreamResponse:
 
 
 def provider_request_headers(secret: str, content_type: str, request_id: str | None = None) -> dict[str, str]:
+    """What every call to a provider carries; `request_id` is sent in the UUID form providers accept
+    (`ids.provider_request_id`: whoever logs our id can log this one beside it)."""
     headers = {"authorization": f"Bearer {secret}", "content-type": content_type}
     if request_id:
-        headers["x-request-id"] = request_id
+        headers["x-request-id"] = provider_request_id(request_id)
     return headers
 
 
@@ -69,8 +72,12 @@ def post(
     """
     try:
         if deadline_seconds is None:
-            kwargs = {"timeout": timeout} if timeout is not None else {}
-            response = client.post(url, content=content, headers=headers, **kwargs)
+            response = client.post(
+                url,
+                content=content,
+                headers=headers,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
         else:
             response = _post_before(client, url, content, headers, timeout, deadline_seconds)
     except httpx.TimeoutException as exc:
@@ -78,9 +85,7 @@ def post(
     except httpx.HTTPError as exc:
         raise UpstreamError(f"The provider could not be reached ({type(exc).__name__}: {exc}).") from exc
     if response.status_code >= 500:
-        raise UpstreamError(
-            f"The provider returned HTTP {response.status_code}: {response.text[:300]}".rstrip(": ")
-        )
+        raise UpstreamError.provider_status(response.status_code, response.text)
     kept = {k: v for k, v in response.headers.items() if k.lower() in PASSTHROUGH_HEADERS}
     return UpstreamResponse(response.status_code, kept, response.content)
 

@@ -7,7 +7,7 @@ only its own account's keys. A new key's secret is in the creation answer and no
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
@@ -24,7 +24,7 @@ from switchyard.validation import parse_json_object
 MAX_NAME_CHARS = 100
 KeyId = Annotated[str, Path(description="The key id (key_...), as listed.", max_length=64)]
 
-_KEY_SCHEMA = {
+_KEY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "id": {"type": "string"},
@@ -105,7 +105,7 @@ OPENAPI_OPERATIONS = {
 }
 
 
-def key_view(key: ApiKeyInfo, current_key_id: str | None = None) -> dict:
+def key_view(key: ApiKeyInfo, current_key_id: str | None = None) -> dict[str, Any]:
     return {
         "id": key.key_id,
         "key_id": key.key_id,
@@ -141,7 +141,7 @@ def register(app) -> None:
         summary="List your account's API keys (never their secrets)",
         responses=docs.merge(LISTED, docs.UNAUTHORIZED),
     )
-    def list_keys() -> dict:
+    def list_keys() -> dict[str, Any]:
         keys = get_accounts_service().list_api_keys(caller_account(app))
         keys.sort(key=lambda k: (k.created_at, k.key_id), reverse=True)
         current = current_key_id()
@@ -167,6 +167,6 @@ def register(app) -> None:
         description="Revoking twice is harmless. Another account's key id answers 404.",
         responses=docs.merge(REVOKED, docs.UNAUTHORIZED, docs.NOT_FOUND),
     )
-    def revoke_key(key_id: KeyId) -> dict:
+    def revoke_key(key_id: KeyId) -> dict[str, Any]:
         revoked = get_accounts_service().revoke_api_key(caller_account(app), key_id)
         return key_view(revoked, current_key_id())

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from typing import Any, cast
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from switchyard import metrics, tracing
 from switchyard.api import (
     account_routes,
     agent_routes,
@@ -18,11 +23,10 @@ from switchyard.api import (
     inference_routes,
     providers_routes,
 )
+from switchyard.api.route_groups import route_group
 from switchyard.errors import ApiError, to_http
+from switchyard.logs import logged_invocation
 from switchyard.services.accounts import get_accounts_service
-
-logger = Logger()
-metrics = Metrics()
 
 TITLE = "Switchyard"
 DESCRIPTION = (
@@ -41,7 +45,7 @@ class PerThreadResolver(APIGatewayHttpResolver):
     on the instance, which attribute lookup finds before the class, gives every request its own."""
 
     def resolve(self, event, context):
-        self.current_event = self._to_proxy_event(event)
+        self.current_event = cast(APIGatewayProxyEventV2, self._to_proxy_event(event))
         self.lambda_context = context
         return super().resolve(event, context)
 
@@ -62,7 +66,7 @@ def build_resolver() -> APIGatewayHttpResolver:
         return Response(200, "application/json", openapi_document(app))
 
     @app.get("/health", include_in_schema=False)
-    def health() -> dict:
+    def health() -> dict[str, Any]:
         return {"status": "ok"}
 
     return app
@@ -74,7 +78,7 @@ def openapi_document(app: APIGatewayHttpResolver) -> str:
             title=TITLE,
             version="1",
             description=DESCRIPTION,
-            security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+            security_schemes={"bearer": HTTPBearer()},
             security=[{"bearer": []}],
         )
     )
@@ -89,6 +93,9 @@ def openapi_document(app: APIGatewayHttpResolver) -> str:
     for operation in (op for item in spec.get("paths", {}).values() for op in item.values()):
         # Powertools documents 422 for validation errors; this API answers 400 (documented per route).
         operation.get("responses", {}).pop("422", None)
+    from switchyard.api.webhooks_routes import document_events
+
+    document_events(spec)
     return json.dumps(spec)
 
 
@@ -104,7 +111,7 @@ def get_resolver() -> APIGatewayHttpResolver:
     return resolver
 
 
-def _error_result(error: ApiError) -> dict:
+def _error_result(error: ApiError) -> dict[str, Any]:
     """`to_http`'s answer as an API Gateway result, for failures before the resolver runs."""
     answer = to_http(error)
     return {
@@ -115,7 +122,7 @@ def _error_result(error: ApiError) -> dict:
     }
 
 
-def _route_path(event: dict) -> str:
+def _route_path(event: dict[str, Any]) -> str:
     """The path the routes see: on a named HTTP API stage, rawPath starts with /<stage>, which
     Powertools strips before routing; authentication must look at the same path."""
     path = event.get("rawPath") or ""
@@ -125,7 +132,7 @@ def _route_path(event: dict) -> str:
     return path
 
 
-def resolve(event: dict, context) -> dict:
+def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Authenticate first (so a caller without a key learns nothing about bodies), then route."""
     resolver = get_resolver()
     if _route_path(event).startswith(_AUTHENTICATED_PREFIXES):
@@ -135,11 +142,20 @@ def resolve(event: dict, context) -> dict:
             )
         except ApiError as error:
             return _error_result(error)
-        resolver.append_context(account_id=account_id)
+        resolver.context["account_id"] = account_id  # what append_context does (which has no annotations)
     return resolver.resolve(event, context)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@metrics.log_metrics
-def lambda_handler(event: dict, context) -> dict:
-    return resolve(event, context)
+@logged_invocation(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Every request is counted by route group and status; jobs it submits remember its request id."""
+    started = time.perf_counter()
+    status = 500  # what API Gateway answers when the handler raises
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    with metrics.measured_request(route_group(_route_path(event))), tracing.request_scope(request_id):
+        try:
+            result = resolve(event, context)
+            status = int(result.get("statusCode") or 200)
+            return result
+        finally:
+            metrics.record_request(status, (time.perf_counter() - started) * 1000)

@@ -3,16 +3,17 @@ answer, as a Powertools Response."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import Response
+import logging
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from switchyard.errors import ApiError, InvalidRequest, MalformedJson, UnknownRoute, to_http
 
-logger = Logger(child=True)
+logger = logging.getLogger(__name__)
 
 
-def error_response(error: BaseException) -> Response:
+def error_response(error: BaseException) -> Response[str]:
     answer = to_http(error)
     return Response(status_code=answer.status, body=answer.body, headers=dict(answer.headers))
 
@@ -33,17 +34,17 @@ def from_validation_error(exc: RequestValidationError) -> ApiError:
     return InvalidRequest("; ".join(parts) or "Invalid request.", param=param)
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
+    def _api_error(exc: ApiError) -> Response[str]:
         if exc.status_code >= 500:
             logger.warning("request failed", extra={"error_type": exc.error_type, "error": exc.message})
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    def _validation_error(exc: RequestValidationError) -> Response:
+    def _validation_error(exc: RequestValidationError) -> Response[str]:
         return error_response(from_validation_error(exc))
 
     @app.not_found
-    def _not_found(_exc: Exception) -> Response:
+    def _not_found(_exc: Exception) -> Response[str]:
         return error_response(UnknownRoute(app.current_event.path))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from switchyard.adapters.upstream import UpstreamResponse
 from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
 from switchyard.api.jobs_routes import submit_async
@@ -16,6 +17,7 @@ from switchyard.schemas import (
     MULTIPART_REQUIRED,
     ChatCompletionRequest,
     CompletionRequest,
+    EmbeddingRequest,
     ImageGenerationRequest,
     InferenceBody,
     MeshGenerationRequest,
@@ -29,7 +31,7 @@ from switchyard.services.providers import get_providers_service, reachable_model
 _TEXT_TYPES = ("application/json", "text/", "application/x-ndjson")
 
 
-def _provider_response(answer):
+def _provider_response(answer: UpstreamResponse) -> Response[str | bytes]:
     content_type = answer.headers.get("content-type", "application/octet-stream")
     body: str | bytes = answer.content
     if content_type.startswith(_TEXT_TYPES):
@@ -39,7 +41,9 @@ def _provider_response(answer):
     return Response(answer.status_code, content_type, body, headers=headers or None)
 
 
-def _json_inference(app, endpoint: Endpoint, body: InferenceBody):
+def _json_inference(
+    app: APIGatewayHttpResolver, endpoint: Endpoint, body: InferenceBody
+) -> Response[str] | Response[str | bytes]:
     account_id = caller_account(app)
     data = app.current_event.json_body
     if body.async_:
@@ -48,12 +52,12 @@ def _json_inference(app, endpoint: Endpoint, body: InferenceBody):
     return _provider_response(inference.execute(call))
 
 
-def raw_body(event: dict) -> bytes:
+def raw_body(event: dict[str, Any]) -> bytes:
     body = event.get("body") or ""
     return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
 
 
-def _multipart_inference(app, endpoint: Endpoint):
+def _multipart_inference(app: APIGatewayHttpResolver, endpoint: Endpoint) -> Response[str | bytes]:
     event = app.current_event
     call = inference.plan_multipart_call(
         caller_account(app),
@@ -70,9 +74,9 @@ _SYNC_ONLY.pop(202)
 _SYNC_ONLY.pop(503)
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     @app.get("/v1/models", summary="List the models you can reach right now", responses=docs.UNAUTHORIZED)
-    def list_models() -> dict:
+    def list_models() -> dict[str, Any]:
         providers = get_providers_service().online_providers(caller_account(app))
         return {"object": "list", "data": reachable_models(providers)}
 
@@ -107,6 +111,14 @@ def register(app) -> None:
     @app.post("/v1/3d/generations", summary="3D mesh generation", responses=docs.INFERENCE_RESPONSES)
     def mesh_generations(body: Annotated[MeshGenerationRequest, Body()]):
         return _json_inference(app, ENDPOINTS["/v1/3d/generations"], body)
+
+    @app.post(
+        "/v1/embeddings",
+        summary='Embeddings (OpenAI shape; "async": true queues them, event async-embedding.completed)',
+        responses=docs.INFERENCE_RESPONSES,
+    )
+    def embeddings(body: Annotated[EmbeddingRequest, Body()]):
+        return _json_inference(app, ENDPOINTS["/v1/embeddings"], body)
 
     @app.post(
         "/v1/audio/transcriptions",

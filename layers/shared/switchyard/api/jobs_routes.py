@@ -5,20 +5,23 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
+from switchyard import metrics
 from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
 from switchyard.api.pagination import list_page
 from switchyard.catalog import Endpoint
 from switchyard.errors import NotFound
+from switchyard.job_model import JobWebhook
 from switchyard.services.idempotency import run_once
 from switchyard.services.jobs import get_jobs_service
+from switchyard.services.webhooks import get_webhooks_service
 from switchyard.validation import provider_body
 
 
-def public_base_url(app) -> str:
+def public_base_url(app: APIGatewayHttpResolver) -> str:
     """The scheme and host the caller used, so result URLs point back at this gateway."""
     event = app.current_event
     headers = event.headers
@@ -29,17 +32,22 @@ def public_base_url(app) -> str:
     return f"{proto}://{host}{prefix}"
 
 
-def _accepted(body: dict) -> Response:
+def _accepted(body: dict[str, Any]) -> Response[str]:
     return Response(202, "application/json", json.dumps(body))
 
 
-def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any]) -> Response:
+def submit_async(
+    app: APIGatewayHttpResolver, account_id: str, endpoint: Endpoint, data: dict[str, Any]
+) -> Response[str]:
+    metrics.note_route_group(metrics.RouteGroup.ASYNC_SUBMIT)
     jobs = get_jobs_service()
     jobs.ensure_enabled()
     base_url = public_base_url(app)
+    # An unknown webhook (or another account's) is refused here, before anything is stored or queued.
+    webhook = get_webhooks_service().job_webhook(account_id, data, base_url)
 
-    def create() -> dict:
-        return jobs.envelope(jobs.submit(account_id, endpoint, data), base_url)
+    def create() -> dict[str, Any]:
+        return jobs.envelope(jobs.submit(account_id, endpoint, data, webhook=webhook), base_url)
 
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
@@ -48,7 +56,7 @@ def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any])
         account_id=account_id,
         key=key,
         scope="job",
-        payload={"endpoint": endpoint.path, "body": provider_body(data)},
+        payload={"endpoint": endpoint.path, "body": provider_body(data), **_webhook_of(webhook)},
         create=create,
         replay=lambda first: jobs.envelope(jobs.get(account_id, first["id"]), base_url),
         lambda_context=app.lambda_context,
@@ -56,10 +64,15 @@ def submit_async(app, account_id: str, endpoint: Endpoint, data: dict[str, Any])
     return _accepted(envelope)
 
 
+def _webhook_of(webhook: JobWebhook | None) -> dict[str, Any]:
+    """The webhook is part of what an Idempotency-Key replay must match (provider_body drops it)."""
+    return {"webhook_id": webhook.webhook_id} if webhook is not None else {}
+
+
 JobId = Annotated[str, Path(description="The job id (a string).", max_length=64)]
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     @app.get(
         "/v1/jobs",
         summary="List your async jobs, newest first",
@@ -74,7 +87,7 @@ def register(app) -> None:
         after: Annotated[
             str | None, Query(description="Page further: the last id of the previous page")
         ] = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         jobs = get_jobs_service()
         found, has_more = jobs.list(
             caller_account(app),
@@ -93,7 +106,7 @@ def register(app) -> None:
         summary="A job's status and result",
         responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
     )
-    def get_job(job_id: JobId) -> dict:
+    def get_job(job_id: JobId) -> dict[str, Any]:
         jobs = get_jobs_service()
         return jobs.envelope(jobs.get(caller_account(app), job_id), public_base_url(app))
 
@@ -102,9 +115,9 @@ def register(app) -> None:
         summary="Cancel a QUEUED or PROCESSING job",
         responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND),
     )
-    def cancel_job(job_id: JobId) -> dict:
+    def cancel_job(job_id: JobId) -> dict[str, Any]:
         job, canceled = get_jobs_service().cancel(caller_account(app), job_id)
-        answer: dict = {"id": job.job_id, "status": job.status.value, "canceled": canceled}
+        answer: dict[str, Any] = {"id": job.job_id, "status": job.status.value, "canceled": canceled}
         if not canceled:
             answer["detail"] = f"Job already finished with status {job.status.value}; nothing was canceled."
         return answer
@@ -119,7 +132,7 @@ def register(app) -> None:
         job = jobs.retry(caller_account(app), job_id)
         return _accepted(jobs.envelope(job, public_base_url(app)))
 
-    def summary() -> dict:
+    def summary() -> dict[str, Any]:
         return get_jobs_service().summary(caller_account(app))
 
     app.get(
@@ -129,12 +142,12 @@ def register(app) -> None:
     )(summary)
     app.get("/api/inference/queue/summary", include_in_schema=False)(summary)
 
-    def serve(job_id: str, index: int) -> Response:
+    def serve(job_id: str, index: int) -> Response[bytes]:
         found = get_jobs_service().asset(caller_account(app), job_id, index)
         if found.redirect_url:
-            return Response(302, "text/plain", "", headers={"Location": found.redirect_url})
+            return Response(302, "text/plain", b"", headers={"Location": found.redirect_url})
         return Response(
-            200, found.content_type, found.content, headers={"Cache-Control": "private, max-age=300"}
+            200, found.content_type, found.content or b"", headers={"Cache-Control": "private, max-age=300"}
         )
 
     # Route functions carry no return annotation: Powertools would try to build a response model of it.

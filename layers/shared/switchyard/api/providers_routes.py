@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from switchyard.api import openapi_docs as docs
@@ -66,7 +67,7 @@ def endpoint_host(url: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def provider_view(provider: ProviderStatus) -> dict:
+def provider_view(provider: ProviderStatus) -> dict[str, Any]:
     return {
         "id": provider.provider_id,
         "object": "provider",
@@ -88,7 +89,7 @@ def provider_view(provider: ProviderStatus) -> dict:
 
 
 def register(app) -> None:
-    def list_providers() -> dict:
+    def list_providers() -> dict[str, Any]:
         providers = get_providers_service().account_providers(caller_account(app))
         return {
             "object": "list",

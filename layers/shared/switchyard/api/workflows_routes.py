@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from switchyard.api import openapi_docs as docs
@@ -36,7 +36,8 @@ START_DESCRIPTION = f"""Body: `{{"template": "<id>", "inputs": {{...}}}}` or `{{
 
 An **inference step** is `{{"id", "endpoint", "body", "depends_on": [...], "timeout_seconds"?}}` and runs as an
 ordinary async job (visible in /v1/jobs) of one of /v1/chat/completions, /v1/completions,
-/v1/images/generations, /v1/audio/speech, /v1/music/generations, /v1/videos/generations, /v1/3d/generations.
+/v1/images/generations, /v1/audio/speech, /v1/music/generations, /v1/videos/generations, /v1/3d/generations,
+/v1/embeddings.
 A **gate** is `{{"id", "type": "gate", "depends_on": [...], "timeout_seconds"?, "prompt"?}}` and waits for
 approve/reject. A step starts as soon as its own dependencies have succeeded; a step that does not succeed
 skips everything downstream of it. At most {MAX_STEPS} steps.
@@ -47,8 +48,13 @@ step's text), `{{{{steps.ID.output.PATH}}}}` (a value in an upstream step's outp
 (an upstream media step's asset) and `{{{{steps.ID.job_id}}}}`. A string that is exactly one reference takes
 the referenced JSON value. Only steps upstream of a step (through depends_on) may be referenced.
 
-Everything is validated before anything starts (400 invalid_request naming the step and why).
-`Idempotency-Key` works as for jobs."""
+`"metadata": {{"webhook_id": "wh_..."}}` names a webhook of yours that gets `workflow.run.completed` (the
+run's final status and error) and `workflow.gate.waiting` (run id, step id, prompt, expires_at, approve and
+reject URLs) for each gate; a step body's own `metadata.webhook_id` gets that step job's
+`generation.completed`.
+
+Everything is validated before anything starts (400 invalid_request naming the step and why; an unknown
+webhook, or another account's, too). `Idempotency-Key` works as for jobs."""
 
 RUN_DESCRIPTION = """Run status: RUNNING until every step is final; then SUCCEEDED (every step succeeded),
 FAILED (a step failed, timed out or had its job canceled; `error` names it), REJECTED (a gate was rejected and
@@ -61,11 +67,11 @@ JSON metadata), `result_url` for media, `error`, and for gates the `gate` object
 `edges` lists `{"from", "to"}` for drawing the graph."""
 
 
-def _json(status: int, body: dict):
+def _json(status: int, body: dict[str, Any]) -> Response[str]:
     return Response(status, "application/json", json.dumps(body))
 
 
-def _comment(app) -> str | None:
+def _comment(app: APIGatewayHttpResolver) -> str | None:
     raw = raw_body(app.current_event.raw_event)
     if not raw.strip():
         return None
@@ -79,7 +85,7 @@ def _comment(app) -> str | None:
     return comment
 
 
-def register(app) -> None:
+def register(app: APIGatewayHttpResolver) -> None:
     @app.get(
         "/v1/workflows/templates",
         summary="List curated, ready-to-run workflow templates",
@@ -87,7 +93,7 @@ def register(app) -> None:
         "default) and its DAG: steps (as a spec would write them) and edges.",
         responses=docs.merge(docs.UNAUTHORIZED, docs.ASYNC_DISABLED),
     )
-    def list_templates() -> dict:
+    def list_templates() -> dict[str, Any]:
         caller_account(app)
         workflows = get_workflows_service()
         workflows.ensure_enabled()
@@ -134,7 +140,7 @@ def register(app) -> None:
         after: Annotated[
             str | None, Query(description="Page further: the last id of the previous page")
         ] = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         runs, has_more = workflows.list(caller_account(app), limit=limit, after=after)
@@ -146,7 +152,7 @@ def register(app) -> None:
         description=RUN_DESCRIPTION,
         responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND, docs.ASYNC_DISABLED),
     )
-    def get_run(run_id: RunId) -> dict:
+    def get_run(run_id: RunId) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         return workflows.view(caller_account(app), run_id, public_base_url(app))
@@ -183,7 +189,7 @@ def register(app) -> None:
         docs.BAD_REQUEST, docs.UNAUTHORIZED, docs.NOT_FOUND, docs.CONFLICT, docs.ASYNC_DISABLED
     )
 
-    def resolve_gate(run_id: str, step_id: str, approve: bool) -> dict:
+    def resolve_gate(run_id: str, step_id: str, approve: bool) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         return workflows.resolve_gate(
@@ -202,7 +208,7 @@ def register(app) -> None:
         "decided, timed out, canceled).",
         responses=gate_responses,
     )
-    def approve_gate(run_id: RunId, step_id: StepId) -> dict:
+    def approve_gate(run_id: RunId, step_id: StepId) -> dict[str, Any]:
         return resolve_gate(run_id, step_id, approve=True)
 
     @app.post(
@@ -212,7 +218,7 @@ def register(app) -> None:
         "failed). 409 as for approve.",
         responses=gate_responses,
     )
-    def reject_gate(run_id: RunId, step_id: StepId) -> dict:
+    def reject_gate(run_id: RunId, step_id: StepId) -> dict[str, Any]:
         return resolve_gate(run_id, step_id, approve=False)
 
     @app.post(
@@ -220,7 +226,7 @@ def register(app) -> None:
         summary="Cancel a RUNNING run and its queued jobs",
         responses=docs.merge(docs.UNAUTHORIZED, docs.NOT_FOUND, docs.CONFLICT, docs.ASYNC_DISABLED),
     )
-    def cancel_run(run_id: RunId) -> dict:
+    def cancel_run(run_id: RunId) -> dict[str, Any]:
         workflows = get_workflows_service()
         workflows.ensure_enabled()
         return workflows.cancel(caller_account(app), run_id, public_base_url(app))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,12 +18,13 @@ from starlette.routing import Route
 
 from switchyard.front.http_api_event import RequestInfo, build_event, new_request_id, response_from_result
 from switchyard.front.lambda_context import LambdaContext
+from switchyard.front.relayed_response import RelayedResponse
 from switchyard.front.stream_relay import PrepareStream, StreamRelay, wants_stream
 from switchyard.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-ApiHandler = Callable[[dict, Any], dict]
+ApiHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Set by the Lambda Web Adapter on AWS; never forwarded to the handler as client headers.
 _LWA_CONTEXT_HEADER = "x-amzn-lambda-context"
@@ -48,7 +49,7 @@ def create_app(
     """
     relay = StreamRelay(prepare_stream)
 
-    async def handle(request: Request) -> Response:
+    async def handle(request: Request) -> Response | RelayedResponse:
         scope = request.scope
         body = await request.body()
         settings = get_settings()
@@ -85,7 +86,7 @@ def create_app(
         return response
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if warmup is not None:
             await run_in_threadpool(warmup)
         try:
@@ -96,7 +97,7 @@ def create_app(
     return Starlette(routes=[Route("/{path:path}", handle, methods=_METHODS)], lifespan=lifespan)
 
 
-def _lambda_context_header(scope: dict) -> dict | None:
+def _lambda_context_header(scope: Mapping[str, Any]) -> dict[str, Any] | None:
     """The invocation's real context, which the Lambda Web Adapter passes as a JSON header."""
     for name, value in scope["headers"]:
         if name == _LWA_CONTEXT_HEADER.encode():

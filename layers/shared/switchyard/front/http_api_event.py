@@ -11,6 +11,7 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote_plus
@@ -54,7 +55,7 @@ def is_text_content_type(content_type: str | None) -> bool:
     )
 
 
-def build_event(scope: dict[str, Any], body: bytes, info: RequestInfo) -> dict[str, Any]:
+def build_event(scope: Mapping[str, Any], body: bytes, info: RequestInfo) -> dict[str, Any]:
     headers: dict[str, str] = {}
     cookies: list[str] = []
     for raw_name, raw_value in scope["headers"]:

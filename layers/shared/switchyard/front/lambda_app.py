@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from switchyard.front.app import create_app
+from switchyard.front.app import ApiHandler, create_app
 
 
-def _load_api_handler():
+def _load_api_handler() -> ApiHandler:
     # Imported on first use (or during warm-up), not when uvicorn imports this module.
     from switchyard.api.app import lambda_handler
 
     return lambda_handler
 
 
-def api_handler(event: dict, context: Any) -> dict:
+def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return _load_api_handler()(event, context)
 
 

@@ -2,9 +2,14 @@
 
 A buffered Lambda response cannot stream, so `stream: true` chat/completions requests bypass the API
 handler: `prepare_stream` (authentication, validation, provider choice) runs on the event loop when all
-it needs is cached and in a worker thread when it has to read DynamoDB, and
-the provider's response is copied to the client chunk by chunk through one shared, pooled HTTP client
-(see upstream_client for why it is not httpx).
+it needs is cached and in a worker thread when it has to read DynamoDB, and the provider's response is
+copied to the client chunk by chunk (`RelayedResponse`) through one shared, pooled HTTP client (see
+upstream_client for why it is not httpx).
+
+What the client gets, by what the provider did (docs/CONTRACTS.md): a 2xx stream, relayed as it comes; a
+4xx, passed through as it is (status, content type, body: the caller's request was refused); a 5xx, no
+answer, an empty stream, or a failure before the first byte, `502 upstream_error` in the API's envelope,
+as on the synchronous path; a failure after the first byte, a truncated response (the connection drops).
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
+from switchyard import metrics
 from switchyard.errors import ApiError, UpstreamError, to_http
+from switchyard.front.relayed_response import RelayedResponse
 from switchyard.front.upstream_client import StreamedResponse, TransportError, TransportTimeout, UpstreamPool
 from switchyard.settings import get_settings
 from switchyard.ttl_cache import WouldLoad, cached_only
@@ -26,7 +33,9 @@ log = logging.getLogger(__name__)
 
 STREAMING_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 # Response headers worth passing on besides the status: how to read the body, and not to cache it.
-_RELAYED_HEADERS = ("content-type", "cache-control")
+_RELAYED_HEADERS = (b"content-type", b"cache-control")
+# How much of a provider's 5xx answer is read to quote it (the message keeps its first 300 characters).
+_QUOTED_ERROR_BYTES = 4096
 
 PrepareStream = Callable[..., Any]
 
@@ -72,7 +81,19 @@ class StreamRelay:
             await self._pool.aclose()
             self._pool = None
 
-    async def respond(self, authorization: str | None, path: str, body: bytes, request_id: str) -> Response:
+    async def respond(
+        self, authorization: str | None, path: str, body: bytes, request_id: str
+    ) -> Response | RelayedResponse:
+        # Streams bypass the API handler, which counts every other request: counted here, by the status
+        # they start with (no latency: a stream's length is the model's, not the gateway's).
+        with metrics.measured_request(metrics.RouteGroup.SYNC_INFERENCE):
+            response = await self._respond(authorization, path, body, request_id)
+            metrics.record_request(response.status_code, 0.0)
+        return response
+
+    async def _respond(
+        self, authorization: str | None, path: str, body: bytes, request_id: str
+    ) -> Response | RelayedResponse:
         try:
             call = await self._prepare(authorization, path, body, request_id)
         except Exception as error:  # every failure must become an HTTP answer
@@ -97,11 +118,18 @@ class StreamRelay:
         self._prepared_once = True
         return call
 
-    async def _relay(self, call: Any) -> Response:
+    async def _relay(self, call: Any) -> Response | RelayedResponse:
         upstream: StreamedResponse | None = None
         try:
             upstream = await self._upstream().post(call.url, call.headers, call.content)
             chunks = upstream.chunks()
+            if upstream.status_code >= 500:
+                # As on the synchronous path, the provider's own failure is the gateway's 502 in the API's
+                # envelope, quoting the start of its answer; a 4xx is the caller's to see, passed through.
+                answer = await _start_of(chunks, _QUOTED_ERROR_BYTES)
+                await upstream.aclose()
+                log.warning("Upstream %s answered HTTP %d", call.url, upstream.status_code)
+                return _error_response(UpstreamError.provider_status(upstream.status_code, answer))
             # Wait for the first byte before committing to a status: until then a failure is still a 502.
             first_chunk = await anext(chunks, b"")
             if not first_chunk and 200 <= upstream.status_code < 300:
@@ -115,25 +143,21 @@ class StreamRelay:
                 raise
             log.warning("Upstream %s failed before the first byte: %r", call.url, error)
             return _error_response(UpstreamError(f"Upstream provider failed: {_describe(error)}"))
-        headers = {name: upstream.headers[name] for name in _RELAYED_HEADERS if name in upstream.headers}
-        return StreamingResponse(
-            _relay_chunks(upstream, first_chunk, chunks), status_code=upstream.status_code, headers=headers
+        headers = [(name, value) for name, value in upstream.raw_headers if name in _RELAYED_HEADERS]
+        return RelayedResponse(
+            upstream, chunks, first_chunk, status_code=upstream.status_code, headers=headers
         )
 
 
-async def _relay_chunks(upstream: StreamedResponse, first_chunk: bytes, chunks: AsyncGenerator[bytes, None]):
-    try:
-        if first_chunk:
-            yield first_chunk
-        async for chunk in chunks:
-            yield chunk
-    except TransportError as error:
-        # The status line is gone already: all that is left is to end the stream.
-        log.warning("Upstream stream broke off: %r", error)
-    finally:
-        # Also reached when the client goes away: closing the connection tells the provider to stop.
-        await chunks.aclose()
-        await upstream.aclose()
+async def _start_of(chunks: AsyncGenerator[bytes, None], limit: int) -> str:
+    """The first `limit` bytes of a body (less if it ends sooner), as text."""
+    data = b""
+    async for chunk in chunks:
+        data += chunk
+        if len(data) >= limit:
+            break
+    await chunks.aclose()
+    return data[:limit].decode("utf-8", "replace")
 
 
 def _error_response(error: BaseException) -> Response:

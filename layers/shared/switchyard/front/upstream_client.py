@@ -1,17 +1,18 @@
-"""A lean, pooled HTTP/1.1 client for relaying one POST to a provider and streaming its answer back.
+"""A lean, pooled HTTP/1.1 client for relaying one request upstream and streaming its answer back.
 
-Why not httpx.AsyncClient: on the latency-critical streaming path it measured ~3 ms per request of
-Python overhead on a 2-core box (time to first byte from a loopback SSE server: raw asyncio 0.7 ms,
-httpcore 1.6 ms, httpx 3.6 ms), which alone broke the gateway's 5 ms budget. This client does only
-what the relay needs: one write per request, h11 for the protocol (framing, chunked bodies, keep-alive
-rules), a keep-alive pool per origin, TLS, and connect/read timeouts.
+Two relays use it: the gateway's streaming front (to the provider agent) and the provider agent (to its
+model server). Why not httpx.AsyncClient: on the latency-critical streaming path it measured ~3 ms per
+request of Python overhead on a 2-core box (time to first byte from a loopback SSE server: raw asyncio
+0.7 ms, httpcore 1.6 ms, httpx 3.6 ms), which alone broke the gateway's 5 ms budget. This client does
+only what a relay needs: one write per request, h11 for the protocol (framing, chunked bodies,
+keep-alive rules), a keep-alive pool per origin, TLS, and connect/read timeouts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import h11
@@ -21,6 +22,10 @@ _HOP_BY_HOP = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
 )
 _READ_SIZE = 65536
+# Methods whose request carries a body by definition: they always get a content-length, even of 0.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+Origin = tuple[str, str, int]  # scheme, host, port: the key of the keep-alive pool
 
 
 class TransportError(Exception):
@@ -33,6 +38,10 @@ class TransportError(Exception):
 
 class TransportTimeout(TransportError):
     pass
+
+
+class _InvalidRequest(TransportError):
+    """The request itself cannot be written (never retried: a fresh connection would not help)."""
 
 
 class _Connection:
@@ -53,18 +62,23 @@ class _Connection:
 class StreamedResponse:
     """Status and headers are read; `chunks()` streams the body; `aclose()` frees the connection."""
 
-    def __init__(self, pool: UpstreamPool, origin: tuple, connection: _Connection, response: h11.Response):
+    def __init__(self, pool: UpstreamPool, origin: Origin, connection: _Connection, response: h11.Response):
         self._pool = pool
         self._origin = origin
-        self._connection = connection
+        self._connection: _Connection | None = connection  # None once closed
         self.status_code = response.status_code
+        # As received (names lower-cased by h11), repeated headers included: what a relay passes on.
+        self.raw_headers: list[tuple[bytes, bytes]] = [(name, value) for name, value in response.headers]
         self.headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in response.headers}
         self._done = False
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
-        protocol = self._connection.protocol
+        connection = self._connection
+        if connection is None:
+            raise TransportError("the response is closed")
+        protocol = connection.protocol
         while True:
-            event = await self._pool._next_event(self._connection)
+            event = await self._pool._next_event(connection)
             if isinstance(event, h11.Data):
                 yield bytes(event.data)
             elif isinstance(event, h11.EndOfMessage):
@@ -76,7 +90,7 @@ class StreamedResponse:
                 raise TransportError("protocol error")
 
     async def aclose(self) -> None:
-        connection, self._connection = self._connection, None  # type: ignore[assignment]
+        connection, self._connection = self._connection, None
         if connection is None:
             return
         if (
@@ -95,22 +109,31 @@ class UpstreamPool:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max_idle = max_idle_per_origin
-        self._idle: dict[tuple, list[_Connection]] = {}
+        self._idle: dict[Origin, list[_Connection]] = {}
         self._tls: ssl.SSLContext | None = None
 
     async def post(self, url: str, headers: Mapping[str, str], content: bytes) -> StreamedResponse:
-        """Send the request and read the response head; the body is left to `StreamedResponse.chunks`."""
+        """Send a POST and read the response head; the body is left to `StreamedResponse.chunks`."""
+        return await self.request("POST", url, headers.items(), content)
+
+    async def request(
+        self, method: str, url: str, headers: Iterable[tuple[str, str]], content: bytes = b""
+    ) -> StreamedResponse:
+        """Send the request (a repeated header may appear more than once) and read the response head."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TransportError(f"unsupported URL {url!r}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as error:  # a port out of range or not a number
+            raise TransportError(f"unsupported URL {url!r}") from error
         origin = (parts.scheme, parts.hostname, port)
         host_header = parts.netloc.rpartition("@")[2]
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        request_headers = [("host", host_header), ("content-length", str(len(content)))]
-        request_headers += [
-            (name, value) for name, value in headers.items() if name.lower() not in _HOP_BY_HOP
-        ]
+        request_headers = [("host", host_header)]
+        if content or method in _BODY_METHODS:
+            request_headers.append(("content-length", str(len(content))))
+        request_headers += [(name, value) for name, value in headers if name.lower() not in _HOP_BY_HOP]
 
         connection = self._take_idle(origin)
         reused = connection is not None
@@ -118,13 +141,13 @@ class UpstreamPool:
             if connection is None:
                 connection = await self._connect(origin)
             try:
-                response = await self._exchange(connection, target, request_headers, content)
+                response = await self._exchange(connection, method, target, request_headers, content)
                 return StreamedResponse(self, origin, connection, response)
             except (TransportError, OSError) as error:
                 connection.close()
                 # A kept-alive connection the server closed meanwhile fails before any response byte:
                 # retry once on a fresh connection, as every HTTP client does.
-                if reused and not isinstance(error, TransportTimeout):
+                if reused and not isinstance(error, TransportTimeout | _InvalidRequest):
                     connection, reused = None, False
                     continue
                 if isinstance(error, TransportError):
@@ -132,14 +155,27 @@ class UpstreamPool:
                 raise TransportError(str(error) or type(error).__name__) from error
 
     async def _exchange(
-        self, connection: _Connection, target: str, headers: list[tuple[str, str]], content: bytes
+        self,
+        connection: _Connection,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        content: bytes,
     ) -> h11.Response:
         protocol = connection.protocol
-        data = protocol.send(h11.Request(method="POST", target=target, headers=headers))
+        try:
+            data = protocol.send(h11.Request(method=method, target=target, headers=headers))
+        except h11.LocalProtocolError as error:  # e.g. a header value with a line break in it
+            raise _InvalidRequest(f"cannot send this request: {error}") from error
         data += protocol.send(h11.Data(data=content)) if content else b""
         data += protocol.send(h11.EndOfMessage())
         connection.writer.write(data)  # one write: head and body leave in one segment
-        await connection.writer.drain()
+        try:
+            # Only a large body waits here, for a server that reads it slowly (or not at all).
+            async with asyncio.timeout(self._read_timeout):
+                await connection.writer.drain()
+        except TimeoutError as error:
+            raise TransportTimeout(f"the upstream took no data for {self._read_timeout:g} s") from error
         while True:
             event = await self._next_event(connection)
             if isinstance(event, h11.Response):
@@ -148,7 +184,10 @@ class UpstreamPool:
                 raise TransportError("connection closed before a response")
             # h11.InformationalResponse (100 Continue and friends): keep reading
 
-    async def _next_event(self, connection: _Connection):
+    async def _next_event(
+        self, connection: _Connection
+    ) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        # Never NEED_DATA in fact; the annotation keeps it because mypy cannot narrow the `is not` below.
         protocol = connection.protocol
         while True:
             try:
@@ -164,7 +203,7 @@ class UpstreamPool:
                 raise TransportTimeout(f"no data for {self._read_timeout:g} s") from error
             protocol.receive_data(data)
 
-    async def _connect(self, origin: tuple) -> _Connection:
+    async def _connect(self, origin: Origin) -> _Connection:
         scheme, host, port = origin
         tls = self._tls_context() if scheme == "https" else None
         try:
@@ -181,7 +220,7 @@ class UpstreamPool:
             self._tls = ssl.create_default_context()
         return self._tls
 
-    def _take_idle(self, origin: tuple) -> _Connection | None:
+    def _take_idle(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
@@ -190,7 +229,7 @@ class UpstreamPool:
             connection.close()
         return None
 
-    def _release(self, origin: tuple, connection: _Connection) -> None:
+    def _release(self, origin: Origin, connection: _Connection) -> None:
         idle = self._idle.setdefault(origin, [])
         if len(idle) < self._max_idle and connection.usable():
             idle.append(connection)

@@ -9,6 +9,7 @@ SQS refused after the commit is re-sent by the sweeper's lost-message pass, like
 
 from __future__ import annotations
 
+import builtins
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,11 +23,14 @@ from switchyard.catalog import Endpoint, endpoint_for
 from switchyard.clock import now_ms
 from switchyard.errors import ApiError, InvalidRequest, NotFound, TooLarge
 from switchyard.ids import new_id
-from switchyard.job_model import ACTIVE, Job
+from switchyard.job_model import ACTIVE, Job, JobWebhook
+from switchyard.logs import carry_log_keys
+from switchyard.services import job_telemetry
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import JobsService, get_jobs_service
+from switchyard.services.webhooks import WebhooksService, get_webhooks_service
 from switchyard.settings import Settings, get_settings
-from switchyard.validation import validate_inference_body
+from switchyard.validation import validate_inference_body, webhook_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ BATCH_ENDPOINTS = (
     "/v1/videos/generations",
     "/v1/music/generations",
     "/v1/audio/speech",
+    "/v1/embeddings",
 )
 
 
@@ -60,13 +65,17 @@ class BatchItem:
 class BatchRequest:
     items: tuple[BatchItem, ...]
     label: str | None
+    webhook_id: str | None = None  # metadata.webhook_id: hears batch.completed
 
     def fingerprint_payload(self) -> dict[str, Any]:
         """What must match for an Idempotency-Key replay."""
-        return {
+        payload: dict[str, Any] = {
             "label": self.label,
             "requests": [{"endpoint": item.endpoint.path, "body": item.body} for item in self.items],
         }
+        if self.webhook_id:
+            payload["webhook_id"] = self.webhook_id
+        return payload
 
 
 def parse_batch_request(data: dict[str, Any]) -> BatchRequest:
@@ -87,6 +96,10 @@ def parse_batch_request(data: dict[str, Any]) -> BatchRequest:
         raise InvalidRequest("label: must be a string.", param="label")
     if label is not None and len(label) > MAX_LABEL_LENGTH:
         raise InvalidRequest(f"label: at most {MAX_LABEL_LENGTH} characters.", param="label")
+    metadata = data.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidRequest("metadata: must be an object.", param="metadata")
+    webhook_id = webhook_id_of(data)
 
     items: list[BatchItem] = []
     problems: list[InvalidRequest] = []
@@ -100,7 +113,7 @@ def parse_batch_request(data: dict[str, Any]) -> BatchRequest:
         if len(problems) > MAX_REPORTED_PROBLEMS:
             messages.append(f"and {len(problems) - MAX_REPORTED_PROBLEMS} more malformed items")
         raise InvalidRequest("; ".join(messages), param=problems[0].param)
-    return BatchRequest(tuple(items), label)
+    return BatchRequest(tuple(items), label, webhook_id)
 
 
 def _parse_item(index: int, raw: Any) -> BatchItem:
@@ -125,6 +138,7 @@ def _parse_item(index: int, raw: Any) -> BatchItem:
     except InvalidRequest as problem:
         param = f"{where}.body.{problem.param}" if problem.param else f"{where}.body"
         raise InvalidRequest(problem.message, param=param) from problem
+    webhook_id_of(body, f"{where}.body.")  # its type now; whose it is once the caller is known
     return BatchItem(endpoint, body)
 
 
@@ -136,21 +150,27 @@ class BatchesService:
         lifecycle: JobLifecycle,
         jobs_table: JobsTable,
         table: BatchesTable,
+        webhooks: WebhooksService,
     ):
         self.settings = settings
         self.jobs = jobs
         self.lifecycle = lifecycle
         self.jobs_table = jobs_table
         self.table = table
+        self.webhooks = webhooks
 
     def ensure_enabled(self) -> None:
         self.jobs.ensure_enabled()
 
     # -- creating
-    def submit(self, account_id: str, request: BatchRequest) -> dict[str, Any]:
+    def submit(self, account_id: str, request: BatchRequest, base_url: str | None = None) -> dict[str, Any]:
         self.ensure_enabled()
+        webhooks = self._webhooks_of(account_id, request, base_url)  # a 400 before anything is stored
         batch_id = new_id("batch_")
-        jobs = [self._new_job(account_id, batch_id, item) for item in request.items]
+        jobs = [
+            self._new_job(account_id, batch_id, item, webhook)
+            for item, webhook in zip(request.items, webhooks, strict=True)
+        ]
         batch = Batch(
             batch_id=batch_id,
             account_id=account_id,
@@ -172,10 +192,31 @@ class BatchesService:
             raise BatchCreationFailed("The batch took too long to create and was discarded; submit it again.")
         batch.state = BatchState.COMMITTED
         self.lifecycle.enqueue_many(jobs)  # 4. wake the dispatcher (the sweeper re-sends what SQS refused)
+        job_telemetry.jobs_submitted(jobs)
         return batch.public([JobSummary(job.job_id, job.status, job.inference_type) for job in jobs])
 
-    def _new_job(self, account_id: str, batch_id: str, item: BatchItem) -> Job:
-        return self.jobs.new_job(account_id, item.endpoint, item.body, batch_id=batch_id)
+    def _new_job(self, account_id: str, batch_id: str, item: BatchItem, webhook: JobWebhook | None) -> Job:
+        return self.jobs.new_job(account_id, item.endpoint, item.body, batch_id=batch_id, webhook=webhook)
+
+    def _webhooks_of(
+        self, account_id: str, request: BatchRequest, base_url: str | None
+    ) -> list[JobWebhook | None]:
+        """Per item, whom its job's end concerns: the webhook its own body names, and the batch's (its
+        end counts towards batch.completed)."""
+        if request.webhook_id:
+            self.webhooks.require(account_id, request.webhook_id)
+        found = []
+        for index, item in enumerate(request.items):
+            own = self.webhooks.job_webhook(account_id, item.body, base_url, where=f"requests[{index}].body.")
+            if request.webhook_id:
+                own = JobWebhook(
+                    webhook_id=own.webhook_id if own else None,
+                    base_url=base_url,
+                    batch_webhook_id=request.webhook_id,
+                    batch_total=len(request.items),
+                )
+            found.append(own)
+        return found
 
     def _discard(self, batch: Batch) -> None:
         """Best effort: a batch that will never be committed goes now rather than at the next sweep."""
@@ -203,6 +244,7 @@ class BatchesService:
         batch = self._visible_batch(account_id, batch_id)
         return batch.public(self._jobs_of(batch, self.jobs_table.summaries(batch.job_ids)))
 
+    # Below this method, `list` in an annotation names it: those annotations spell `builtins.list`.
     def list(self, account_id: str, *, limit: int, after: str | None) -> tuple[list[dict[str, Any]], bool]:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidRequest(f"limit: must be between 1 and {MAX_LIST_LIMIT}.", param="limit")
@@ -217,7 +259,7 @@ class BatchesService:
         return batch
 
     @staticmethod
-    def _jobs_of(batch: Batch, summaries: dict[str, JobSummary]) -> list[JobSummary]:
+    def _jobs_of(batch: Batch, summaries: dict[str, JobSummary]) -> builtins.list[JobSummary]:
         return [summaries[job_id] for job_id in batch.job_ids if job_id in summaries]
 
     # -- changing
@@ -228,11 +270,11 @@ class BatchesService:
         active = [s.job_id for s in self.jobs_table.summaries(batch.job_ids).values() if s.status in ACTIVE]
         if active:
             with ThreadPoolExecutor(max_workers=min(8, len(active))) as pool:
-                list(pool.map(self.lifecycle.cancel, active))
+                list(pool.map(carry_log_keys(self.lifecycle.cancel), active))
         return batch.public(self._jobs_of(batch, self.jobs_table.summaries(batch.job_ids)))
 
     # -- housekeeping (the sweeper)
-    def delete_abandoned(self) -> list[str]:
+    def delete_abandoned(self) -> builtins.list[str]:
         """Delete batches whose creator died before committing them, with their jobs."""
         cutoff = now_ms() - int(self.settings.batch_abandon_after_seconds * 1000)
         deleted = []
@@ -251,5 +293,10 @@ class BatchesService:
 @cached
 def get_batches_service() -> BatchesService:
     return BatchesService(
-        get_settings(), get_jobs_service(), get_job_lifecycle(), get_jobs_table(), get_batches_table()
+        get_settings(),
+        get_jobs_service(),
+        get_job_lifecycle(),
+        get_jobs_table(),
+        get_batches_table(),
+        get_webhooks_service(),
     )

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from switchyard import metrics, tracing
 from switchyard.adapters import upstream
 from switchyard.adapters.jobs_queue import JobMessage
 from switchyard.adapters.jobs_table import new_claim_id
@@ -116,16 +117,34 @@ class Dispatcher:
         client = upstream.get_client(
             self.settings.job_upstream_timeout_seconds, self.settings.upstream_connect_timeout_seconds
         )
+        url = provider.endpoint_url + job.endpoint
+        headers = upstream.provider_request_headers(provider.secret, "application/json", job.job_id)
+        # The provider knows the job by this UUID (its logs, its answer's x-request-id): say which is which.
+        logger.info(
+            "job %s attempt %d to provider %s as request %s",
+            job.job_id,
+            job.attempt,
+            provider.provider_id,
+            headers["x-request-id"],
+        )
+        if job.attempt == 1:  # a retry's wait includes its backoff: not the queue's latency
+            metrics.record_dispatch_latency(now_ms() - job.queued_ms)
         deadline = max(self._shortest_call, self._call_seconds(time_left))
         try:
-            answer = upstream.post(
-                client,
-                provider.endpoint_url + job.endpoint,
-                body.encode(),
-                upstream.provider_request_headers(provider.secret, "application/json", job.job_id),
-                timeout=deadline,
-                deadline_seconds=deadline,
-            )
+            with (
+                metrics.provider_call(metrics.CallPath.ASYNC) as measured,
+                tracing.provider_subsegment(url) as traced,
+            ):
+                answer = upstream.post(
+                    client,
+                    url,
+                    body.encode(),
+                    headers,
+                    timeout=deadline,
+                    deadline_seconds=deadline,
+                )
+                measured.answered(answer.status_code)
+                traced.answered(answer.status_code)
         except UpstreamError as error:
             return self._provider_failed(job, error.message)
         if answer.status_code >= 400:

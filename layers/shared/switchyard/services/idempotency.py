@@ -10,18 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from switchyard.caches import cached
 from switchyard.errors import Conflict, InvalidRequest
 from switchyard.settings import get_settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 EXPIRES_AFTER_SECONDS = 24 * 3600
 MAX_KEY_LENGTH = 255
 
 
 @cached
-def _persistence():
+def _persistence() -> DynamoDBPersistenceLayer:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
     return DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
@@ -37,10 +40,10 @@ def run_once(
     key: str,
     scope: str,
     payload: Any,
-    create: Callable[[], dict],
-    replay: Callable[[dict], dict],
+    create: Callable[[], dict[str, Any]],
+    replay: Callable[[dict[str, Any]], dict[str, Any]],
     lambda_context: Any = None,
-) -> dict:
+) -> dict[str, Any]:
     """Run `create` once per (account, scope, key); later calls get `replay(first answer)`."""
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -64,7 +67,7 @@ def run_once(
         # Lets Powertools expire an in-progress record if this invocation times out mid-submission.
         config.register_lambda_context(lambda_context)
 
-    def submit_once(request: dict) -> dict:
+    def submit_once(request: dict[str, Any]) -> dict[str, Any]:
         return create()
 
     guarded = idempotent_function(
@@ -76,7 +79,8 @@ def run_once(
     )
     request = {"account_id": account_id, "scope": scope, "key": key, "fingerprint": body_fingerprint(payload)}
     try:
-        return guarded(request=request)
+        answer: dict[str, Any] = guarded(request=request)
+        return answer
     except IdempotencyValidationError as exc:
         raise Conflict(
             "This Idempotency-Key was already used with a different request body; use a new key for a new request."

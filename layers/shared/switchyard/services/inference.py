@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+from switchyard import metrics
 from switchyard.adapters import upstream
 from switchyard.catalog import Endpoint
-from switchyard.errors import InvalidRequest
+from switchyard.errors import InvalidRequest, UpstreamError
 from switchyard.multipart import form_fields, require_fields
 from switchyard.provider_model import Provider
 from switchyard.schemas import MULTIPART_REQUIRED
 from switchyard.services.providers import get_providers_service
 from switchyard.settings import get_settings
 from switchyard.validation import provider_body, validate_inference_body
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,4 +68,19 @@ def plan_multipart_call(
 def execute(call: ProviderCall) -> upstream.UpstreamResponse:
     settings = get_settings()
     client = upstream.get_client(settings.upstream_timeout_seconds, settings.upstream_connect_timeout_seconds)
-    return upstream.post(client, call.url, call.content, call.headers)
+    try:
+        with metrics.provider_call(metrics.CallPath.SYNC) as measured:
+            answer = upstream.post(client, call.url, call.content, call.headers)
+            measured.answered(answer.status_code)
+    except UpstreamError as error:
+        # Which provider failed is not a metric dimension (unbounded): it is here.
+        logger.warning(
+            "provider call failed",
+            extra={
+                "account_id": call.provider.account_id,
+                "provider_id": call.provider.provider_id,
+                "error": error.message,
+            },
+        )
+        raise
+    return answer

@@ -18,6 +18,7 @@ from switchyard.caches import cached
 from switchyard.job_end import JobEndHook
 from switchyard.job_model import FINISHED, Job
 from switchyard.job_results import JobResult
+from switchyard.logs import job_log_context
 from switchyard.settings import get_settings
 from switchyard.wiring import get_job_end_hook
 
@@ -36,7 +37,10 @@ class JobLifecycle:
         try:
             self.queue.send(JobMessage.for_job(job), delay_seconds)
         except Exception:  # the job is stored; the sweeper will re-queue it
-            logger.exception("could not send job %s to the queue; the sweeper will re-send it", job.job_id)
+            with job_log_context(job.job_id):
+                logger.exception(
+                    "could not send job %s to the queue; the sweeper will re-send it", job.job_id
+                )
 
     def enqueue_many(self, jobs: list[Job]) -> None:
         try:
@@ -117,7 +121,7 @@ class JobLifecycle:
         job = self.table.get(job_id)
         if job is None or job.status not in FINISHED or not self.table.is_unannounced(job):
             return None
-        self._announce(job)
+        self._announce(job, again=True)
         return job
 
     def give_up_announcing(self, job_id: str) -> Job | None:
@@ -138,15 +142,16 @@ class JobLifecycle:
             self._announce(job)
         return job
 
-    def _announce(self, job: Job) -> None:
-        if not self.job_end.announce(job):
-            return  # the mark stays: the sweeper announces it again
-        try:
-            self.table.mark_announced(job)
-        except Exception:  # the job has ended; a mark left behind only means one more announcement
-            logger.exception(
-                "could not mark the end of job %s announced; it will be announced again", job.job_id
-            )
+    def _announce(self, job: Job, *, again: bool = False) -> None:
+        with job_log_context(job.job_id):  # what subscribers log belongs to the job's life
+            if not self.job_end.announce(job, again=again):
+                return  # the mark stays: the sweeper announces it again
+            try:
+                self.table.mark_announced(job)
+            except Exception:  # the job has ended; a mark left behind only means one more announcement
+                logger.exception(
+                    "could not mark the end of job %s announced; it will be announced again", job.job_id
+                )
 
 
 @cached

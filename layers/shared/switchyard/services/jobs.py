@@ -14,12 +14,14 @@ from switchyard.catalog import Endpoint
 from switchyard.clock import iso, now_ms
 from switchyard.errors import AsyncDisabled, Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
-from switchyard.job_model import FINISHED, RETRYABLE, Job, JobStatus, StoredAsset
+from switchyard.job_model import FINISHED, RETRYABLE, Job, JobStatus, JobWebhook, StoredAsset
 from switchyard.job_results import JSON, body_fits
 from switchyard.retention import expires_at
+from switchyard.services import job_telemetry
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.settings import Settings, get_settings
-from switchyard.validation import provider_body
+from switchyard.tracing import origin
+from switchyard.validation import gateway_fields, provider_body
 
 DISPATCHER_TICK_ID = "system#dispatcher"
 SWEEPER_TICK_ID = "system#sweeper"
@@ -63,11 +65,14 @@ class JobsService:
         workflow_run_id: str | None = None,
         workflow_step_id: str | None = None,
         task_token: str | None = None,
+        webhook: JobWebhook | None = None,
     ) -> Job:
-        """A QUEUED job for a validated body (not yet stored)."""
+        """A QUEUED job for a validated body (not yet stored). With `webhook`, its end is announced to that
+        endpoint (every end is announced at least once: switchyard/job_end.py)."""
         if not endpoint.can_queue:
             raise InvalidRequest(f"{endpoint.path} is synchronous only and cannot be queued.", param="async")
         now = now_ms()
+        source = origin()
         job = Job(
             job_id=new_id("job_"),
             account_id=account_id,
@@ -83,7 +88,15 @@ class JobsService:
             workflow_step_id=workflow_step_id,
             task_token=task_token,
             expires_at=expires_at(now, self.settings.retention_days),
+            request_id=source.request_id,
+            trace_header=source.trace_header,
         )
+        if webhook is not None:
+            job.webhook_id, job.base_url = webhook.webhook_id, webhook.base_url
+            job.batch_webhook_id, job.batch_total = webhook.batch_webhook_id, webhook.batch_total
+        taken = gateway_fields(data)
+        if taken:  # what the provider does not see, kept so the generation can show the request as sent
+            job.client_fields = json.dumps(taken, separators=(",", ":"))
         job.body = json.dumps(provider_body(data), separators=(",", ":"))
         if not body_fits(job, self.settings.job_item_limit_bytes):  # the one size rule (job_results.py)
             job.body_key = f"payloads/{account_id}/{job.job_id}.json"
@@ -91,12 +104,21 @@ class JobsService:
             job.body = None
         return job
 
-    def submit(self, account_id: str, endpoint: Endpoint, data: dict[str, Any], **step: str) -> Job:
+    def submit(
+        self,
+        account_id: str,
+        endpoint: Endpoint,
+        data: dict[str, Any],
+        *,
+        webhook: JobWebhook | None = None,
+        **step: str,
+    ) -> Job:
         """Store a new job and wake the dispatcher; `step` names a workflow step's run, step and token."""
         self.ensure_enabled()
-        job = self.new_job(account_id, endpoint, data, **step)
+        job = self.new_job(account_id, endpoint, data, webhook=webhook, **step)
         self._table.create(job)
         self._lifecycle.enqueue(job)
+        job_telemetry.jobs_submitted([job])
         return job
 
     # -- reading
@@ -188,7 +210,7 @@ class JobsService:
                 f"Job '{job_id}' is step '{job.workflow_step_id}' of workflow run "
                 f"'{job.workflow_run_id}'; start a new run instead of retrying the job."
             )
-        requeued = self._lifecycle.requeue_by_caller(job_id, account_id)
+        requeued = self._lifecycle.requeue_by_caller(job_id, account_id)  # its next end is announced too
         if requeued is None:
             raise Conflict(f"Job '{job_id}' changed state; only FAILED or CANCELED jobs can be retried.")
         return requeued
@@ -221,17 +243,17 @@ class JobsService:
     def record_tick(self, which: str) -> None:
         self._table.record_tick(which)
 
+    def last_tick_ms(self, which: str) -> int | None:
+        return self._table.last_tick_ms(which)
+
     def summary(self, account_id: str) -> dict[str, Any]:
         active = self.active(account_id)
         queued = sum(1 for job in active if job.status == JobStatus.QUEUED)
         processing = sum(1 for job in active if job.status == JobStatus.PROCESSING)
         dispatcher_tick = self._table.last_tick_ms(DISPATCHER_TICK_ID)
-        stale_after_ms = self.settings.dispatcher_stalled_after_seconds * 1000
-        stalled = bool(queued) and (dispatcher_tick is None or now_ms() - dispatcher_tick > stale_after_ms)
-        # A job queued just now has not had its chance yet: only call it stalled once work has waited.
-        if stalled and dispatcher_tick is None:
-            oldest = min(job.queued_ms for job in active)
-            stalled = now_ms() - oldest > stale_after_ms
+        stalled = worker_stalled(
+            active, dispatcher_tick, now_ms(), self.settings.dispatcher_stalled_after_seconds
+        )
         return {
             "object": "queue.summary",
             "async_enabled": self.settings.async_enabled,
@@ -242,6 +264,20 @@ class JobsService:
             "dispatcher_last_tick_at": iso(dispatcher_tick),
             "sweeper_last_tick_at": iso(self._table.last_tick_ms(SWEEPER_TICK_ID)),
         }
+
+
+def worker_stalled(
+    active: list[Job], dispatcher_tick_ms: int | None, now: int, stale_after_seconds: float
+) -> bool:
+    """Jobs are queued and the dispatcher has not ticked for `stale_after_seconds`. A job queued just
+    now has not had its chance yet: with no tick ever, only once the oldest queued job waited as long."""
+    queued = [job for job in active if job.status == JobStatus.QUEUED]
+    if not queued:
+        return False
+    stale_after_ms = stale_after_seconds * 1000
+    if dispatcher_tick_ms is None:
+        return now - min(job.queued_ms for job in queued) > stale_after_ms
+    return now - dispatcher_tick_ms > stale_after_ms
 
 
 @cached

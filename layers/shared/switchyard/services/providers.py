@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -125,6 +125,11 @@ class ProvidersService:
     def leases(self, account_id: str, provider_id: str) -> dict[str, int]:
         return self._table.leases(account_id, provider_id)
 
+    def count_online(self) -> int:
+        """Online providers of every account (for the sweeper's census; uncached)."""
+        cutoff_ms = int((time.time() - self._settings.provider_offline_after_seconds) * 1000)
+        return self._table.count_online(cutoff_ms)
+
     def expire_leases(self, now_ms: int) -> int:
         """Drop leases past their expiry (their holder died); returns how many were dropped."""
         return self._table.expire_leases(now_ms)
@@ -139,9 +144,9 @@ def get_providers_service() -> ProvidersService:
     return ProvidersService(get_settings(), get_providers_table())
 
 
-def reachable_models(providers: tuple[Provider, ...]) -> list[dict]:
+def reachable_models(providers: tuple[Provider, ...]) -> list[dict[str, Any]]:
     """OpenAI model objects for what these providers serve, merged across providers."""
-    merged: dict[tuple[str, str], dict] = {}
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
     for provider in providers:
         for m in provider.models:
             entry = merged.setdefault(

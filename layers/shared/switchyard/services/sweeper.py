@@ -1,26 +1,40 @@
 """The sweeper (scheduled): re-queues work whose message was lost or whose runner died, frees expired
 provider slots, deletes batches whose creation crashed, announces job ends not every subscriber heard,
-does what workflow decisions still owe the state machine (workflow_followups.py), and records that it
-ran."""
+does what workflow decisions still owe the state machine (workflow_followups.py), sends webhook
+deliveries whose wait was too long for an SQS delay, records that it ran, and takes the census the
+operators' gauges and alarms read (switchyard/metrics.py `record_sweep`: queue depth and age, worker
+stalled, providers online, gates waiting)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 
+from switchyard import metrics
+from switchyard.adapters.runs_table import RunsTable, get_runs_table
 from switchyard.caches import cached
 from switchyard.clock import now_ms
 from switchyard.job_model import Job, JobStatus
+from switchyard.logs import job_log_context
 from switchyard.services.batches import BatchesService, get_batches_service
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
-from switchyard.services.jobs import SWEEPER_TICK_ID, JobsService, get_jobs_service
+from switchyard.services.jobs import (
+    DISPATCHER_TICK_ID,
+    SWEEPER_TICK_ID,
+    JobsService,
+    get_jobs_service,
+    worker_stalled,
+)
 from switchyard.services.providers import ProvidersService, get_providers_service
+from switchyard.services.webhook_events import WebhookEvents, get_webhook_events
 from switchyard.services.workflow_followups import WorkflowFollowups, get_workflow_followups
 from switchyard.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
 LEASE_EXPIRED = "the job's runner stopped answering (lease expired mid-job)"
+# Counting waiting gates scans the runs table: once every this many minutes, not on every sweep.
+GATE_CENSUS_EVERY_MINUTES = 5
 
 
 @dataclass
@@ -33,6 +47,7 @@ class SweepReport:
     reannounced_ends: list[str] = field(default_factory=list)
     abandoned_ends: list[str] = field(default_factory=list)
     redriven_workflow_items: list[str] = field(default_factory=list)
+    webhooks_woken: int = 0
 
 
 class Sweeper:
@@ -44,6 +59,8 @@ class Sweeper:
         providers: ProvidersService,
         batches: BatchesService | None = None,
         workflows: WorkflowFollowups | None = None,
+        webhooks: WebhookEvents | None = None,
+        runs: RunsTable | None = None,
     ):
         self.settings = settings
         self.jobs = jobs
@@ -51,6 +68,8 @@ class Sweeper:
         self.providers = providers
         self.batches = batches
         self.workflows = workflows
+        self.webhooks = webhooks
+        self.runs = runs
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -59,19 +78,25 @@ class Sweeper:
         if self.batches is not None:
             report.abandoned_batches = self.batches.delete_abandoned()
         # Jobs of a batch still being created are inert: never re-queued (nor counted) before its commit.
-        for job in self.jobs.active():
-            if job.status == JobStatus.QUEUED:
-                last_seen = job.seen_ms or job.queued_ms
-                if now - last_seen > lost_after_ms and self.lifecycle.requeue_lost(job) is not None:
-                    report.requeued_lost.append(job.job_id)
-            elif job.status == JobStatus.PROCESSING and job.lease_until_ms and job.lease_until_ms < now:
-                self._recover_expired(job, report)
+        active = self.jobs.active()
+        for job in active:
+            with job_log_context(job.job_id):
+                if job.status == JobStatus.QUEUED:
+                    last_seen = job.seen_ms or job.queued_ms
+                    if now - last_seen > lost_after_ms and self.lifecycle.requeue_lost(job) is not None:
+                        report.requeued_lost.append(job.job_id)
+                elif job.status == JobStatus.PROCESSING and job.lease_until_ms and job.lease_until_ms < now:
+                    self._recover_expired(job, report)
         report.expired_leases = self.providers.expire_leases(now)
         self._announce_missed_ends(now, report)
         if self.workflows is not None:
             since = now - int(self.settings.redrive_after_seconds * 1000)
             report.redriven_workflow_items = self.workflows.redrive(since, self.settings.sweep_redrive_limit)
+        if self.webhooks is not None:
+            webhooks = self.webhooks.sweep()
+            report.webhooks_woken = webhooks.woken
         self.jobs.record_tick(SWEEPER_TICK_ID)
+        metrics.record_sweep(self._census(active, report, now))
         return report
 
     def _announce_missed_ends(self, now: int, report: SweepReport) -> None:
@@ -90,6 +115,24 @@ class Sweeper:
                     report.abandoned_ends.append(job_id)
             except Exception:  # one job must not keep the sweeper from the others
                 logger.exception("could not announce the end of job %s again", job_id)
+
+    def _census(self, active: list[Job], report: SweepReport, now: int) -> metrics.Census:
+        """As the sweep found things (jobs it recovered count where they were)."""
+        queued = [job for job in active if job.status == JobStatus.QUEUED]
+        tick = self.jobs.last_tick_ms(DISPATCHER_TICK_ID)
+        count_gates = self.runs is not None and (now // 60_000) % GATE_CENSUS_EVERY_MINUTES == 0
+        return metrics.Census(
+            jobs_queued=len(queued),
+            jobs_running=sum(1 for job in active if job.status == JobStatus.PROCESSING),
+            oldest_queued_age_seconds=(now - min(job.queued_ms for job in queued)) / 1000 if queued else 0.0,
+            dispatcher_tick_age_seconds=(now - tick) / 1000 if tick is not None else None,
+            worker_stalled=worker_stalled(active, tick, now, self.settings.worker_stalled_after_seconds),
+            providers_online=self.providers.count_online(),
+            jobs_recovered=len(report.requeued_lost)
+            + len(report.requeued_expired)
+            + len(report.failed_expired),
+            workflow_gates_waiting=self.runs.count_waiting_gates() if count_gates and self.runs else None,
+        )
 
     def _recover_expired(self, job: Job, report: SweepReport) -> None:
         """A run whose holder died: another attempt if it has one left, else FAILED (conditional on the
@@ -110,4 +153,6 @@ def get_sweeper() -> Sweeper:
         get_providers_service(),
         get_batches_service(),
         get_workflow_followups(),
+        get_webhook_events(),
+        get_runs_table(),
     )

@@ -5,7 +5,12 @@
 - `record`: a step ended (or could not run): record its outcome once, then wake its dependents
   (success) or skip them, transitively (anything else). The record owes those follow-ups until they are
   done (workflow_followups.py): a retry of this task, or the sweeper, finishes what a failed call left.
-- `finish`: every step is final: decide the run's status.
+- `wait_gate`: a gate's dependencies are done: park its token on the step (it now waits for a decision)
+  and announce workflow.gate.waiting to the run's webhook.
+- `finish`: every step is final: decide the run's status and announce workflow.run.completed.
+
+Announcements are idempotent (a run's end and a gate's wait each have one webhook-id), so a task that
+could not store one fails and is retried by the state machine.
 
 A step's job answers the step's task token when it ends: `step_tokens.answer_step_token`, a job-end
 subscriber (see switchyard.wiring). What an outcome is, and every message about it, is decided by
@@ -23,18 +28,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from switchyard import metrics
 from switchyard.adapters.runs_table import RunsTable, get_runs_table
 from switchyard.adapters.stepfunctions import StepFunctions
 from switchyard.caches import cached
 from switchyard.catalog import endpoint_for
+from switchyard.clock import iso_ms, ms_from_iso, now_ms
 from switchyard.errors import ApiError
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import JobsService, get_jobs_service
 from switchyard.services.step_tokens import answer_step_token
+from switchyard.services.webhook_events import WebhookEvents, get_webhook_events
+from switchyard.services.webhooks import WebhooksService, get_webhooks_service
 from switchyard.services.workflow_followups import WorkflowFollowups, get_workflow_followups
 from switchyard.settings import Settings, get_settings
 from switchyard.validation import validate_inference_body
-from switchyard.workflows import outcomes
+from switchyard.workflows import outcomes, views
 from switchyard.workflows import references as refs
 from switchyard.workflows.model import FINAL_STEP_STATUSES, RunStatus, StepStatus
 from switchyard.workflows.outputs import step_values
@@ -48,6 +57,10 @@ class StepNotRunnable(Exception):
     """start_job found the step already skipped or canceled (the state machine records what it is)."""
 
 
+class AnnouncementFailed(Exception):
+    """A webhook event could not be stored; the state machine retries the task (the same webhook-id)."""
+
+
 class WorkflowRunner:
     def __init__(
         self,
@@ -57,6 +70,8 @@ class WorkflowRunner:
         runs: RunsTable,
         sfn: StepFunctions,
         followups: WorkflowFollowups,
+        webhooks: WebhooksService,
+        events: WebhookEvents,
     ):
         self.settings = settings
         self.jobs = jobs
@@ -64,11 +79,15 @@ class WorkflowRunner:
         self.runs = runs
         self.sfn = sfn
         self.followups = followups
+        self.webhooks = webhooks
+        self.events = events
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         action = event.get("action")
         if action == "start_job":
             return self.start_job(event["run_id"], event["step_id"], event["task_token"])
+        if action == "wait_gate":
+            return self.wait_gate(event["run_id"], event["step_id"], event["task_token"])
         if action == "record":
             return self.record(event["run_id"], event["step_id"], event.get("result") or {})
         if action == "finish":
@@ -98,6 +117,9 @@ class WorkflowRunner:
         try:
             body = self._body(run, step)
             validate_inference_body(endpoint.path, body, prefix=f"step '{step_id}': body.")
+            webhook = self.webhooks.job_webhook(
+                run.account_id, body, run.base_url, where=f"step '{step_id}': body."
+            )
         except (refs.BadReference, ApiError) as exc:
             message = exc.message if isinstance(exc, ApiError) else str(exc)
             self.runs.note_step_error(run_id, step_id, {"type": "invalid_request", "message": message})
@@ -109,6 +131,7 @@ class WorkflowRunner:
             workflow_run_id=run_id,
             workflow_step_id=step_id,
             task_token=token,
+            webhook=webhook,
         )
         if self.runs.attach_job(run_id, step_id, job.job_id) is None:
             # Canceled while the job was being created: its end answers the token.
@@ -149,7 +172,33 @@ class WorkflowRunner:
                 raise refs.BadReference(f"{ref.text} has no value (the step produced none)")
             return found
 
-        return refs.substitute(body, lookup)
+        substituted: dict[str, Any] = refs.substitute(body, lookup)
+        return substituted
+
+    # ---------------------------------------------------------------- wait_gate
+
+    def wait_gate(self, run_id: str, step_id: str, token: str) -> dict[str, Any]:
+        """Park the gate's token (pending -> waiting), then announce the wait. A retried task (a new token)
+        finds the gate waiting already: it replaces the token and announces again (the same webhook-id)."""
+        step = self.runs.get_step(run_id, step_id)
+        if step is None or not step.is_gate:
+            raise StepNotRunnable(f"run {run_id} has no gate {step_id}")
+        if step.status == StepStatus.PENDING:
+            parked = self.runs.park_gate(run_id, step_id, token, iso_ms(now_ms()) or "")
+        elif step.status == StepStatus.WAITING:
+            parked = self.runs.renew_gate_token(run_id, step_id, token)
+        else:
+            parked = None
+        if parked is None:  # skipped or canceled meanwhile: the state machine records what it is
+            step = self.runs.get_step(run_id, step_id) or step
+            raise StepNotRunnable(f"gate '{step_id}' is {step.status}")
+        run = self.runs.get_run(run_id)
+        if run is not None and run.webhook_id:
+            try:
+                self.events.gate_waiting(run, _gate_waiting(run, parked))
+            except Exception as exc:
+                raise AnnouncementFailed(f"workflow.gate.waiting of {run_id}/{step_id}: {exc}") from exc
+        return {"step_id": step_id, "status": StepStatus.WAITING.value}
 
     # ---------------------------------------------------------------- record
 
@@ -197,6 +246,7 @@ class WorkflowRunner:
         if run is None:
             return {"status": RunStatus.FAILED.value}
         if run.status != RunStatus.RUNNING:  # canceled (or finished by an earlier attempt)
+            self._announce_end(run)
             return {"status": run.status.value}
         steps = self.runs.get_steps(run_id)
         status, error = outcomes.run_outcome(steps)
@@ -207,10 +257,36 @@ class WorkflowRunner:
                 self.runs.skip_unfinished(step, error)
                 if step.job_id:
                     self.lifecycle.cancel(step.job_id)
-        if self.runs.finish(run_id, status, error) is None:  # canceled at the last moment
+        finished = self.runs.finish(run_id, status, error)
+        if finished is None:  # canceled at the last moment
             current = self.runs.get_run(run_id)
+            if current is not None:
+                self._announce_end(current)
             return {"status": current.status.value if current is not None else status.value}
+        metrics.record_workflow_run_finished(status)
+        self._announce_end(finished)
         return {"status": status.value}
+
+    def _announce_end(self, run: Run) -> None:
+        """workflow.run.completed, once per run (a repeated announcement is the same delivery)."""
+        if run.webhook_id and run.status != RunStatus.RUNNING:
+            self.events.run_ended(run, views.run_summary(run))
+
+
+def _gate_waiting(run: Run, gate: Step) -> dict[str, Any]:
+    """workflow.gate.waiting's data: enough to ask a person, and where to answer."""
+    waiting_ms = ms_from_iso(gate.waiting_since) or now_ms()
+    base = f"{run.base_url or ''}/v1/workflows/runs/{run.run_id}/steps/{gate.step_id}"
+    return {
+        "run_id": run.run_id,
+        "step_id": gate.step_id,
+        "prompt": gate.prompt,
+        "description": gate.description,
+        "waiting_since": iso_ms(waiting_ms),
+        "expires_at": iso_ms(waiting_ms + gate.timeout_seconds * 1000) if gate.timeout_seconds else None,
+        "approve_url": f"{base}/approve",
+        "reject_url": f"{base}/reject",
+    }
 
 
 @cached
@@ -222,4 +298,6 @@ def get_workflow_runner() -> WorkflowRunner:
         get_runs_table(),
         StepFunctions(),
         get_workflow_followups(),
+        get_webhooks_service(),
+        get_webhook_events(),
     )

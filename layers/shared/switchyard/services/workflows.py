@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+from switchyard import metrics
 from switchyard.adapters.runs_table import RunsTable, get_runs_table
 from switchyard.adapters.stepfunctions import StepFunctions
 from switchyard.caches import cached
@@ -22,8 +23,10 @@ from switchyard.job_model import Job
 from switchyard.retention import expires_at
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import JobsService, get_jobs_service
+from switchyard.services.webhooks import WebhooksService, get_webhooks_service
 from switchyard.services.workflow_followups import WorkflowFollowups, get_workflow_followups
 from switchyard.settings import Settings, get_settings
+from switchyard.validation import webhook_id_of
 from switchyard.workflows import views
 from switchyard.workflows.model import (
     MAX_PROMPT_CHARS,
@@ -41,7 +44,7 @@ from switchyard.workflows.templates import all_templates, find_template
 logger = logging.getLogger(__name__)
 
 MAX_LIST_LIMIT = 100
-_START_KEYS = {"template", "spec", "inputs"}
+_START_KEYS = {"template", "spec", "inputs", "metadata"}
 
 
 class WorkflowsService:
@@ -53,6 +56,7 @@ class WorkflowsService:
         runs: RunsTable,
         sfn: StepFunctions,
         followups: WorkflowFollowups,
+        webhooks: WebhooksService,
     ):
         self.settings = settings
         self.jobs = jobs
@@ -60,6 +64,7 @@ class WorkflowsService:
         self.runs = runs
         self.sfn = sfn
         self.followups = followups
+        self.webhooks = webhooks
 
     def ensure_enabled(self) -> None:
         self.jobs.ensure_enabled()  # runs are made of async jobs: no async, no workflows
@@ -75,7 +80,12 @@ class WorkflowsService:
             raise InvalidRequest("Request body must be a JSON object.")
         unknown = sorted(set(request) - _START_KEYS)
         if unknown:
-            raise InvalidRequest(f"unknown field(s) {', '.join(unknown)} (use template or spec, and inputs).")
+            raise InvalidRequest(
+                f"unknown field(s) {', '.join(unknown)} (use template or spec, inputs and metadata)."
+            )
+        if request.get("metadata") is not None and not isinstance(request["metadata"], dict):
+            raise InvalidRequest("metadata: must be an object.", param="metadata")
+        webhook_id_of(request)  # its type now; whose it is in start, once the caller is known
         template_id, raw_spec = request.get("template"), request.get("spec")
         if (template_id is None) == (raw_spec is None):
             raise InvalidRequest("Give exactly one of 'template' (a template id) or 'spec' (an inline DAG).")
@@ -93,6 +103,7 @@ class WorkflowsService:
     def start(self, account_id: str, request: Any, base_url: str) -> dict[str, Any]:
         self.ensure_enabled()
         template_id, spec, inputs = self.prepare(request)
+        webhook_id = self._check_webhooks(account_id, request, spec)  # a 400 before anything is stored
         run = Run(
             run_id=new_id("run_"),
             account_id=account_id,
@@ -102,6 +113,7 @@ class WorkflowsService:
             base_url=base_url,
             step_count=len(spec.steps),
             template=template_id,
+            webhook_id=webhook_id,
         )
         steps, execution_steps = [], []
         for index, spec_step in enumerate(spec.steps):
@@ -145,7 +157,20 @@ class WorkflowsService:
             )
             raise
         self.runs.set_execution(run.run_id, execution_arn)
+        metrics.record_workflow_run_started()
         return self.view(account_id, run.run_id, base_url)
+
+    def _check_webhooks(self, account_id: str, request: dict[str, Any], spec: WorkflowSpec) -> str | None:
+        """The run's webhook (workflow.run.completed, workflow.gate.waiting), and the webhooks its steps'
+        bodies name literally (their jobs' events), all the caller's own; returns the run's."""
+        webhook_id = webhook_id_of(request)
+        if webhook_id:
+            self.webhooks.require(account_id, webhook_id)
+        for step in spec.steps:
+            named = webhook_id_of(step.body, f"step '{step.id}': body.") if step.body else None
+            if named and "{{" not in named:  # a reference is checked when the step starts
+                self.webhooks.require(account_id, named, f"step '{step.id}': body.metadata.webhook_id")
+        return webhook_id
 
     # -- reading
     def owned_run(self, account_id: str, run_id: str) -> Run:
@@ -218,6 +243,7 @@ class WorkflowsService:
         )
         if resolved is None:
             raise Conflict(self._not_waiting(self._step(run_id, step_id)))
+        metrics.record_workflow_gate_decision(approve)
         # The decision is recorded, and with it the answer its token is owed: if sending it fails now, the
         # sweeper sends it. A late answer (the gate timed out a moment ago) is harmless.
         self.followups.try_answers(resolved)
@@ -257,6 +283,7 @@ class WorkflowsService:
         if canceled is None:
             run = self.owned_run(account_id, run_id)
             raise Conflict(f"Workflow run '{run_id}' is {run.status}; only a RUNNING run can be canceled.")
+        metrics.record_workflow_run_finished(RunStatus.CANCELED)
         # The run's cancel owes the cancel of its steps: what fails here, the sweeper finishes.
         self.followups.cancel_steps(run_id)
         return self.view(account_id, run_id, base_url)
@@ -275,4 +302,5 @@ def get_workflows_service() -> WorkflowsService:
         get_runs_table(),
         StepFunctions(),
         get_workflow_followups(),
+        get_webhooks_service(),
     )

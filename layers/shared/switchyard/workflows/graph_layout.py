@@ -272,19 +272,9 @@ def _reduce_crossings(
         for r in indices:
             reference = current[r - 1] if downward else current[r + 1]
             place = {vertex_id: i for i, vertex_id in enumerate(reference)}
-
-            def barycenter(
-                vertex_id: str, row: list[str], place=place, downward=downward, reference=reference
-            ) -> float:
-                neighbours = vertices[vertex_id].up if downward else vertices[vertex_id].down
-                placed = [place[n] for n in neighbours if n in place]
-                if not placed:
-                    # Keep it where it is, on the scale of the reference row.
-                    return row.index(vertex_id) * max(1, len(reference)) / max(1, len(row))
-                return sum(placed) / len(placed)
-
             row = current[r]
-            current[r] = sorted(row, key=lambda v, row=row: barycenter(v, row))
+            keys = {v: _barycenter(vertices[v], row, place, downward, len(reference)) for v in row}
+            current[r] = sorted(row, key=keys.__getitem__)
         crossings = _count_crossings(current, vertices)
         if crossings < best_crossings:
             best, best_crossings = [list(r) for r in current], crossings
@@ -307,6 +297,18 @@ def _count_crossings(rows: list[list[str]], vertices: dict[str, _Vertex]) -> int
 
 
 # ---------------------------------------------------------------- 5. x positions
+
+
+def _barycenter(
+    vertex: _Vertex, row: list[str], place: dict[str, int], downward: bool, reference_size: int
+) -> float:
+    """Where `vertex` wants to sit in its row: the mean place of its neighbours in the reference row."""
+    neighbours = vertex.up if downward else vertex.down
+    placed = [place[n] for n in neighbours if n in place]
+    if not placed:
+        # Keep it where it is, on the scale of the reference row.
+        return row.index(vertex.id) * max(1, reference_size) / max(1, len(row))
+    return sum(placed) / len(placed)
 
 
 def _assign_x(rows: list[list[str]], vertices: dict[str, _Vertex], opts: LayoutOptions) -> None:
@@ -338,8 +340,8 @@ def _assign_x(rows: list[list[str]], vertices: dict[str, _Vertex], opts: LayoutO
             gaps = [_gap(a, b, opts) for a, b in zip(row, row[1:], strict=False)]
             for vertex, x in zip(row, _place_row(desired, weights, gaps), strict=True):
                 vertex.x = x
-    for row in rows:  # the order the drawing shows
-        row.sort(key=lambda v: vertices[v].x)
+    for ids in rows:  # the order the drawing shows
+        ids.sort(key=lambda v: vertices[v].x)
 
 
 def _gap(left: _Vertex, right: _Vertex, opts: LayoutOptions) -> float:

@@ -17,10 +17,12 @@ def llm_text(result: Any) -> str | None:
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         first = choices[0]
         message = first.get("message")
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            return message["content"]
-        if isinstance(first.get("text"), str):
-            return first["text"]
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            return content
+        choice_text = first.get("text")
+        if isinstance(choice_text, str):
+            return choice_text
     text = result.get("text")
     return text if isinstance(text, str) else None
 

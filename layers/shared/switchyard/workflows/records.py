@@ -2,7 +2,7 @@
 
 A run item carries the run's inputs and outcome; each step has its own item, which both the gateway and
 the state machine write: the state machine stores `wake_token` (a step parked until its dependencies
-finish) and, for a gate, `gate_token`, `status` waiting and `waiting_since` (its own ISO timestamp).
+finish); a gate's task (`wait_gate`) stores `gate_token`, `status` waiting and `waiting_since`.
 
 What a decision owes the state machine is written by the decision itself, and done later, at least once
 (services/workflow_followups.py): a `TokenAnswer` per token (`wake_answer`, `gate_answer`: the answer
@@ -91,10 +91,12 @@ class Run:
     error: dict[str, Any] | None = None
     cancel_due: bool = False  # canceled, and not every step of it canceled yet
     expires_at: int | None = None  # epoch seconds (the table's TTL)
+    webhook_id: str | None = None  # metadata.webhook_id: hears workflow.run.completed and gate waits
 
     @property
     def inputs(self) -> dict[str, Any]:
-        return json.loads(self.inputs_json or "{}")
+        inputs: dict[str, Any] = json.loads(self.inputs_json or "{}")
+        return inputs
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Run:
@@ -112,6 +114,7 @@ class Run:
             error=item.get("error"),
             cancel_due=bool(item.get("cancel_due")),
             expires_at=_int(item.get("expires_at")),
+            webhook_id=item.get("webhook_id"),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -128,6 +131,7 @@ class Run:
             "finished_ms": self.finished_ms,
             "error": self.error,
             "expires_at": self.expires_at,
+            "webhook_id": self.webhook_id,
         }
         return {k: v for k, v in item.items() if v is not None}
 
@@ -154,8 +158,8 @@ class Step:
     recorded: bool = False  # its outcome was recorded (and its dependents woken or skipped), once
     resolution: dict[str, Any] | None = None  # a gate's decision: decision, by, at_ms, comment
     wake_token: str | None = None  # written by the state machine
-    gate_token: str | None = None  # written by the state machine
-    waiting_since: str | None = None  # written by the state machine ($$.State.EnteredTime)
+    gate_token: str | None = None  # written by the gate's task (wait_gate)
+    waiting_since: str | None = None  # written by the gate's task (ISO 8601, UTC, milliseconds)
     done_deps: frozenset[str] = frozenset()  # dependencies whose success was counted (once each)
     followups_due: bool = False  # recorded, and not every dependent woken or skipped yet
     wake_answer: TokenAnswer | None = None
@@ -165,7 +169,8 @@ class Step:
 
     @property
     def body(self) -> dict[str, Any]:
-        return json.loads(self.body_json or "{}")
+        body: dict[str, Any] = json.loads(self.body_json or "{}")
+        return body
 
     @property
     def is_gate(self) -> bool:
