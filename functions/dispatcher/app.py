@@ -1,9 +1,7 @@
 """DispatcherFunction: SQS jobs queue → push each job to a provider (partial batch failures).
 
 Records run concurrently (a slow provider must not hold up the rest of the batch), each on a thread of
-an executor sized to the batch: asyncio's default executor has min(32, CPUs + 4) threads, 6 on a
-two-vCPU function, so records past the sixth of a batch of 10 would wait for a call to end and could
-overrun the invocation. A record fails only when its message cannot be handled at all, so SQS
+an executor sized to the batch (switchyard/sqs_batches.py). A record fails only when its message cannot be handled at all, so SQS
 redelivers it and, past maxReceiveCount, parks it in the DLQ. Waiting for capacity or a provider is not
 a failure: the dispatcher re-queues with a delay.
 
@@ -12,26 +10,18 @@ Each record is worked on under its job's id (the correlation id of its log lines
 subsegment of this invocation's own trace (Powertools Tracer), both annotated with job and request id.
 """
 
-import asyncio
-import contextvars
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools import Tracer
-from aws_lambda_powertools.utilities.batch import (
-    AsyncBatchProcessor,
-    EventType,
-    async_process_partial_response,
-)
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchyard import metrics, tracing
 from switchyard.adapters.jobs_queue import JobMessage
 from switchyard.logs import job_log_context, logged_invocation, logger
 from switchyard.services.dispatcher import Outcome, TimeLeft, get_dispatcher
 from switchyard.services.jobs import DISPATCHER_TICK_ID, get_jobs_service
+from switchyard.sqs_batches import process_concurrently
 
 # Only what the dispatcher calls: DynamoDB, SQS and S3 (botocore) and the providers (httpx). Importing the
 # X-Ray SDK costs this function ~0.5 s of cold start; the sync API path never imports it.
@@ -93,20 +83,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     def time_left() -> float:
         return context.get_remaining_time_in_millis() / 1000
 
-    records = event.get("Records") or []
-    with ThreadPoolExecutor(max_workers=max(1, len(records)), thread_name_prefix="dispatch") as executor:
-
-        async def record_handler(record: SQSRecord) -> None:
-            # As asyncio.to_thread does: the record's thread sees this invocation's context (log keys).
-            context_copy = contextvars.copy_context()
-            await asyncio.get_running_loop().run_in_executor(
-                executor, context_copy.run, _dispatch, record.body, time_left
-            )
-
-        # A processor per invocation: it holds the batch being processed. On AWS one container runs one
-        # invocation at a time, but the local stack's pollers invoke this module from several threads at
-        # once, and a shared processor handed one batch's records to the other (jobs ran twice, others never).
-        processor = AsyncBatchProcessor(event_type=EventType.SQS)
-        return async_process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+    return process_concurrently(event, context, lambda body: _dispatch(body, time_left), name="dispatch")

@@ -92,3 +92,18 @@ def test_given_the_outputs_then_the_webhook_resources_are_named(template):
     assert referenced_resource(outputs["WebhookDeliveryDeadLetterQueueUrl"]["Value"]) == (
         "WebhookDeliveryDeadLetterQueue"
     )
+
+
+def test_given_the_delivery_function_then_a_whole_batch_of_slow_receivers_fits_in_its_timeout(template):
+    # Every record of a batch runs at once on its own thread (switchyard/sqs_batches.py), so the slowest
+    # batch is one attempt: a receiver's whole timeout, plus time to record the attempt and queue a retry.
+    # The queue's visibility (>= 6 x the timeout) is checked for every queue by the house rules.
+    from switchyard.settings import Settings
+
+    attempt = Settings.model_fields["webhook_timeout_seconds"].default
+    env = template.function_env("WebhookDeliveryFunction")
+    assert "WEBHOOK_TIMEOUT_SECONDS" not in env  # the default is what runs
+    timeout = template.number(template.function_prop("WebhookDeliveryFunction", "Timeout", 3))
+    assert timeout is not None and attempt + 20 <= timeout
+    batch = template.props("WebhookDeliveryFunction")["Events"]["Deliveries"]["Properties"]["BatchSize"]
+    assert batch <= 10  # SQS's largest batch without a batching window
