@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import random
+import secrets
 import sys
 import time
 from collections import deque
@@ -24,9 +25,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from switchyard_agent import fake_media, fake_responses
 from switchyard_agent.capabilities import DEFAULT_CAPABILITIES, SERVICE_TYPES, infer_service_type
@@ -111,6 +114,10 @@ class FakeServerConfig:
     api_key: str | None = None  # when set, /v1/* requires "Authorization: Bearer <api_key>"
     report_capabilities: bool = True  # False: model entries look like vLLM's (no service_type & co.)
     history_size: int = 200
+    # A file to append one JSON line to per inference call received and per call answered (with its
+    # status), and a call id put in every chat/completion answer's system_fingerprint: the provider's own
+    # record of its calls, which survives the server being killed (benchmarks/soak_chaos.py reads it).
+    call_log: str | None = None
 
 
 class OpenAIError(Exception):
@@ -149,6 +156,30 @@ class Call:
             if self.files.get(name):
                 return self.files[name][0]
         return None
+
+
+class CallLog:
+    """`--call-log`: every inference call as JSON lines, `received` then `answered` (status, injected)."""
+
+    def __init__(self, path: str) -> None:
+        self.server = secrets.token_hex(4)  # call ids stay unique across restarts of the server
+        self._count = 0
+        self._file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as the server
+
+    def received(self, request: Request, fields: dict[str, Any]) -> str:
+        self._count += 1
+        call_id = f"{self.server}-{self._count}"
+        marker = fake_responses.last_user_text(fields.get("messages")) or fake_responses.prompt_text(
+            fields.get("prompt", "")
+        )
+        self._write({"event": "received", "call": call_id, "path": request.url.path, "marker": marker[:200]})
+        return call_id
+
+    def answered(self, call_id: str, status: int, injected: bool) -> None:
+        self._write({"event": "answered", "call": call_id, "status": status, "injected": injected})
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps({**record, "t": time.time()}) + "\n")
 
 
 class RequestHistory:
@@ -246,6 +277,7 @@ class FakeModelServer:
     def __init__(self, config: FakeServerConfig | None = None) -> None:
         self.config = config or FakeServerConfig()
         self.history = RequestHistory(self.config.history_size)
+        self.call_log = CallLog(self.config.call_log) if self.config.call_log else None
         self._models = {model.id: model for model in self.config.models}
         self._random = random.Random(self.config.seed)  # noqa: S311 - reproducible fake answers, not secrets
         self.app = self._build_app()
@@ -283,12 +315,15 @@ class FakeModelServer:
             elif problem is None:
                 problem = "The request body must be a JSON object."
         self.history.add(request, body, parsed_json, files, fields if is_multipart else None)
+        if self.call_log is not None:
+            request.state.call_id = self.call_log.received(request, fields)
         self._check_api_key(request)
         if problem:
             raise OpenAIError(400, problem)
         if self.config.latency_ms > 0:
             await asyncio.sleep(self.config.latency_ms / 1000)
         if self.config.fail_rate > 0 and self._random.random() < self.config.fail_rate:
+            request.state.injected = True
             raise OpenAIError(self.config.fail_status, "Injected failure (--fail-rate).", "server_error")
         model = fields.get("model")
         if not isinstance(model, str) or not model:
@@ -344,14 +379,18 @@ class FakeModelServer:
         request_id = f"chatcmpl-{call.request_id}"
         if call.fields.get("stream"):
             return self._sse(fake_responses.chat_completion_chunks(request_id, call.model, call.fields))
-        return JSONResponse(fake_responses.chat_completion(request_id, call.model, call.fields))
+        return JSONResponse(
+            _signed(request, fake_responses.chat_completion(request_id, call.model, call.fields))
+        )
 
     async def completions(self, request: Request) -> Response:
         call = await self._begin(request)
         request_id = f"cmpl-{call.request_id}"
         if call.fields.get("stream"):
             return self._sse(fake_responses.text_completion_chunks(request_id, call.model, call.fields))
-        return JSONResponse(fake_responses.text_completion(request_id, call.model, call.fields))
+        return JSONResponse(
+            _signed(request, fake_responses.text_completion(request_id, call.model, call.fields))
+        )
 
     async def embeddings(self, request: Request) -> JSONResponse:
         call = await self._begin(request)
@@ -510,9 +549,39 @@ class FakeModelServer:
                 raise exc
             return OpenAIError(exc.status_code, str(exc.detail)).response()
 
+        middleware = [Middleware(_AnswerLog, call_log=self.call_log)] if self.call_log is not None else []
         return Starlette(
-            routes=routes, exception_handlers={OpenAIError: openai_error, HTTPException: http_error}
+            routes=routes,
+            exception_handlers={OpenAIError: openai_error, HTTPException: http_error},
+            middleware=middleware,
         )
+
+
+def _signed(request: Request, answer: dict[str, Any]) -> dict[str, Any]:
+    """With a call log, an answer names the call that produced it (in its system_fingerprint)."""
+    call_id = getattr(request.state, "call_id", None)
+    return {**answer, "system_fingerprint": call_id} if call_id else answer
+
+
+class _AnswerLog:
+    """ASGI middleware: log the status each logged call was answered with, as its answer starts."""
+
+    def __init__(self, app: ASGIApp, call_log: CallLog) -> None:
+        self.app = app
+        self.call_log = call_log
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def watch(message: dict[str, Any]) -> None:
+            state = scope.get("state") or {}
+            if message["type"] == "http.response.start" and "call_id" in state:
+                self.call_log.answered(state["call_id"], message["status"], bool(state.get("injected")))
+            await send(message)
+
+        await self.app(scope, receive, watch)
 
 
 def create_app(config: FakeServerConfig | None = None) -> Starlette:
@@ -550,6 +619,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the failure injection")
     parser.add_argument("--history-size", type=int, default=200, help="requests kept for /_debug/requests")
     parser.add_argument(
+        "--call-log", help="append a JSON line per inference call received and answered (survives a kill)"
+    )
+    parser.add_argument(
         "--models", action="append", default=[], help="ID[=SERVICE_TYPE],... (replaces the defaults)"
     )
     parser.add_argument("--api-key", help="require this bearer key, like a model server behind auth")
@@ -579,6 +651,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namesp
         api_key=args.api_key,
         report_capabilities=not args.bare_models,
         history_size=args.history_size,
+        call_log=args.call_log,
     )
     return args, config
 

@@ -1,32 +1,27 @@
 """DispatcherFunction: SQS jobs queue → push each job to a provider (partial batch failures).
 
-Records run concurrently (a slow provider must not hold up the rest of the batch); a record fails only
-when its message cannot be handled at all, so SQS redelivers it and, past maxReceiveCount, parks it in
-the DLQ. Waiting for capacity or a provider is not a failure: the dispatcher re-queues with a delay.
+Records run concurrently (a slow provider must not hold up the rest of the batch), each on a thread of
+an executor sized to the batch (switchyard/sqs_batches.py). A record fails only when its message cannot be handled at all, so SQS
+redelivers it and, past maxReceiveCount, parks it in the DLQ. Waiting for capacity or a provider is not
+a failure: the dispatcher re-queues with a delay.
 
 Each record is worked on under its job's id (the correlation id of its log lines) and traced twice
 (switchyard/tracing.py): a segment in the trace of the request that submitted the job, and a
 subsegment of this invocation's own trace (Powertools Tracer), both annotated with job and request id.
 """
 
-import asyncio
 import time
 from typing import Any
 
 from aws_lambda_powertools import Tracer
-from aws_lambda_powertools.utilities.batch import (
-    AsyncBatchProcessor,
-    EventType,
-    async_process_partial_response,
-)
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchyard import metrics, tracing
 from switchyard.adapters.jobs_queue import JobMessage
 from switchyard.logs import job_log_context, logged_invocation, logger
-from switchyard.services.dispatcher import Outcome, get_dispatcher
+from switchyard.services.dispatcher import Outcome, TimeLeft, get_dispatcher
 from switchyard.services.jobs import DISPATCHER_TICK_ID, get_jobs_service
+from switchyard.sqs_batches import process_concurrently
 
 # Only what the dispatcher calls: DynamoDB, SQS and S3 (botocore) and the providers (httpx). Importing the
 # X-Ray SDK costs this function ~0.5 s of cold start; the sync API path never imports it.
@@ -51,7 +46,7 @@ def dispatch_outcome(outcome: Outcome) -> str:
     return outcome.action
 
 
-def _dispatch(body: str) -> None:
+def _dispatch(body: str, time_left: TimeLeft) -> None:
     try:
         message = JobMessage.from_body(body)
     except ValueError:
@@ -69,7 +64,7 @@ def _dispatch(body: str) -> None:
         if message.request_id:
             subsegment.put_annotation("request_id", message.request_id)
         try:
-            outcome = get_dispatcher().handle(message)
+            outcome = get_dispatcher().handle(message, time_left)
         except Exception:
             metrics.record_dispatch_error()
             logger.exception("dispatch failed; SQS will redeliver the message")
@@ -80,18 +75,12 @@ def _dispatch(body: str) -> None:
         metrics.record_dispatch(dispatch_outcome(outcome))
 
 
-async def record_handler(record: SQSRecord) -> None:
-    await asyncio.to_thread(_dispatch, record.body)
-
-
 @logged_invocation()
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     _record_liveness()
-    # A processor per invocation: it holds the batch being processed. On AWS one container runs one
-    # invocation at a time, but the local stack's pollers invoke this module from several threads at once,
-    # and a shared processor handed one batch's records to the other (jobs ran twice, others never).
-    processor = AsyncBatchProcessor(event_type=EventType.SQS)
-    return async_process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+
+    def time_left() -> float:
+        return context.get_remaining_time_in_millis() / 1000
+
+    return process_concurrently(event, context, lambda body: _dispatch(body, time_left), name="dispatch")

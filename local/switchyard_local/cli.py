@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "up":
         return up(args)
+    if args.command == "poll":
+        from switchyard_local.poll_worker import run_poll_worker
+
+        return run_poll_worker(args.function, args.state_file, report_batches=args.report_batches)
     return 2  # argparse already refused anything else
 
 
@@ -55,6 +59,26 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON line when ready (stdout carries nothing else)"
     )
     up_parser.add_argument("--log-level", default="WARNING", help="log level of the local stack itself")
+    up_parser.add_argument(
+        "--poll-elsewhere",
+        nargs="*",
+        default=[],
+        metavar="FUNCTION",
+        help="do not poll these functions' queues here; `switchyard-local poll FUNCTION` does, in its own process",
+    )
+    poll_parser = commands.add_parser(
+        "poll",
+        help="play the SQS event source of one function of a running stack, in this process (until SIGTERM)",
+    )
+    poll_parser.add_argument("function", help="the function's logical id, e.g. DispatcherFunction")
+    poll_parser.add_argument(
+        "--state-file", type=Path, default=STATE_FILE, help="the running stack's state file"
+    )
+    poll_parser.add_argument(
+        "--report-batches",
+        action="store_true",
+        help="print a JSON line to stdout when each batch starts and ends (soak tests kill it mid-batch)",
+    )
     return parser
 
 
@@ -81,7 +105,11 @@ def up(args: argparse.Namespace) -> int:
         from switchyard_local.local_stack import start_local_stack
 
         running = start_local_stack(
-            template, overrides, schedule_seconds=args.schedule_seconds, log_level=args.log_level
+            template,
+            overrides,
+            schedule_seconds=args.schedule_seconds,
+            log_level=args.log_level,
+            polled_elsewhere=frozenset(args.poll_elsewhere),
         )
         app = _front_app(running)
         port = listener.getsockname()[1]
@@ -190,6 +218,8 @@ def _state(running: Any, port: int) -> dict[str, Any]:
         "api_key": running.credentials.api_key,
         "account_id": running.credentials.account_id,
         "pid": os.getpid(),
+        # What `switchyard-local poll FUNCTION` needs to run a function's event source elsewhere.
+        "functions": {name: spec.to_json() for name, spec in running.stack.functions.items()},
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,15 +38,16 @@ def start_event_sources(
     *,
     sqs_client: Any,
     schedule_seconds: float | None = None,
+    polled_elsewhere: frozenset[str] = frozenset(),
 ) -> EventSources:
+    """`polled_elsewhere`: functions (logical ids) whose queues `switchyard-local poll` serves instead."""
     if schedule_seconds is None and os.environ.get("SWITCHYARD_LOCAL_SCHEDULE_SECONDS"):
         schedule_seconds = float(os.environ["SWITCHYARD_LOCAL_SCHEDULE_SECONDS"])
     sources = EventSources()
     for function in stack.functions.values():
-        for event in function.events_of_type("SQS"):
-            poller = _poller(stack, runtime, function, event, sqs_client)
-            if poller is not None:
-                sources.pollers.append(poller)
+        if function.logical_id in polled_elsewhere:
+            continue
+        sources.pollers.extend(sqs_pollers(stack.region, runtime, function, sqs_client))
         for event in function.events_of_type("Schedule", "ScheduleV2"):
             timer = timer_for_event(
                 name=f"{function.logical_id}-{event.name}",
@@ -63,12 +65,30 @@ def start_event_sources(
     return sources
 
 
+def sqs_pollers(
+    region: str,
+    runtime: LocalFunctionRuntime,
+    function: FunctionSpec,
+    sqs_client: Any,
+    invoke: Callable[[dict], Any] | None = None,
+) -> list[SqsPoller]:
+    """The (not yet started) pollers of a function's SQS event sources; `invoke` replaces the plain
+    call of its handler (a poll worker reports each batch around it)."""
+    pollers = []
+    for event in function.events_of_type("SQS"):
+        poller = _poller(region, runtime, function, event, sqs_client, invoke)
+        if poller is not None:
+            pollers.append(poller)
+    return pollers
+
+
 def _poller(
-    stack: ProvisionedStack,
+    region: str,
     runtime: LocalFunctionRuntime,
     function: FunctionSpec,
     event: Any,
     sqs_client: Any,
+    invoke: Callable[[dict], Any] | None,
 ) -> SqsPoller | None:
     properties = event.properties
     if str(properties.get("Enabled", True)).lower() == "false":
@@ -91,11 +111,11 @@ def _poller(
         sqs_client=sqs_client,
         queue_url=event.queue_url,
         queue_arn=str(properties["Queue"]),
-        invoke=_invoker(runtime, function),
+        invoke=invoke or _invoker(runtime, function),
         batch_size=int(properties.get("BatchSize", 10)),
         report_batch_item_failures="ReportBatchItemFailures"
         in (properties.get("FunctionResponseTypes") or []),
-        region=stack.region,
+        region=region,
         concurrency=max(1, min(concurrency, MAX_SQS_CONCURRENCY)),
         name=f"sqs-{function.logical_id}-{event.name}",
         fair=True,  # AWS standard queues are fair queues for messages with a MessageGroupId

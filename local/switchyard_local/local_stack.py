@@ -63,6 +63,7 @@ def start_local_stack(
     *,
     schedule_seconds: float | None = None,
     log_level: str = "WARNING",
+    polled_elsewhere: frozenset[str] = frozenset(),
 ) -> RunningStack:
     aws = EmbeddedAwsProcess(log_level=log_level)
     endpoint_url = aws.start()
@@ -73,8 +74,15 @@ def start_local_stack(
         os.environ.setdefault("CACHE_KEEP_WARM_SECONDS", str(LOCAL_CACHE_KEEP_WARM_SECONDS))
         runtime = LocalFunctionRuntime(stack.functions.values())
         aws.serve_lambda(runtime)
+        unknown = sorted(polled_elsewhere - set(stack.functions))
+        if unknown:
+            raise ValueError(f"--poll-elsewhere: the template has no function {', '.join(unknown)}")
         sources = start_event_sources(
-            stack, runtime, sqs_client=_sqs_client(endpoint_url), schedule_seconds=schedule_seconds
+            stack,
+            runtime,
+            sqs_client=sqs_client(endpoint_url),
+            schedule_seconds=schedule_seconds,
+            polled_elsewhere=polled_elsewhere,
         )
         try:
             credentials = bootstrap_account()
@@ -105,7 +113,7 @@ def provision_locally(
     )
 
 
-def _sqs_client(endpoint_url: str) -> Any:
+def sqs_client(endpoint_url: str) -> Any:
     import boto3
 
     # The pollers' own client: a long poll holds a connection, so they must not share the handlers' pool.

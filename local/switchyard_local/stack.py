@@ -54,6 +54,41 @@ class FunctionSpec:
     def events_of_type(self, *event_types: str) -> list[EventSourceSpec]:
         return [event for event in self.events if event.event_type in event_types]
 
+    def to_json(self) -> dict[str, Any]:
+        """What another process needs to run this function's handler and poll its queues."""
+        return {
+            "logical_id": self.logical_id,
+            "name": self.name,
+            "arn": self.arn,
+            "code_dir": str(self.code_dir),
+            "handler": self.handler,
+            "timeout_seconds": self.timeout_seconds,
+            "memory_mb": self.memory_mb,
+            "events": [
+                {
+                    "name": e.name,
+                    "event_type": e.event_type,
+                    "properties": e.properties,
+                    "queue_url": e.queue_url,
+                }
+                for e in self.events
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FunctionSpec:
+        return cls(
+            logical_id=data["logical_id"],
+            name=data["name"],
+            arn=data["arn"],
+            code_dir=Path(data["code_dir"]),
+            handler=data["handler"],
+            environment={},
+            timeout_seconds=int(data["timeout_seconds"]),
+            memory_mb=int(data["memory_mb"]),
+            events=[EventSourceSpec(**event) for event in data.get("events") or []],
+        )
+
 
 @dataclass
 class ProvisionedStack:

@@ -28,11 +28,11 @@ def test_slots_are_counted_up_to_the_capacity_and_survive_heartbeats(aws_stack):
 
     table = get_providers_table()
     assert not table.acquire_slot("acct_1", "box-1", "job_a.1", FAR_FUTURE)  # no such provider yet
-    table.record_heartbeat(_provider(max_concurrency=2))
+    table.record_heartbeat(_provider(max_concurrency=2), expires_at=2_000_000_000)
     assert table.acquire_slot("acct_1", "box-1", "job_a.1", FAR_FUTURE)
     assert table.acquire_slot("acct_1", "box-1", "job_b.1", FAR_FUTURE)
     assert not table.acquire_slot("acct_1", "box-1", "job_c.1", FAR_FUTURE)  # full
-    table.record_heartbeat(_provider(max_concurrency=2))
+    table.record_heartbeat(_provider(max_concurrency=2), expires_at=2_000_000_000)
     assert set(table.leases("acct_1", "box-1")) == {"job_a.1", "job_b.1"}
     table.release_slot("acct_1", "box-1", "job_a.1")
     table.release_slot("acct_1", "box-1", "job_a.1")  # twice is harmless
@@ -45,7 +45,7 @@ def test_expired_leases_are_dropped_and_counted_once(aws_stack):
     from switchyard.adapters.providers_table import get_providers_table
 
     table = get_providers_table()
-    table.record_heartbeat(_provider())
+    table.record_heartbeat(_provider(), expires_at=2_000_000_000)
     table.acquire_slot("acct_1", "box-1", "dead.1", 1_000)
     table.acquire_slot("acct_1", "box-1", "alive.1", FAR_FUTURE)
     assert table.expire_leases(now_ms=2_000) == 1
@@ -75,7 +75,7 @@ def test_registrations_carry_every_provider_with_its_leases_and_first_heartbeat(
 
     table = get_providers_table()
     assert table.registrations("acct_1") == []
-    table.record_heartbeat(_provider())
+    table.record_heartbeat(_provider(), expires_at=2_000_000_000)
     table.acquire_slot("acct_1", "box-1", "job_a.1", FAR_FUTURE)
     [registration] = table.registrations("acct_1")
     assert registration.provider.provider_id == "box-1"

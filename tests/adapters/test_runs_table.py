@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from switchyard.workflows.model import RunStatus, StepKind, StepSpec, StepStatus
-from switchyard.workflows.records import Run, Step
+from switchyard.workflows.records import GATE, WAKE, Run, Step, TokenAnswer
+
+READY = TokenAnswer.success({"ready": True}, 1)
 
 
 @pytest.fixture
@@ -73,28 +75,76 @@ def test_an_outcome_is_recorded_once_and_only_over_the_status_it_was_decided_on(
     assert runs.record(current, StepStatus.CANCELED, None) is None
 
 
-def test_waking_counts_down_to_zero_and_no_further_and_hands_back_the_parked_token(runs):
+def test_waking_counts_each_dependency_once_down_to_zero_and_the_last_owes_the_parked_token(runs):
     _park(runs, "publish", "wake_token")
-    first = runs.wake_dependent("run_1", "publish")
-    assert first.pending_count == 1 and first.wake_token == "token-publish"
-    assert runs.wake_dependent("run_1", "publish").pending_count == 0
-    assert runs.wake_dependent("run_1", "publish") is None
+    first, last = runs.wake_dependent("run_1", "publish", "draft", READY)
+    assert (first.pending_count, last, first.wake_token, first.wake_answer) == (
+        1,
+        False,
+        "token-publish",
+        None,
+    )
+    assert runs.wake_dependent("run_1", "publish", "draft", READY) == (None, False)  # a retry counts nothing
+    woken, last = runs.wake_dependent("run_1", "publish", "review", READY)
+    assert (woken.pending_count, last) == (0, True)
+    assert woken.done_deps == {"draft", "review"}
+    assert woken.wake_answer == READY and woken.owes_answers
+    assert runs.owing(before_ms=2**62, limit=10) == [("run_1", "publish")]
+    assert runs.wake_dependent("run_1", "publish", "review", READY) == (None, False)
 
 
-def test_skip_moves_pending_steps_only(runs):
+def test_an_owed_answer_is_marked_sent_and_only_a_step_owing_nothing_settles(runs):
+    _park(runs, "publish", "wake_token")
+    runs.wake_dependent("run_1", "publish", "draft", READY)
+    woken, _ = runs.wake_dependent("run_1", "publish", "review", READY)
+    assert runs.settle("run_1", "publish") is False  # the answer is not sent yet
+    sent = runs.answered(woken, WAKE)
+    assert sent.wake_answer.answered and not sent.owes_answers
+    assert runs.answered(woken, GATE) is None  # it owes nothing there
+    assert runs.settle("run_1", "publish") is True
+    assert runs.owing(before_ms=2**62, limit=10) == []
+
+
+def test_skip_moves_pending_steps_only_and_owes_their_token_and_their_dependents(runs):
     reason = {"type": "skipped", "message": "skipped: upstream step 'draft' failed"}
-    skipped = runs.skip("run_1", "publish", reason)
+    answer = TokenAnswer.failure("Workflow.Skipped", reason["message"], 1)
+    skipped = runs.skip("run_1", "publish", reason, answer)
     assert skipped.status == StepStatus.SKIPPED and skipped.recorded and skipped.error == reason
-    assert runs.skip("run_1", "publish", reason) is None
+    assert skipped.followups_due and skipped.wake_answer == answer
+    assert runs.skip("run_1", "publish", reason, answer) is None
+    runs.answered(skipped, WAKE)
+    assert runs.settle("run_1", "publish") is False  # its own dependents are still owed
+    runs.followups_done(skipped)
+    assert runs.settle("run_1", "publish") is True
 
 
-def test_a_gate_is_decided_once_and_only_while_it_waits_with_its_token(runs):
-    assert runs.resolve_gate("run_1", "review", approve=True, by="acct_1", comment=None) is None  # pending
+def test_a_recorded_outcome_owes_its_dependents_until_they_are_done(runs):
+    recorded = runs.record(runs.get_step("run_1", "draft"), StepStatus.SUCCEEDED, None)
+    assert recorded.followups_due
+    assert ("run_1", "draft") in runs.owing(before_ms=2**62, limit=10)
+    assert runs.owing(before_ms=0, limit=10) == []  # too recent
+    runs.followups_done(recorded)
+    assert runs.settle("run_1", "draft") is True
+
+
+def test_a_gate_is_decided_once_and_only_while_it_waits_with_its_token_owing_the_answer(runs):
+    no = TokenAnswer.failure("Workflow.Rejected", "no", 1)
+    yes = TokenAnswer.success({"decision": "approved"}, 1)
+    assert runs.resolve_gate("run_1", "review", approve=True, by="acct_1", comment=None, answer=yes) is None
     _park(runs, "review", "gate_token", status="waiting", waiting_since="2026-06-13T12:00:00.000Z")
-    rejected = runs.resolve_gate("run_1", "review", approve=False, by="acct_1", comment="no")
+    rejected = runs.resolve_gate("run_1", "review", approve=False, by="acct_1", comment="no", answer=no)
     assert rejected.status == StepStatus.REJECTED and rejected.gate_token == "token-review"
     assert rejected.resolution["decision"] == "rejected" and rejected.resolution["comment"] == "no"
-    assert runs.resolve_gate("run_1", "review", approve=True, by="acct_1", comment=None) is None
+    assert rejected.gate_answer == no
+    assert runs.resolve_gate("run_1", "review", approve=True, by="acct_1", comment=None, answer=yes) is None
+
+
+def test_a_canceled_run_owes_its_steps_cancel_until_done(runs):
+    canceled = runs.cancel("run_1", {"type": "canceled", "message": "by acct_1"})
+    assert canceled.cancel_due and ("run_1", None) in runs.owing(before_ms=2**62, limit=10)
+    assert runs.settle("run_1", None) is False
+    assert runs.cancel_done("run_1").cancel_due is False
+    assert runs.settle("run_1", None) is True
 
 
 def test_a_run_notes_its_first_problem_once_and_finishes_or_cancels_only_while_running(runs):
@@ -110,3 +160,22 @@ def test_no_transition_creates_an_item(runs):
     assert runs.set_execution("run_nope", "arn") is None
     assert runs.note_step_error("run_1", "nope", {"type": "invalid_request", "message": "x"}) is None
     assert runs.get_run("run_nope") is None and runs.get_step("run_1", "nope") is None
+
+
+def test_a_wake_up_racing_another_dependencys_is_counted_all_the_same(runs, monkeypatch):
+    _park(runs, "publish", "wake_token")
+    real = runs._step
+    calls = []
+
+    def racing(*args, **kwargs):
+        calls.append(kwargs.get("condition", ""))
+        if len(calls) == 2:  # between draft's two tries, review counts down first
+            monkeypatch.setattr(runs, "_step", real)
+            assert runs.wake_dependent("run_1", "publish", "review", READY)[0].pending_count == 1
+            monkeypatch.setattr(runs, "_step", racing)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "_step", racing)
+    woken, last = runs.wake_dependent("run_1", "publish", "draft", READY)
+
+    assert (woken.pending_count, last, woken.done_deps) == (0, True, {"draft", "review"})

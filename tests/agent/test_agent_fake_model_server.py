@@ -269,3 +269,30 @@ def test_cli_model_specs():
     )
     assert args.port == 0 and config.latency_ms == 5 and config.models[0].service_type == "tts"
     assert not config.report_capabilities
+
+
+def test_a_call_log_records_each_call_and_how_it_was_answered_and_answers_name_their_call(
+    start_fake_server, tmp_path
+):
+    log = tmp_path / "calls.jsonl"
+    fake = start_fake_server(call_log=str(log), fail_rate=0.5, seed=3)
+    answers = [
+        httpx.post(
+            f"{fake.url}/v1/chat/completions",
+            json={"model": "fake-llm", "messages": [{"role": "user", "content": f"job {i}"}]},
+        )
+        for i in range(8)
+    ]
+
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    received = [r for r in records if r["event"] == "received"]
+    answered = {r["call"]: r for r in records if r["event"] == "answered"}
+    assert [r["marker"] for r in received] == [f"job {i}" for i in range(8)]
+    assert len({r["call"] for r in received}) == 8 and set(answered) == {r["call"] for r in received}
+    for record, answer in zip(received, answers, strict=True):
+        outcome = answered[record["call"]]
+        assert outcome["status"] == answer.status_code
+        assert outcome["injected"] == (answer.status_code == 500)
+        if answer.status_code == 200:
+            assert answer.json()["system_fingerprint"] == record["call"]
+    assert {a.status_code for a in answers} == {200, 500}

@@ -110,7 +110,7 @@ def local_stack(tmp_path_factory) -> Iterator[LocalStack]:
     workdir = tmp_path_factory.mktemp("stack")
     # The webhook retry schedule compressed from about 3 days to 2 s.
     stack = start_local_stack(
-        workdir, "NoProviderGraceSeconds=4", "JobUpstreamTimeoutSeconds=5", "WebhookRetrySchedule=0,1,1"
+        workdir, "NoProviderGraceSeconds=4", "JobUpstreamTimeoutSeconds=10", "WebhookRetrySchedule=0,1,1"
     )
     yield stack
     _stop(stack.process)

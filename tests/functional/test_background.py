@@ -256,11 +256,12 @@ def test_a_batch_item_naming_a_webhook_gets_its_own_generation_event(
 def test_a_job_end_the_hook_missed_is_announced_by_the_sweeper(
     api, caller, webhooks, online_provider, receiver, monkeypatch
 ):
-    from switchyard.services.webhook_events import WebhookEvents
+    from switchyard.services.job_lifecycle import JobLifecycle
 
     hook = webhook(api, caller, receiver.url)
-    # The process "dies" between the job's final write and the announcement.
-    monkeypatch.setattr(WebhookEvents, "job_ended", lambda self, job: None)
+    # The process "dies" between the job's final write and the announcement: nobody hears of the end.
+    real_announce = JobLifecycle._announce
+    monkeypatch.setattr(JobLifecycle, "_announce", lambda self, job, again=False: None)
     job_id = api(
         "POST",
         "/v1/slow/chat/completions",
@@ -271,12 +272,47 @@ def test_a_job_end_the_hook_missed_is_announced_by_the_sweeper(
     for _ in range(3):
         webhooks.deliver_once()
     assert receiver.received == []
-    monkeypatch.setenv("WEBHOOK_HANDOVER_GRACE_SECONDS", "0")
+    monkeypatch.setattr(JobLifecycle, "_announce", real_announce)
+    monkeypatch.setenv("REDRIVE_AFTER_SECONDS", "0")
     reset_switchyard_caches()
-    assert webhooks.sweep()["webhooks_announced_late"] == [job_id]
+    assert webhooks.sweep()["reannounced_ends"] == [job_id]
     webhooks.run(lambda: len(receiver.received) == 1)
     assert receiver.received[0].json()["generation_id"] == job_id
-    assert webhooks.sweep()["webhooks_announced_late"] == []  # out of the outbox now
+    assert webhooks.sweep()["reannounced_ends"] == []  # out of the outbox now
+
+
+def test_a_webhook_event_that_could_not_be_stored_keeps_the_end_owed_until_the_sweeper_stores_it(
+    api, caller, webhooks, online_provider, receiver, monkeypatch
+):
+    from switchyard import wiring
+    from switchyard.adapters.webhooks_table import WebhooksTable
+
+    hook = webhook(api, caller, receiver.url)
+    ends_counted = []
+    monkeypatch.setattr(wiring, "job_ended", lambda job: ends_counted.append(job.job_id))
+    reset_switchyard_caches()  # the hook is wired again, with the counting telemetry
+    real_create = WebhooksTable.create_delivery
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("DynamoDB is throttling")
+
+    monkeypatch.setattr(WebhooksTable, "create_delivery", refuse)
+    job_id = api(
+        "POST",
+        "/v1/slow/chat/completions",
+        body={**CHAT, "metadata": {"webhook_id": hook["id"]}},
+        headers=caller.headers,
+    ).json()["id"]
+    webhooks.run(lambda: generation(api, caller, job_id)["state"] == "Success")
+    assert api("GET", f"/v1/webhooks/{hook['id']}/deliveries", headers=caller.headers).json()["data"] == []
+    monkeypatch.setattr(WebhooksTable, "create_delivery", real_create)
+    monkeypatch.setenv("REDRIVE_AFTER_SECONDS", "0")
+    reset_switchyard_caches()
+    assert webhooks.sweep()["reannounced_ends"] == [job_id]  # the one outbox of job ends kept it
+    webhooks.run(lambda: len(receiver.received) == 1)
+    assert receiver.received[0].json()["generation_id"] == job_id
+    assert webhooks.sweep()["reannounced_ends"] == []
+    assert ends_counted == [job_id]  # the re-announcement is not counted as another end
 
 
 def test_waits_longer_than_sqs_can_delay_are_sent_by_the_sweeper(
@@ -335,7 +371,7 @@ def test_a_message_sqs_refused_is_sent_by_the_sweeper(
     assert webhooks.sweep()["webhooks_woken"] == 1
     webhooks.run(lambda: len(receiver.received) == 1)
     assert receiver.received[0].json()["generation_id"] == job_id
-    assert webhooks.sweep()["webhooks_announced_late"] == []  # the end itself was announced
+    assert webhooks.sweep()["reannounced_ends"] == []  # the end itself was announced
 
 
 def test_a_process_dying_between_storing_and_sending_is_covered_by_the_outbox(
@@ -360,8 +396,8 @@ def test_a_process_dying_between_storing_and_sending_is_covered_by_the_outbox(
     stored = api("GET", f"/v1/webhooks/{hook['id']}/deliveries", headers=caller.headers).json()["data"]
     assert [d["status"] for d in stored] == ["pending"] and stored[0]["attempt_count"] == 0
     monkeypatch.setattr(WebhookQueue, "send", real_send)
-    monkeypatch.setenv("WEBHOOK_HANDOVER_GRACE_SECONDS", "0")
+    monkeypatch.setenv("REDRIVE_AFTER_SECONDS", "0")
     reset_switchyard_caches()
-    assert webhooks.sweep()["webhooks_announced_late"] == [job_id]  # announced again: same delivery, sent
+    assert webhooks.sweep()["reannounced_ends"] == [job_id]  # announced again: same delivery, sent
     webhooks.run(lambda: len(receiver.received) == 1)
     assert receiver.received[0].headers["webhook-id"] == stored[0]["id"]

@@ -140,17 +140,18 @@ def test_dispatcher_crash_mid_job_is_recovered_by_redelivery(
     from switchyard.services import dispatcher as dispatcher_module
     from switchyard.services.providers import get_providers_service
 
-    monkeypatch.setattr(dispatcher_module, "LEASE_MARGIN_MS", 0)
+    monkeypatch.setenv("JOB_LEASE_SECONDS", "0.55")  # just over the 0.5 s call deadline
+    reset_switchyard_caches()
     job_id = submit(api, caller).json()["id"]
 
-    def crash(self, job, provider):
+    def crash(self, job, provider, time_left=None):
         raise RuntimeError("the dispatcher died mid-job")
 
     with monkeypatch.context() as patch:
         patch.setattr(dispatcher_module.Dispatcher, "_run", crash)
         harness.dispatch_once()  # the record fails: the message stays on the queue
     assert job(api, caller, job_id)["status"] == "PROCESSING"
-    time.sleep(1.1)  # the crashed run's lease (0.5 s) and the message's visibility timeout (1 s) run out
+    time.sleep(1.1)  # the crashed run's lease (0.55 s) and the message's visibility timeout (1 s) run out
     harness.drain(lambda: job(api, caller, job_id)["status"] == "PROCESSED")
     assert job(api, caller, job_id)["attempts"] == 2
     leases = get_providers_service().leases(caller.account_id, "box-1")
@@ -162,7 +163,8 @@ def test_sweeper_requeues_a_job_whose_runner_died_and_whose_message_is_gone(
 ):
     from switchyard.services import dispatcher as dispatcher_module
 
-    monkeypatch.setattr(dispatcher_module, "LEASE_MARGIN_MS", 0)
+    monkeypatch.setenv("JOB_LEASE_SECONDS", "0.55")
+    reset_switchyard_caches()
     job_id = submit(api, caller).json()["id"]
     with monkeypatch.context() as patch:
         patch.setattr(

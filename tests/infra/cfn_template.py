@@ -75,8 +75,24 @@ class Template:
         """Layers as SAM merges them: Globals' list, then the function's own."""
         return self.function_prop(logical_id, "Layers") or []
 
-    def number(self, value: Any) -> float | None:
-        """A literal number, or a Ref to a parameter's Default; None when it cannot be known here."""
+    def deployed_value(self, value: Any, parameters: dict[str, str] | None = None) -> Any:
+        """A property's value with these parameter values (else their Defaults): literals, a Ref to a
+        parameter, and Fn::FindInMap on the template's Mappings are resolved; anything else is kept."""
+        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in self.parameters:
+            name = value["Ref"]
+            return (parameters or {}).get(name, self.parameters[name].get("Default"))
+        if isinstance(value, dict) and set(value) == {"Fn::FindInMap"}:
+            path = [str(self.deployed_value(part, parameters)) for part in value["Fn::FindInMap"][:3]]
+            found: Any = self.body.get("Mappings") or {}
+            for key in path:
+                found = found.get(key) if isinstance(found, dict) else None
+            return found
+        return value
+
+    def number(self, value: Any, parameters: dict[str, str] | None = None) -> float | None:
+        """A literal number, a Ref to a parameter (its Default unless `parameters` say otherwise), or a
+        FindInMap of those; None when it cannot be known here."""
+        value = self.deployed_value(value, parameters)
         if isinstance(value, bool):
             return None
         if isinstance(value, (int, float)):
@@ -86,8 +102,6 @@ class Template:
                 return float(value)
             except ValueError:
                 return None
-        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in self.parameters:
-            return self.number(self.parameters[value["Ref"]].get("Default"))
         return None
 
 
@@ -192,6 +206,69 @@ def queue_problems(t: Template) -> list[str]:
     return problems
 
 
+# ------------------------------------------------------------------ rules: an async job's timeouts
+
+LAMBDA_MAX_TIMEOUT = 900
+
+
+def job_timeout_problems(
+    t: Template,
+    *,
+    parameter: str = "JobUpstreamTimeoutSeconds",
+    consumer: str = "DispatcherFunction",
+    queue: str = "JobsQueue",
+    store_seconds: float = 20,
+    lease_margin_seconds: float = 15,
+) -> list[str]:
+    """For every value `parameter` allows: the provider call's deadline P (the consumer's
+    JOB_UPSTREAM_TIMEOUT_SECONDS), the consumer's Lambda timeout T, a job's lease L (its
+    JOB_LEASE_SECONDS) and the queue's visibility timeout V satisfy
+
+        P + store_seconds <= T <= 900    the call ends with time left to store its result
+        T + lease_margin_seconds <= L    the invocation is dead before its job's lease runs out
+        V >= 6 T + batching window       AWS's guidance for SQS event sources
+
+    so a provider call can never outlive the claim it runs under (the sweeper re-queues a job only once
+    its lease has run out). Every allowed value is checked, so the parameter must list them."""
+    spec = t.parameters.get(parameter)
+    if spec is None:
+        return [f"no parameter {parameter}"]
+    allowed = spec.get("AllowedValues")
+    if not allowed:
+        return [f"parameter {parameter} has no AllowedValues: the timeouts derived from it cannot be checked"]
+    windows = [window for fn, window in _queue_consumers(t, queue) if fn == consumer]
+    if not windows:
+        return [f"{consumer} does not consume {queue}"]
+    env = t.function_env(consumer)
+    problems = []
+    for value in allowed:
+        given = {parameter: str(value)}
+        p = t.number(env.get("JOB_UPSTREAM_TIMEOUT_SECONDS"), given)
+        timeout = t.number(t.function_prop(consumer, "Timeout", LAMBDA_DEFAULT_TIMEOUT), given)
+        lease = t.number(env.get("JOB_LEASE_SECONDS"), given)
+        visibility = t.number(t.props(queue).get("VisibilityTimeout", SQS_DEFAULT_VISIBILITY_TIMEOUT), given)
+        where = f"{parameter}={value}"
+        if None in (p, timeout, lease, visibility):
+            problems.append(f"{where}: deadline, timeout, lease or visibility cannot be resolved")
+            continue
+        assert p is not None and timeout is not None and lease is not None and visibility is not None
+        if p + store_seconds > timeout:
+            problems.append(
+                f"{where}: {consumer} Timeout {timeout:g}s < call deadline {p:g}s + {store_seconds:g}s to store"
+            )
+        if timeout > LAMBDA_MAX_TIMEOUT:
+            problems.append(f"{where}: {consumer} Timeout {timeout:g}s > Lambda's {LAMBDA_MAX_TIMEOUT}s")
+        if timeout + lease_margin_seconds > lease:
+            problems.append(
+                f"{where}: lease {lease:g}s does not outlive {consumer} Timeout {timeout:g}s by {lease_margin_seconds:g}s"
+            )
+        if visibility < 6 * timeout + windows[0]:
+            problems.append(
+                f"{where}: {queue} VisibilityTimeout {visibility:g}s < 6 x {timeout:g}s + {windows[0]:g}s"
+            )
+    return problems
+
+
 # ------------------------------------------------------------------ rules: runtime and build
 
 
@@ -270,16 +347,74 @@ def _resource_named(t: Template, value: Any) -> str | None:
     return None
 
 
+# CloudWatch Logs' log delivery (how Step Functions writes execution logs) takes no resource ARN: AWS
+# documents these actions on "*" only, so they are the one grant allowed unscoped.
+LOG_DELIVERY_ACTIONS = frozenset(
+    {
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }
+)
+
+
+def _policies(t: Template, name: str) -> list[Any]:
+    policies = t.props(name).get("Policies") or []
+    return policies if isinstance(policies, list) else [policies]
+
+
+def _names_stack_resource(t: Template, value: Any) -> str | None:
+    target = referenced_resource(value) or _resource_named(t, value)
+    if target is None and isinstance(value, dict) and "Fn::Sub" in value:
+        text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+        target = next((v for v in sub_variables(text) if v in t.resources), None)
+    return target if target in t.resources else None
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _statement_problems(t: Template, name: str, statements: Any) -> list[str]:
+    problems = []
+    for statement in _as_list(statements):
+        if not isinstance(statement, dict):
+            problems.append(f"{name}: {statement!r} is not a policy statement")
+            continue
+        sid = statement.get("Sid", "?")
+        actions = [str(a) for a in _as_list(statement.get("Action"))]
+        if statement.get("Effect") != "Allow" or "NotAction" in statement or "NotResource" in statement:
+            problems.append(f"{name}: statement {sid} is not a plain Allow")
+        if any("*" in action for action in actions):
+            problems.append(f"{name}: statement {sid} grants a wildcard action")
+        resources = _as_list(statement.get("Resource"))
+        if resources == ["*"] and set(actions) <= LOG_DELIVERY_ACTIONS:
+            continue
+        for resource in resources:
+            if _names_stack_resource(t, resource) is None:
+                problems.append(
+                    f"{name}: statement {sid} Resource {resource!r} names no resource of the stack"
+                )
+    return problems
+
+
 def policy_problems(t: Template) -> list[str]:
-    """IAM only through SAM policy templates, each scoped to one resource of this stack (named by Ref,
-    GetAtt, a Sub of its name, or the very expression of its fixed name)."""
+    """IAM through SAM policy templates, each scoped to one resource of this stack (named by Ref, GetAtt,
+    a Sub of its name, or the very expression of its fixed name), or, where a template grants more than
+    needed, inline statements of named actions (no wildcard) on resources of this stack; the only grant
+    on "*" is CloudWatch Logs' log delivery, which takes no resource."""
     problems = []
     for name in t.of_type(SERVERLESS_FUNCTION, "AWS::Serverless::StateMachine"):
-        policies = t.props(name).get("Policies") or []
-        if not isinstance(policies, list):
-            policies = [policies]
-        for policy in policies:
-            if not (isinstance(policy, dict) and len(policy) == 1 and "Statement" not in policy):
+        for policy in _policies(t, name):
+            if isinstance(policy, dict) and set(policy) <= {"Version", "Statement"} and "Statement" in policy:
+                problems += _statement_problems(t, name, policy["Statement"])
+                continue
+            if not (isinstance(policy, dict) and len(policy) == 1):
                 problems.append(f"{name}: {policy!r} is not a SAM policy template")
                 continue
             template_name, params = next(iter(policy.items()))
@@ -287,13 +422,145 @@ def policy_problems(t: Template) -> list[str]:
                 problems.append(f"{name}: {template_name} is not scoped to a resource")
                 continue
             for key, value in params.items():
-                target = referenced_resource(value) or _resource_named(t, value)
-                if target is None and isinstance(value, dict) and "Fn::Sub" in value:
-                    text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
-                    target = next((v for v in sub_variables(text) if v in t.resources), None)
-                if target not in t.resources:
+                if _names_stack_resource(t, value) is None:
                     problems.append(f"{name}: {template_name}.{key} names no resource of the stack")
     return problems
+
+
+# What SAM's bucket policy templates grant beyond reading and writing objects (S3CrudPolicy and
+# S3WritePolicy include s3:PutObjectAcl and s3:PutLifecycleConfiguration, S3CrudPolicy s3:DeleteObject).
+BUCKET_TEMPLATES_GRANTING_MORE = ("S3CrudPolicy", "S3WritePolicy", "S3FullAccessPolicy")
+OBJECT_ACTIONS = frozenset({"s3:GetObject", "s3:PutObject"})
+
+
+def bucket_grant_problems(t: Template) -> list[str]:
+    """A function reaches a bucket of the stack through s3:GetObject / s3:PutObject on its objects only:
+    none may delete objects, change ACLs or rewrite the bucket's lifecycle (which enforces retention)."""
+    buckets = set(t.of_type("AWS::S3::Bucket"))
+    problems = []
+    for name in t.of_type(SERVERLESS_FUNCTION, "AWS::Serverless::StateMachine"):
+        for policy in _policies(t, name):
+            if not isinstance(policy, dict):
+                continue
+            for template_name, params in policy.items():
+                scoped = (
+                    _names_stack_resource(t, params.get("BucketName")) if isinstance(params, dict) else None
+                )
+                if template_name in BUCKET_TEMPLATES_GRANTING_MORE and scoped in buckets:
+                    problems.append(f"{name}: {template_name} grants more than object reads and writes")
+            for statement in _as_list(policy.get("Statement") or []):
+                if not isinstance(statement, dict):
+                    continue
+                targets = {_names_stack_resource(t, r) for r in _as_list(statement.get("Resource"))}
+                extra = {str(a) for a in _as_list(statement.get("Action")) if str(a).startswith("s3:")}
+                extra -= OBJECT_ACTIONS
+                if targets & buckets and extra:
+                    problems.append(f"{name}: statement {statement.get('Sid', '?')} grants {sorted(extra)}")
+    return problems
+
+
+# ------------------------------------------------------------------ rules: retention
+
+
+def retention_problems(t: Template) -> list[str]:
+    """Nothing is kept forever by accident: every table has a TTL (or says, under Metadata.RetentionExempt,
+    why it keeps its items until they are deleted), and every bucket expires its objects."""
+    problems = []
+    for name, table in t.of_type("AWS::DynamoDB::Table").items():
+        ttl = t.props(name).get("TimeToLiveSpecification") or {}
+        exempt = (table.get("Metadata") or {}).get("RetentionExempt")
+        if not (ttl.get("Enabled") in (True, "true") and ttl.get("AttributeName")) and not exempt:
+            problems.append(
+                f"table {name} has no TimeToLiveSpecification (or Metadata.RetentionExempt reason)"
+            )
+    for name in t.of_type("AWS::S3::Bucket"):
+        rules = (t.props(name).get("LifecycleConfiguration") or {}).get("Rules") or []
+        expiring = [
+            rule
+            for rule in rules
+            if rule.get("Status") == "Enabled"
+            and rule.get("ExpirationInDays") is not None
+            and not rule.get("Prefix")
+        ]
+        if not expiring:
+            problems.append(f"bucket {name} has no enabled lifecycle rule expiring every object")
+    return problems
+
+
+# ------------------------------------------------------------------ rules: state machines' grants and logs
+
+_SERVICE_RESOURCE = re.compile(r"^arn:aws:states:::(?:aws-sdk:)?(?P<service>[a-z0-9]+):(?P<action>[A-Za-z]+)")
+
+
+def _task_resources(machine: dict[str, Any]) -> list[str]:
+    found = []
+    for state in (machine.get("States") or {}).values():
+        if isinstance(state.get("Resource"), str):
+            found.append(state["Resource"])
+        for branch in state.get("Branches") or []:
+            found += _task_resources(branch)
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                found += _task_resources(state[key])
+    return found
+
+
+def used_actions(definition: dict[str, Any], service: str) -> set[str]:
+    """IAM actions of `service` the definition's Task states call (`dynamodb:updateItem.waitForTaskToken`
+    and `aws-sdk:dynamodb:updateItem` both call dynamodb:UpdateItem)."""
+    actions = set()
+    for resource in _task_resources(definition):
+        match = _SERVICE_RESOURCE.match(resource)
+        if match and match.group("service") == service:
+            action = match.group("action")
+            actions.add(f"{service}:{action[0].upper()}{action[1:]}")
+    return actions
+
+
+def state_machine_grant_problems(t: Template, definitions: dict[str, dict[str, Any]]) -> list[str]:
+    """A state machine is granted exactly the DynamoDB actions its states call (SAM's DynamoDB policy
+    templates grant every item and table action), and logs to a log group of the stack."""
+    problems = []
+    log_groups = t.of_type("AWS::Logs::LogGroup")
+    for name, definition in definitions.items():
+        granted: set[str] = set()
+        for policy in _policies(t, name):
+            if not isinstance(policy, dict):
+                continue
+            for template_name in policy:
+                if template_name.startswith("DynamoDB"):
+                    problems.append(f"state machine {name}: {template_name} grants more than its states use")
+            for statement in _as_list(policy.get("Statement") or []):
+                if isinstance(statement, dict):
+                    granted |= {
+                        str(a) for a in _as_list(statement.get("Action")) if str(a).startswith("dynamodb:")
+                    }
+        used = used_actions(definition, "dynamodb")
+        if granted - used:
+            problems.append(f"state machine {name}: granted {sorted(granted - used)} that no state calls")
+        if used - granted:
+            problems.append(f"state machine {name}: its states call {sorted(used - granted)}, not granted")
+        destinations = (t.props(name).get("Logging") or {}).get("Destinations") or []
+        targets = {
+            referenced_resource((d.get("CloudWatchLogsLogGroup") or {}).get("LogGroupArn"))
+            for d in destinations
+        }
+        if not targets & set(log_groups):
+            problems.append(f"state machine {name}: no Logging destination that is a log group of the stack")
+    return problems
+
+
+def state_machine_definitions(t: Template) -> dict[str, dict[str, Any]]:
+    """Each state machine's definition (from its DefinitionUri file or inline Definition)."""
+    found = {}
+    for name in t.of_type(*STATE_MACHINE_TYPES):
+        props = t.props(name)
+        uri = props.get("DefinitionUri")
+        if isinstance(uri, str) and (t.root / uri).is_file():
+            found[name] = json.loads((t.root / uri).read_text())
+        elif isinstance(props.get("Definition"), dict):
+            found[name] = props["Definition"]
+    return found
 
 
 # ------------------------------------------------------------------ rules: template layout

@@ -12,15 +12,21 @@ from tests.infra.cfn_template import (
     DeclaredMetric,
     Template,
     alarm_problems,
+    bucket_grant_problems,
     build_problems,
+    job_timeout_problems,
     log_group_problems,
     metric_problems,
     policy_problems,
     queue_problems,
+    retention_problems,
     runtime_problems,
     section_order_problems,
     settings_environment_problems,
+    state_machine_definitions,
+    state_machine_grant_problems,
     state_machine_problems,
+    used_actions,
 )
 
 
@@ -76,6 +82,37 @@ def test_given_the_template_then_every_function_gets_every_required_setting(temp
 
 def test_given_the_template_then_every_queue_has_a_dlq_and_a_long_enough_visibility_timeout(template):
     assert queue_problems(template) == []
+
+
+def test_given_the_template_then_a_provider_call_can_never_outlive_its_jobs_lease(template):
+    assert template.parameters["JobUpstreamTimeoutSeconds"]["AllowedValues"], "every value is checked"
+    assert job_timeout_problems(template) == []
+
+
+def test_given_the_template_then_every_table_and_bucket_holding_user_data_expires_it(template):
+    assert retention_problems(template) == []
+    ttl = {
+        name: (template.props(name).get("TimeToLiveSpecification") or {}).get("AttributeName")
+        for name in ("JobsTable", "BatchesTable", "RunsTable", "ProvidersTable")
+    }
+    assert ttl == dict.fromkeys(ttl, "expires_at")  # the attribute switchyard/retention.py writes
+    rule = template.props("MediaBucket")["LifecycleConfiguration"]["Rules"][0]
+    assert rule["ExpirationInDays"] == {"Ref": "RetentionDays"}
+    assert template.parameters["RetentionDays"]["Default"] == 30
+    assert template.function_env("ApiFunction")["RETENTION_DAYS"] == {"Ref": "RetentionDays"}
+
+
+def test_given_the_template_then_no_function_may_delete_media_or_change_the_buckets_rules(template):
+    assert bucket_grant_problems(template) == []
+
+
+def test_given_the_template_then_the_state_machine_gets_only_what_its_states_call_and_logs(template):
+    definitions = state_machine_definitions(template)
+    assert used_actions(definitions["WorkflowStateMachine"], "dynamodb") == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    }
+    assert state_machine_grant_problems(template, definitions) == []
 
 
 def test_given_the_template_then_every_state_machine_definition_exists_and_is_sound(template):
@@ -196,6 +233,187 @@ def test_given_a_batching_window_then_the_queue_rule_adds_it_to_six_times_the_ti
     assert not any("JobsQueue" in p for p in queue_problems(queues(365, window=5)))
 
 
+TIMEOUTS = """
+Parameters:
+  Deadline: {Type: Number, Default: 60, AllowedValues: [60, 600]}
+Mappings:
+  Derived:
+    "60": {Timeout: 90, Lease: 120, Visibility: 541}
+    "600": {Timeout: 610, Lease: 615, Visibility: 3000}
+Globals:
+  Function:
+    Environment:
+      Variables:
+        JOB_UPSTREAM_TIMEOUT_SECONDS: !Ref Deadline
+        JOB_LEASE_SECONDS: !FindInMap [Derived, !Ref Deadline, Lease]
+Resources:
+  Jobs:
+    Type: AWS::SQS::Queue
+    Properties: {VisibilityTimeout: !FindInMap [Derived, !Ref Deadline, Visibility]}
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: !FindInMap [Derived, !Ref Deadline, Timeout]
+      Events:
+        Jobs:
+          Type: SQS
+          Properties: {Queue: !GetAtt Jobs.Arn, MaximumBatchingWindowInSeconds: 1}
+"""
+
+
+def test_given_derived_timeouts_that_do_not_line_up_then_the_timeout_rule_flags_each_allowed_value():
+    t = small(TIMEOUTS)
+
+    assert job_timeout_problems(t, parameter="Deadline", consumer="Worker", queue="Jobs") == [
+        # 60 is fine; 600 leaves 10 s to store, a lease 5 s past the timeout, and too short a visibility.
+        "Deadline=600: Worker Timeout 610s < call deadline 600s + 20s to store",
+        "Deadline=600: lease 615s does not outlive Worker Timeout 610s by 15s",
+        "Deadline=600: Jobs VisibilityTimeout 3000s < 6 x 610s + 1s",
+    ]
+
+
+def test_given_a_deadline_parameter_without_allowed_values_then_the_timeout_rule_cannot_pass():
+    t = small(TIMEOUTS.replace(", AllowedValues: [60, 600]", ""))
+
+    assert job_timeout_problems(t, parameter="Deadline", consumer="Worker", queue="Jobs") == [
+        "parameter Deadline has no AllowedValues: the timeouts derived from it cannot be checked"
+    ]
+
+
+def test_given_tables_and_buckets_that_keep_everything_then_the_retention_rule_flags_them():
+    t = small(
+        """
+        Resources:
+          Kept: {Type: AWS::DynamoDB::Table, Properties: {}}
+          Disabled:
+            Type: AWS::DynamoDB::Table
+            Properties: {TimeToLiveSpecification: {AttributeName: expires_at, Enabled: false}}
+          Expiring:
+            Type: AWS::DynamoDB::Table
+            Properties: {TimeToLiveSpecification: {AttributeName: expires_at, Enabled: true}}
+          Accounts:
+            Type: AWS::DynamoDB::Table
+            Metadata: {RetentionExempt: kept until deleted}
+          Forever: {Type: AWS::S3::Bucket, Properties: {}}
+          PartlyExpiring:
+            Type: AWS::S3::Bucket
+            Properties:
+              LifecycleConfiguration:
+                Rules: [{Status: Enabled, Prefix: tmp/, ExpirationInDays: 1}]
+          Expires:
+            Type: AWS::S3::Bucket
+            Properties:
+              LifecycleConfiguration: {Rules: [{Status: Enabled, ExpirationInDays: 30}]}
+        """
+    )
+
+    assert retention_problems(t) == [
+        "table Kept has no TimeToLiveSpecification (or Metadata.RetentionExempt reason)",
+        "table Disabled has no TimeToLiveSpecification (or Metadata.RetentionExempt reason)",
+        "bucket Forever has no enabled lifecycle rule expiring every object",
+        "bucket PartlyExpiring has no enabled lifecycle rule expiring every object",
+    ]
+
+
+def test_given_bucket_grants_beyond_object_reads_and_writes_then_the_grant_rule_flags_them():
+    t = small(
+        """
+        Resources:
+          Media: {Type: AWS::S3::Bucket}
+          Crud:
+            Type: AWS::Serverless::Function
+            Properties: {Policies: [{S3CrudPolicy: {BucketName: !Ref Media}}]}
+          Deleter:
+            Type: AWS::Serverless::Function
+            Properties:
+              Policies:
+                - Statement:
+                    - {Sid: Objects, Effect: Allow, Action: [s3:GetObject, s3:DeleteObject], Resource: !Sub "${Media.Arn}/*"}
+          Fine:
+            Type: AWS::Serverless::Function
+            Properties:
+              Policies:
+                - Statement:
+                    - {Sid: Objects, Effect: Allow, Action: [s3:GetObject, s3:PutObject], Resource: !Sub "${Media.Arn}/*"}
+        """
+    )
+
+    assert bucket_grant_problems(t) == [
+        "Crud: S3CrudPolicy grants more than object reads and writes",
+        "Deleter: statement Objects grants ['s3:DeleteObject']",
+    ]
+
+
+def test_given_inline_statements_then_the_policy_rule_wants_named_actions_on_resources_of_the_stack():
+    t = small(
+        """
+        Resources:
+          Table: {Type: AWS::DynamoDB::Table}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              Policies:
+                - Statement: [{Sid: Scoped, Effect: Allow, Action: [dynamodb:GetItem], Resource: !GetAtt Table.Arn}]
+                - Statement: [{Sid: Wild, Effect: Allow, Action: "dynamodb:*", Resource: !GetAtt Table.Arn}]
+                - Statement: [{Sid: Anywhere, Effect: Allow, Action: [dynamodb:GetItem], Resource: "*"}]
+                - Statement: [{Sid: Logs, Effect: Allow, Action: [logs:CreateLogDelivery], Resource: "*"}]
+        """
+    )
+
+    assert policy_problems(t) == [
+        "Fn: statement Wild grants a wildcard action",
+        "Fn: statement Anywhere Resource '*' names no resource of the stack",
+    ]
+
+
+def test_given_a_state_machine_granted_more_than_it_calls_or_without_logs_then_its_rule_flags_it():
+    definition = {
+        "StartAt": "Park",
+        "States": {
+            "Park": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:dynamodb:updateItem.waitForTaskToken",
+                "Next": "Each",
+            },
+            "Each": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "StartAt": "Read",
+                    "States": {
+                        "Read": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem", "End": True}
+                    },
+                },
+                "End": True,
+            },
+        },
+    }
+    t = small(
+        """
+        Resources:
+          Runs: {Type: AWS::DynamoDB::Table}
+          Logs: {Type: AWS::Logs::LogGroup, Properties: {RetentionInDays: 7}}
+          Crud:
+            Type: AWS::Serverless::StateMachine
+            Properties:
+              Policies: [{DynamoDBCrudPolicy: {TableName: !Ref Runs}}]
+          Exact:
+            Type: AWS::Serverless::StateMachine
+            Properties:
+              Logging: {Destinations: [{CloudWatchLogsLogGroup: {LogGroupArn: !GetAtt Logs.Arn}}]}
+              Policies:
+                - Statement:
+                    - {Sid: Items, Effect: Allow, Action: [dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:DeleteItem], Resource: !GetAtt Runs.Arn}
+        """
+    )
+
+    assert state_machine_grant_problems(t, {"Crud": definition, "Exact": definition}) == [
+        "state machine Crud: DynamoDBCrudPolicy grants more than its states use",
+        "state machine Crud: its states call ['dynamodb:GetItem', 'dynamodb:UpdateItem'], not granted",
+        "state machine Crud: no Logging destination that is a log group of the stack",
+        "state machine Exact: granted ['dynamodb:DeleteItem'] that no state calls",
+    ]
+
+
 def test_given_a_wrong_runtime_or_architecture_then_the_runtime_rule_flags_it():
     t = small(
         """
@@ -266,9 +484,12 @@ def test_given_unscoped_or_inline_policies_then_the_policy_rule_flags_them():
 
     problems = policy_problems(t)
 
-    assert len(problems) == 4
+    assert len(problems) == 5
     assert "Fn: DynamoDBReadPolicy.TableName names no resource of the stack" in problems
     assert "Fn: CloudWatchPutMetricPolicy is not scoped to a resource" in problems
+    assert "Fn: 'AmazonS3FullAccess' is not a SAM policy template" in problems
+    assert "Fn: statement ? grants a wildcard action" in problems
+    assert "Fn: statement ? Resource '*' names no resource of the stack" in problems
 
 
 def test_given_a_policy_scoped_by_a_resource_fixed_name_then_the_policy_rule_accepts_only_that_name():
@@ -377,10 +598,20 @@ def test_given_what_moto_cannot_run_then_the_workflow_rule_flags_it(tmp_path):
 
 @pytest.mark.parametrize(
     "value, expected",
-    [(30, 30.0), ("45", 45.0), ({"Ref": "P"}, 60.0), ({"Ref": "Missing"}, None), ({"Fn::If": []}, None)],
+    [
+        (30, 30.0),
+        ("45", 45.0),
+        ({"Ref": "P"}, 60.0),
+        ({"Ref": "Missing"}, None),
+        ({"Fn::If": []}, None),
+        ({"Fn::FindInMap": ["M", {"Ref": "P"}, "x"]}, 7.0),
+        ({"Fn::FindInMap": ["M", "90", "x"]}, None),
+    ],
 )
-def test_given_number_sources_then_numbers_resolve_from_literals_and_parameter_defaults(value, expected):
-    t = small("Parameters:\n  P: {Type: Number, Default: 60}\n")
+def test_given_number_sources_then_numbers_resolve_from_literals_parameter_defaults_and_mappings(
+    value, expected
+):
+    t = small("Parameters:\n  P: {Type: Number, Default: 60}\nMappings:\n  M:\n    '60': {x: 7}\n")
 
     assert t.number(value) == expected
 

@@ -20,7 +20,10 @@ def _policies(template, function: str) -> list[tuple[str, str | None]]:
     found = []
     for policy in template.props(function).get("Policies") or []:
         for name, scope in policy.items():
-            found.append((name, referenced_resource(next(iter(scope.values()), None)) if scope else None))
+            if isinstance(scope, dict):  # a SAM policy template: {TableName: !Ref X}
+                found.append((name, referenced_resource(next(iter(scope.values()), None)) if scope else None))
+            else:  # an inline Statement list (tests/infra/test_house_rules.py checks those)
+                found.append((name, None))
     return found
 
 
@@ -67,11 +70,14 @@ def test_given_a_function_that_announces_events_then_it_may_store_and_queue_them
 
 
 def test_given_the_tables_then_the_outbox_and_wake_indexes_are_sparse_and_ordered_by_time(template):
+    # One outbox of job ends for every subscriber (webhooks and workflow step tokens alike): one index.
     jobs = {i["IndexName"]: i for i in template.props("JobsTable")["GlobalSecondaryIndexes"]}
     assert [k["AttributeName"] for k in jobs["unannounced_ends"]["KeySchema"]] == [
-        "webhook_outbox",
+        "unannounced",
         "finished_ms",
     ]
+    ranged_by_end = [n for n, i in jobs.items() if i["KeySchema"][-1]["AttributeName"] == "finished_ms"]
+    assert ranged_by_end == ["unannounced_ends"]
     webhooks = template.props("WebhooksTable")
     indexes = {i["IndexName"]: i for i in webhooks["GlobalSecondaryIndexes"]}
     assert [k["AttributeName"] for k in indexes["by_wake"]["KeySchema"]] == ["wake_part", "wake_ms"]
@@ -86,3 +92,18 @@ def test_given_the_outputs_then_the_webhook_resources_are_named(template):
     assert referenced_resource(outputs["WebhookDeliveryDeadLetterQueueUrl"]["Value"]) == (
         "WebhookDeliveryDeadLetterQueue"
     )
+
+
+def test_given_the_delivery_function_then_a_whole_batch_of_slow_receivers_fits_in_its_timeout(template):
+    # Every record of a batch runs at once on its own thread (switchyard/sqs_batches.py), so the slowest
+    # batch is one attempt: a receiver's whole timeout, plus time to record the attempt and queue a retry.
+    # The queue's visibility (>= 6 x the timeout) is checked for every queue by the house rules.
+    from switchyard.settings import Settings
+
+    attempt = Settings.model_fields["webhook_timeout_seconds"].default
+    env = template.function_env("WebhookDeliveryFunction")
+    assert "WEBHOOK_TIMEOUT_SECONDS" not in env  # the default is what runs
+    timeout = template.number(template.function_prop("WebhookDeliveryFunction", "Timeout", 3))
+    assert timeout is not None and attempt + 20 <= timeout
+    batch = template.props("WebhookDeliveryFunction")["Events"]["Deliveries"]["Properties"]["BatchSize"]
+    assert batch <= 10  # SQS's largest batch without a batching window

@@ -194,5 +194,67 @@ def test_given_a_handed_over_token_then_that_token_is_answered():
     assert sfn.answers == [("succeed", "new", "PROCESSED")]
 
 
-def test_given_step_functions_fails_then_the_subscriber_does_not_raise():
-    answer_step_token(_job(JobStatus.PROCESSED, task_token="tok"), sfn=_Sfn(fail=True))
+def test_given_step_functions_fails_then_the_subscriber_raises_so_the_end_is_announced_again():
+    with pytest.raises(RuntimeError, match="throttled"):
+        answer_step_token(_job(JobStatus.PROCESSED, task_token="tok"), sfn=_Sfn(fail=True))
+
+
+# -- at least once
+
+
+def test_given_every_subscriber_hears_then_announce_says_so_and_one_failure_says_not():
+    hook = JobEndHook()
+    hook.subscribe("fine", lambda job: None)
+    assert hook.announce(_job()) is True
+    hook.subscribe("broken", lambda job: 1 / 0)
+    assert hook.announce(_job()) is False
+
+
+def test_given_every_subscriber_heard_then_the_end_is_marked_announced_else_it_stays_for_the_sweeper():
+    ended = _job(JobStatus.PROCESSED)
+    table = _Table(finish=ended, mark_announced=True)
+    lifecycle, _ = _lifecycle(table)
+    lifecycle.finish(_job(JobStatus.PROCESSING), JobResult(result="{}"))
+    assert table.calls == ["finish", "mark_announced"]
+
+    table = _Table(finish=ended)
+    hook = JobEndHook()
+    hook.subscribe("broken", lambda job: 1 / 0)
+    JobLifecycle(table, _Queue(), hook).finish(_job(JobStatus.PROCESSING), JobResult(result="{}"))
+    assert table.calls == ["finish"]
+
+
+def test_given_marking_the_end_fails_then_the_ending_call_still_returns_the_ended_job():
+    ended = _job(JobStatus.PROCESSED)
+
+    class _Refusing(_Table):
+        def mark_announced(self, job):
+            raise RuntimeError("DynamoDB is throttling")
+
+    lifecycle, heard = _lifecycle(_Refusing(finish=ended))
+    assert lifecycle.finish(_job(JobStatus.PROCESSING), JobResult(result="{}")) is ended
+    assert heard == [ended]
+
+
+def test_given_an_at_most_once_subscriber_then_it_hears_the_first_announcement_only_and_never_holds_the_mark():
+    heard = []
+    hook = JobEndHook()
+    hook.subscribe("telemetry", lambda job: heard.append("telemetry"), once=True)
+    hook.subscribe("webhooks", lambda job: heard.append("webhooks"))
+    assert hook.announce(_job()) is True
+    assert hook.announce(_job(), again=True) is True  # the sweeper's: no second count
+    assert heard == ["telemetry", "webhooks", "webhooks"]
+
+    failing = JobEndHook()
+    failing.subscribe("telemetry", lambda job: 1 / 0, once=True)
+    assert failing.announce(_job()) is True  # a lost metric does not make the end owed again
+
+
+def test_given_the_wired_hook_then_only_the_counters_are_at_most_once():
+    # The telemetry and the jobs-in-flight release count an end: a re-announcement must not count it again
+    # (a release lost with a crash is a drift the rate limiter corrects from the jobs table).
+    from switchyard.wiring import get_job_end_hook
+
+    hook = get_job_end_hook()
+    assert hook.subscribers == ("job telemetry", "workflow step token", "jobs in flight", "webhooks")
+    assert [s.name for s in hook._subscriptions if s.once] == ["job telemetry", "jobs in flight"]

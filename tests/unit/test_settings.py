@@ -62,3 +62,11 @@ def test_given_a_tunable_of_the_wrong_type_then_the_error_names_its_variable(env
 
     with pytest.raises(SettingsError, match="PROVIDER_ENDPOINT_POLICY: Input should be"):
         get_settings()
+
+
+def test_given_a_lease_no_longer_than_the_call_deadline_then_the_settings_refuse_to_load(environment):
+    environment.setenv("JOB_UPSTREAM_TIMEOUT_SECONDS", "240")
+    environment.setenv("JOB_LEASE_SECONDS", "240")
+
+    with pytest.raises(SettingsError, match=r"job_lease_seconds \(240\) must be longer than"):
+        get_settings()

@@ -9,7 +9,7 @@ import pytest
 from switchyard.endpoint_policy import check_endpoint_url
 from switchyard.errors import InvalidRequest, MalformedJson
 from switchyard.job_model import Job, JobStatus
-from switchyard.job_results import extract_asset
+from switchyard.job_results import extract_assets
 from switchyard.multipart import form_fields
 from switchyard.validation import parse_json_object, provider_body, validate_inference_body
 
@@ -93,14 +93,14 @@ def test_multipart_without_boundary_is_refused():
 def test_image_json_answer_is_stored_as_the_decoded_image():
     png = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
     answer = json.dumps({"created": 1, "data": [{"b64_json": base64.b64encode(png).decode()}]}).encode()
-    asset, content_type, metadata = extract_asset(answer, "application/json")
-    assert asset == png and content_type == "image/png"
+    outputs, metadata = extract_assets(answer, "application/json")
+    assert outputs == [(png, "image/png")]
     assert "stored asset" in metadata["data"][0]["b64_json"]
 
 
 def test_binary_answers_are_stored_as_they_are():
-    asset, content_type, metadata = extract_asset(b"RIFF....WAVE", "audio/wav")
-    assert (asset, content_type, metadata) == (b"RIFF....WAVE", "audio/wav", None)
+    outputs, metadata = extract_assets(b"RIFF....WAVE", "audio/wav")
+    assert (outputs, metadata) == ([(b"RIFF....WAVE", "audio/wav")], None)
 
 
 def _job(**overrides) -> Job:
@@ -135,6 +135,14 @@ def test_envelope_matches_the_seed_shape():
 def test_processed_media_envelope_has_a_result_url_and_llm_has_result():
     media = _job(status=JobStatus.PROCESSED, result_key="assets/a/job_1", finished_ms=1718312401000)
     assert media.envelope("https://gw")["result_url"] == "https://gw/api/inference/assets/job_1/"
+    # An item written before `assets` existed still lists its one asset.
+    assert media.envelope("https://gw")["assets"] == [
+        {
+            "url": "https://gw/api/inference/assets/job_1/",
+            "content_type": "application/octet-stream",
+            "bytes": 0,
+        }
+    ]
     llm = _job(
         status=JobStatus.PROCESSED, inference_type="LLM", result=json.dumps({"choices": [{"index": 0}]})
     )

@@ -45,6 +45,7 @@ class Batch:
     created_ms: int
     job_ids: list[str] = field(default_factory=list)  # submission order
     label: str | None = None
+    expires_at: int | None = None  # epoch seconds: the table's TTL (retention.py)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Batch:
@@ -55,6 +56,7 @@ class Batch:
             created_ms=int(item["created_ms"]),
             job_ids=list(item.get("job_ids") or []),
             label=item.get("label"),
+            expires_at=int(item["expires_at"]) if item.get("expires_at") is not None else None,
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -68,6 +70,8 @@ class Batch:
         }
         if self.label is not None:
             item["label"] = self.label
+        if self.expires_at is not None:
+            item["expires_at"] = self.expires_at
         return item
 
     def public(self, jobs: list[JobSummary], *, with_jobs: bool = True) -> dict[str, Any]:

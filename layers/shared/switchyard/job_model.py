@@ -20,8 +20,31 @@ class JobStatus(StrEnum):
 
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.PROCESSING)
+ASSETS_PATH = "/api/inference/assets"
 FINISHED = (JobStatus.PROCESSED, JobStatus.FAILED, JobStatus.CANCELED)
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELED)
+
+
+@dataclass(frozen=True)
+class StoredAsset:
+    """One media output of a job, stored in S3 under `key`."""
+
+    key: str
+    content_type: str
+    size: int  # bytes
+
+    @classmethod
+    def from_item(cls, value: dict[str, Any]) -> StoredAsset:
+        return cls(str(value["key"]), str(value.get("content_type") or ""), int(value.get("bytes") or 0))
+
+    def to_item(self) -> dict[str, Any]:
+        return {"key": self.key, "content_type": self.content_type, "bytes": self.size}
+
+
+def asset_url(base_url: str, job_id: str, index: int) -> str:
+    """Where a job's asset is served: the first at the seed's `/api/inference/assets/<id>/`, the others
+    one level down (`.../<id>/1/`, `.../<id>/2/`)."""
+    return f"{base_url}{ASSETS_PATH}/{job_id}/" + (f"{index}/" if index else "")
 
 
 @dataclass(frozen=True)
@@ -55,9 +78,17 @@ class Job:
     lease_until_ms: int | None = None
     started_ms: int | None = None
     finished_ms: int | None = None
-    result: str | None = None  # provider JSON answer (LLM) as text
-    result_key: str | None = None  # S3 key of a stored asset or large result
+    # What a PROCESSED job keeps (job_results.py decides; the one size rule keeps the item small):
+    # `result` is the JSON answer of an LLM, or the JSON metadata of a media answer, as text, when it fits
+    # in the item; an LLM answer that does not lives in S3 under `result_key` (`result_bytes` long), media
+    # metadata under `metadata_key`. `assets` are a media answer's outputs, each in S3; for media jobs
+    # `result_key` and `result_content_type` name the first asset (as before several outputs were kept).
+    result: str | None = None
+    result_key: str | None = None
     result_content_type: str | None = None
+    result_bytes: int | None = None
+    metadata_key: str | None = None
+    assets: tuple[StoredAsset, ...] = ()
     error_type: str | None = None
     error_message: str | None = None
     batch_id: str | None = None
@@ -68,12 +99,12 @@ class Job:
     workflow_run_id: str | None = None
     workflow_step_id: str | None = None
     task_token: str | None = None
+    expires_at: int | None = None  # epoch seconds: the table's TTL (retention.py)
     # Webhooks: the endpoint that hears of its end (metadata.webhook_id) and the gateway URL the request
-    # came through (for result URLs in the event); `webhook_outbox` while its end is still to be announced
-    # (the jobs table's outbox index); a batch job's batch webhook and the batch's size (batch.completed).
+    # came through (for result URLs in the event); a batch job's batch webhook and the batch's size
+    # (batch.completed).
     webhook_id: str | None = None
     base_url: str | None = None
-    webhook_outbox: str | None = None
     batch_webhook_id: str | None = None
     batch_total: int | None = None
     # The request fields the provider does not get (`async`, metadata.webhook_id), as sent (JSON text).
@@ -98,17 +129,22 @@ class Job:
             "finished_ms",
             "seen_ms",
             "manual_retries",
+            "result_bytes",
+            "expires_at",
             "batch_total",
         ):
             if values.get(name) is not None:
                 values[name] = int(values[name])
         values["status"] = JobStatus(values["status"])
+        values["assets"] = tuple(StoredAsset.from_item(asset) for asset in values.get("assets") or ())
         extra = {k: v for k, v in item.items() if k not in known and k != "active_account"}
         return cls(**values, extra=extra)
 
     def to_item(self) -> dict[str, Any]:
-        item = {k: v for k, v in self.__dict__.items() if k != "extra" and v is not None}
+        item = {k: v for k, v in self.__dict__.items() if k not in ("extra", "assets") and v is not None}
         item["status"] = self.status.value
+        if self.assets:
+            item["assets"] = [asset.to_item() for asset in self.assets]
         item.update(self.extra)
         if self.status in ACTIVE:
             item["active_account"] = self.account_id  # sparse index of active work
@@ -118,8 +154,23 @@ class Job:
     def is_media(self) -> bool:
         return self.inference_type not in JSON_RESULT_TYPES
 
-    def envelope(self, asset_base_url: str | None = None) -> dict[str, Any]:
-        """The public `inference.job` object."""
+    @property
+    def stored_assets(self) -> tuple[StoredAsset, ...]:
+        """A PROCESSED media job's outputs (an item written before `assets` existed has its one asset
+        under `result_key`; its size was not recorded)."""
+        if self.assets or not (self.is_media and self.result_key):
+            return self.assets
+        return (StoredAsset(self.result_key, self.result_content_type or "application/octet-stream", 0),)
+
+    def envelope(
+        self, asset_base_url: str | None = None, *, result_text: str | None = None
+    ) -> dict[str, Any]:
+        """The public `inference.job` object.
+
+        `result` is included when it is in the item, or when the caller loaded it (`result_text`, from
+        S3); a result that is neither is given by `result_url` (and `result_bytes`) alone, so a read never
+        re-inlines megabytes. Media jobs list every output in `assets`; `result_url` is the first one.
+        """
         out: dict[str, Any] = {
             "id": self.job_id,
             "object": "inference.job",
@@ -140,10 +191,26 @@ class Job:
             out["workflow_run_id"] = self.workflow_run_id
             out["workflow_step_id"] = self.workflow_step_id
         if self.status == JobStatus.PROCESSED:
-            if self.result is not None:
-                out["result"] = json.loads(self.result)
-            if self.is_media and self.result_key and asset_base_url is not None:
-                out["result_url"] = f"{asset_base_url}/api/inference/assets/{self.job_id}/"
+            text = result_text if result_text is not None else self.result
+            if text is not None:
+                out["result"] = json.loads(text)
+            if asset_base_url is not None:
+                out.update(self._result_links(asset_base_url))
         if self.error_type:
             out["error"] = {"type": self.error_type, "message": self.error_message or ""}
         return out
+
+    def _result_links(self, base_url: str) -> dict[str, Any]:
+        if self.is_media:
+            assets = [
+                {
+                    "url": asset_url(base_url, self.job_id, index),
+                    "content_type": asset.content_type,
+                    "bytes": asset.size,
+                }
+                for index, asset in enumerate(self.stored_assets)
+            ]
+            return {"result_url": assets[0]["url"], "assets": assets} if assets else {}
+        if self.result_key:  # an LLM answer kept in S3: served as JSON at the first asset URL
+            return {"result_url": asset_url(base_url, self.job_id, 0), "result_bytes": self.result_bytes or 0}
+        return {}

@@ -79,6 +79,7 @@ class ProviderOutcome(StrEnum):
 DISPATCH_OUTCOMES = (
     "processed",
     "failed",
+    "not_stored",  # the provider answered, the result could not be stored: FAILED result_not_stored
     "retrying",
     "waiting_for_capacity",
     "waiting_for_provider",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import StringConstraints, ValidationError, field_validator
+from pydantic import StringConstraints, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from switchyard.caches import cached
@@ -62,7 +62,14 @@ class Settings(BaseSettings):
 
     # Async jobs. Attempts count provider failures (5xx, timeouts, dropped connections, lost leases).
     job_max_attempts: int = 3
+    # The deadline of one provider call for an async job, and how long a claim holds the job. The template
+    # derives both from JobUpstreamTimeoutSeconds, with the dispatcher's Lambda timeout between them, so
+    # the lease outlives any invocation that could still be running the call (tests/infra checks it).
     job_upstream_timeout_seconds: float = 240.0
+    job_lease_seconds: float = 330.0
+    # What the dispatcher keeps of its invocation's time after a provider call, to store the result: a
+    # call is cut short to leave it, and a record that finds less left is put back in the queue.
+    job_store_reserve_seconds: float = 15.0
     # How long a job waits for any provider of its model to come online before it fails with no_provider.
     no_provider_grace_seconds: float = 120.0
     # Re-check delay while every provider slot is busy, and the cap of every re-queue delay (so a queue
@@ -73,6 +80,14 @@ class Settings(BaseSettings):
     # A QUEUED job the dispatcher has not looked at for this long lost its message: the sweeper re-sends it.
     lost_message_after_seconds: float = 90.0
     dispatcher_stalled_after_seconds: float = 60.0
+    # What a failed call left undone (a job's end not every job-end subscriber heard, a workflow decision's
+    # token answer or follow-ups) is done again by the sweeper once it is this old (the process that
+    # decided had its chance), every sweep; a job's end until JOB_END_REDRIVE_MAX_AGE_SECONDS, when the
+    # sweeper gives up on it and logs so.
+    redrive_after_seconds: float = 60.0
+    job_end_redrive_max_age_seconds: float = 24 * 3600.0
+    # The most items of each kind one sweep re-drives (the rest wait for the next sweep).
+    sweep_redrive_limit: int = 500
     # The operators' alarm (the sweeper's WorkerStalled metric): jobs queued and no dispatcher tick for
     # this long. Longer than the seed's 60 s UI warning, so one slow batch does not page anyone.
     worker_stalled_after_seconds: float = 120.0
@@ -80,10 +95,21 @@ class Settings(BaseSettings):
     # and its jobs. Longer than any function that creates batches may run (StreamFunction: up to 900 s),
     # though a creator that outlives it only loses its own batch (its commit is conditional).
     batch_abandon_after_seconds: float = 960.0
-    # Results larger than this live in S3 instead of the job item (DynamoDB items stop at 400 KB).
-    inline_result_limit_bytes: int = 300_000
+    # The one size rule of a job's item (job_results.py): a body, result or media metadata that would make
+    # the item, as DynamoDB counts it, larger than this lives in S3 instead. Far under DynamoDB's 400 KB
+    # item limit because of what an item costs: each of a job's ~4 writes is billed per KB of the whole
+    # item (S3 bills per request), and a list of 100 jobs inlines what their items hold (Lambda answers
+    # stop at 6 MB).
+    job_item_limit_bytes: int = 32_768
+    # One job's read (GET /v1/jobs/<id>) inlines a result kept in S3 up to this size; a larger one is
+    # given by its result_url only. Lists never read S3.
+    read_inline_result_limit_bytes: int = 1_000_000
     # Assets larger than this are served by a short-lived presigned S3 redirect (Lambda answers stop at 6 MB).
     asset_inline_limit_bytes: int = 4_000_000
+
+    # How long jobs, batches, runs and providers are kept (retention.py); the template's RetentionDays, also
+    # the media bucket's lifecycle rule.
+    retention_days: int = 30
 
     # Workflows: a step's or gate's timeout when its spec sets none, and how long a step may wait for its
     # dependencies (gates upstream can take days) before it times out.
@@ -111,9 +137,6 @@ class Settings(BaseSettings):
     # A pending delivery still not attempted this long after its due time lost its message: the sweeper
     # sends another (a duplicate is harmless: attempts are recorded conditionally).
     webhook_lost_message_seconds: int = 900
-    # Job ends younger than this are left to the job-end hook; older ones still unannounced are the
-    # sweeper's (the hook's process died between the job's end and the announcement).
-    webhook_handover_grace_seconds: float = 60.0
     webhook_delivery_retention_days: int = 30
     webhook_max_endpoints_per_account: int = 20
     webhook_endpoint_cache_seconds: float = 2.0
@@ -134,6 +157,15 @@ class Settings(BaseSettings):
     @property
     def gateway_host_names(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.gateway_hosts.split(",") if name.strip())
+
+    @model_validator(mode="after")
+    def _lease_outlives_the_call(self) -> Settings:
+        if self.job_lease_seconds <= self.job_upstream_timeout_seconds:
+            raise ValueError(
+                f"job_lease_seconds ({self.job_lease_seconds:g}) must be longer than "
+                f"job_upstream_timeout_seconds ({self.job_upstream_timeout_seconds:g}): a claim must outlive its call"
+            )
+        return self
 
     @field_validator("webhook_retry_schedule_seconds")
     @classmethod

@@ -20,10 +20,13 @@ def get_job_end_hook() -> JobEndHook:
     per-account queries); the workflow step whose job it was answers its task token; the job leaves its
     account's jobs in flight; the webhook that hears of the job (or of its batch) gets its event stored and
     queued (after the release, so a receiver that submits the next job on hearing of this one's end is not
-    refused by its account's max-active-jobs)."""
+    refused by its account's max-active-jobs). The token and the webhook hear every end at least once (the
+    sweeper announces again what either could not take: job_end.py); the telemetry and the release hear
+    only the first announcement, so an end is never counted twice (a release lost with a crash is a drift
+    the limiter corrects from the jobs table: rate_limits.py)."""
     hook = JobEndHook()
-    hook.subscribe("job telemetry", job_ended)
+    hook.subscribe("job telemetry", job_ended, once=True)
     hook.subscribe("workflow step token", answer_step_token)
-    hook.subscribe("jobs in flight", release_ended_job)
+    hook.subscribe("jobs in flight", release_ended_job, once=True)
     hook.subscribe("webhooks", announce_job_end)
     return hook

@@ -17,6 +17,7 @@ from switchyard.adapters import aws
 from switchyard.adapters.dynamo_updates import is_condition_failure
 from switchyard.batch_model import Batch, BatchState
 from switchyard.caches import cached
+from switchyard.retention import is_expired
 from switchyard.settings import get_settings
 
 ACCOUNT_INDEX = "by_account"
@@ -37,7 +38,7 @@ class BatchesTable:
     # -- reads
     def get(self, batch_id: str) -> Batch | None:
         item = self._table.get_item(Key={"batch_id": batch_id}, ConsistentRead=True).get("Item")
-        return Batch.from_item(item) if item else None
+        return Batch.from_item(item) if item and not is_expired(item) else None
 
     def committed(self, batch_ids: Iterable[str]) -> set[str]:
         """Which of these batches are committed (a missing batch is not)."""
@@ -86,7 +87,7 @@ class BatchesTable:
         }
         batches: list[Batch] = []
         for page in aws.item_pages(self._table.query, **kwargs):
-            batches.extend(Batch.from_item(item) for item in page)
+            batches.extend(Batch.from_item(item) for item in page if not is_expired(item))
             if len(batches) > limit:
                 break
         return batches[:limit], len(batches) > limit

@@ -11,7 +11,7 @@ def update_arguments(
     *,
     set_values: dict[str, Any] | None = None,
     remove: tuple[str, ...] = (),
-    add: dict[str, int] | None = None,
+    add: dict[str, Any] | None = None,
     condition: str | None = None,
     condition_values: dict[str, Any] | None = None,
     names: dict[str, str] | None = None,

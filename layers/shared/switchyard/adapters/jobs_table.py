@@ -10,6 +10,12 @@ finds nothing to claim) and `claim_id` (fresh on every claim, so only the worker
 finish, fail or re-queue the run it claimed). A claim's lease never changes while the claim holds, so
 the claim id alone names the run.
 
+Every ending write (to PROCESSED, FAILED or CANCELED) also marks the job `unannounced`, which puts it
+in the sparse `unannounced_ends` index (key: the marker, a shard of it; range: finished_ms) in the same
+write; the job-end hook takes it out once every subscriber has heard (`mark_announced`), and the sweeper
+announces again whatever is still there a while later. So no end is lost between the write and its
+announcement (switchyard/job_end.py).
+
 Expressions are plain strings, not boto3's Key()/Attr() builder: that builder is shared by every thread
 using a resource and reset on each call, so concurrent callers could swap each other's placeholders.
 """
@@ -17,7 +23,8 @@ using a resource and reset on each call, so concurrent callers could swap each o
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,10 +37,14 @@ from switchyard.caches import cached
 from switchyard.clock import now_ms
 from switchyard.job_model import ACTIVE, RETRYABLE, Job, JobStatus
 from switchyard.job_results import JobResult
+from switchyard.retention import is_expired
 from switchyard.settings import get_settings
 
 ACTIVE_INDEX = "active_by_account"
 ACCOUNT_INDEX = "by_account"
+UNANNOUNCED_INDEX = "unannounced_ends"
+UNANNOUNCED = "unannounced"  # the marker (and the index's key): a shard, so ends spread over partitions
+UNANNOUNCED_SHARDS = 8
 # What a finished run leaves on the item that a re-queued job must not carry into its next run.
 _RUN_ATTRIBUTES = (
     "error_type",
@@ -46,26 +57,20 @@ _RUN_ATTRIBUTES = (
     "result",
     "result_key",
     "result_content_type",
+    "result_bytes",
+    "metadata_key",
+    "assets",
     "seen_ms",
+    UNANNOUNCED,  # an end re-queued by its owner before it was announced is not announced any more
 )
-# Jobs whose end someone must hear of (a webhook) carry `webhook_outbox` from their creation until their
-# end has been announced. The index's sort key is `finished_ms`, which only a final transition sets, so
-# the sparse `unannounced_ends` index holds exactly the ended jobs whose announcement is still owed:
-# the job's own final write is the outbox record, and no end can be lost between that write and the
-# announcement. Spread over a few partitions for write throughput.
-OUTBOX_INDEX = "unannounced_ends"
-OUTBOX_ATTRIBUTE = "webhook_outbox"
-OUTBOX_SHARDS = 4
-
-
-def outbox_part() -> str:
-    import random
-
-    return f"outbox#{random.randrange(OUTBOX_SHARDS)}"  # noqa: S311 - spreads writes, guards nothing
 
 
 def new_claim_id() -> str:
     return secrets.token_hex(8)
+
+
+def unannounced_shard(job_id: str) -> str:
+    return f"end#{zlib.crc32(job_id.encode()) % UNANNOUNCED_SHARDS}"
 
 
 def exhausted_message(attempts: int, last_error: str) -> str:
@@ -80,7 +85,7 @@ class JobsTable:
     # -- reads
     def get(self, job_id: str, consistent: bool = True) -> Job | None:
         item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=consistent).get("Item")
-        return Job.from_item(item) if item and "account_id" in item else None
+        return Job.from_item(item) if item and "account_id" in item and not is_expired(item) else None
 
     def batch_get(self, job_ids: list[str]) -> dict[str, Job]:
         found: dict[str, Job] = {}
@@ -91,6 +96,8 @@ class JobsTable:
             while request:
                 page = client.batch_get_item(RequestItems=request)
                 for item in page.get("Responses", {}).get(self.name, []):
+                    if is_expired(item):
+                        continue
                     job = Job.from_item(item)
                     found[job.job_id] = job
                 request = page.get("UnprocessedKeys") or {}
@@ -131,7 +138,7 @@ class JobsTable:
         kwargs["ExpressionAttributeValues"] = values
         jobs: list[Job] = []
         for page in aws.item_pages(self._table.query, **kwargs):
-            found = [Job.from_item(item) for item in page]
+            found = [Job.from_item(item) for item in page if not is_expired(item)]
             jobs.extend(keep(found) if keep else found)
             if len(jobs) > limit:
                 break
@@ -164,30 +171,23 @@ class JobsTable:
                 return total
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def unannounced_ends(self, before_ms: int) -> Iterator[dict[str, Any]]:
-        """Keys of ended jobs whose end has not been announced, that ended before `before_ms`."""
-        for shard in range(OUTBOX_SHARDS):
+    def unannounced_ends(self, before_ms: int, limit: int) -> list[str]:
+        """Ids of jobs that ended before `before_ms` and whose end not every subscriber has heard (the
+        index is eventually consistent: read the job before announcing it again)."""
+        found: list[str] = []
+        for shard in range(UNANNOUNCED_SHARDS):
             pages = aws.item_pages(
                 self._table.query,
-                IndexName=OUTBOX_INDEX,
-                KeyConditionExpression="webhook_outbox = :part AND finished_ms < :before",
-                ExpressionAttributeValues={":part": f"outbox#{shard}", ":before": before_ms},
+                IndexName=UNANNOUNCED_INDEX,
+                KeyConditionExpression="#marker = :shard AND finished_ms < :before",
+                ExpressionAttributeNames={"#marker": UNANNOUNCED},
+                ExpressionAttributeValues={":shard": f"end#{shard}", ":before": before_ms},
             )
             for page in pages:
-                yield from page
-
-    def end_announced(self, job_id: str, finished_ms: int) -> bool:
-        """The end that finished at `finished_ms` has been announced: the job leaves the outbox. False when
-        the job has moved on since (retried), and its next end is owed instead."""
-        return (
-            self._update(
-                job_id,
-                remove=(OUTBOX_ATTRIBUTE,),
-                condition="finished_ms = :finished",
-                values={":finished": finished_ms},
-            )
-            is not None
-        )
+                found.extend(str(item["job_id"]) for item in page)
+                if len(found) >= limit:
+                    return found[:limit]
+        return found
 
     # -- liveness items (no account_id, so they never appear in the account indexes)
     def record_tick(self, item_id: str) -> None:
@@ -309,16 +309,11 @@ class JobsTable:
     def finish(self, job: Job, result: JobResult) -> Job | None:
         """PROCESSING under this claim -> PROCESSED with its result. None: canceled (or reclaimed after the
         lease ran out) while the provider worked, and the answer is dropped."""
-        stored = {
-            "result": result.result,
-            "result_key": result.result_key,
-            "result_content_type": result.result_content_type,
-        }
         return self._move(
             job.job_id,
             (JobStatus.PROCESSING,),
             JobStatus.PROCESSED,
-            set_values={"finished_ms": now_ms(), **{k: v for k, v in stored.items() if v is not None}},
+            set_values={"finished_ms": now_ms(), **result.stored_values()},
             remove=("lease_until_ms", "error_type", "error_message"),
             also="claim_id = :claim",
             values={":claim": job.claim_id},
@@ -362,22 +357,37 @@ class JobsTable:
             remove=("lease_until_ms",),
         )
 
-    def requeue_by_caller(self, job_id: str, account_id: str, *, outbox: str | None = None) -> Job | None:
+    def requeue_by_caller(self, job_id: str, account_id: str) -> Job | None:
         """FAILED or CANCELED -> QUEUED as a fresh job (a new generation, attempts from 0, no trace of the
-        last run); None if it is not FAILED or CANCELED (any more). `outbox` puts it back in the outbox:
-        its next end is announced too."""
+        last run); None if it is not FAILED or CANCELED (any more)."""
         return self._move(
             job_id,
             RETRYABLE,
             JobStatus.QUEUED,
-            set_values={
-                "attempt": 0,
-                "queued_ms": now_ms(),
-                **({OUTBOX_ATTRIBUTE: outbox} if outbox else {}),
-            },
+            set_values={"attempt": 0, "queued_ms": now_ms()},
             add={"gen": 1, "manual_retries": 1},
             remove=_RUN_ATTRIBUTES,
             reactivate_for=account_id,
+        )
+
+    # -- the job-end hook's bookkeeping
+    @staticmethod
+    def is_unannounced(job: Job) -> bool:
+        """The job (as read) ended and not every subscriber has heard of it yet."""
+        return UNANNOUNCED in job.extra
+
+    def mark_announced(self, job: Job) -> bool:
+        """Every subscriber heard of this end (`job` as its ending write left it); False when the job has
+        moved on since (re-queued by its owner and perhaps ended again: that end is announced on its own)."""
+        return (
+            self._update(
+                job.job_id,
+                remove=(UNANNOUNCED,),
+                condition="attribute_exists(#marker) AND gen = :gen AND finished_ms = :finished",
+                values={":gen": job.gen, ":finished": job.finished_ms},
+                names={"#marker": UNANNOUNCED},
+            )
+            is not None
         )
 
     def hand_over_token(self, job_id: str, token: str) -> Job | None:
@@ -409,7 +419,7 @@ class JobsTable:
         *,
         set_values: dict[str, Any] | None = None,
         remove: tuple[str, ...] = (),
-        add: dict[str, int] | None = None,
+        add: dict[str, Any] | None = None,
         also: str | None = None,
         values: dict[str, Any] | None = None,
         reactivate_for: str | None = None,
@@ -421,6 +431,7 @@ class JobsTable:
         set_values = {**(set_values or {}), "status": to_status.value}
         if to_status not in ACTIVE:
             remove += ("active_account",)
+            set_values[UNANNOUNCED] = unannounced_shard(job_id)  # in the ending write itself
         elif reactivate_for:
             set_values["active_account"] = reactivate_for
         condition = "#status IN (" + ", ".join(f":from{i}" for i in range(len(from_statuses))) + ")"
@@ -445,11 +456,17 @@ class JobsTable:
         values: dict[str, Any],
         set_values: dict[str, Any] | None = None,
         remove: tuple[str, ...] = (),
-        add: dict[str, int] | None = None,
+        add: dict[str, Any] | None = None,
+        names: dict[str, str] | None = None,
     ) -> Job | None:
         """One conditional UpdateItem; None when the condition does not hold (`#status` is `status`)."""
         kwargs = update_arguments(
-            set_values=set_values, remove=remove, add=add, condition=condition, condition_values=values
+            set_values=set_values,
+            remove=remove,
+            add=add,
+            condition=condition,
+            condition_values=values,
+            names=names,
         )
         kwargs["Key"] = {"job_id": job_id}
         try:

@@ -23,14 +23,16 @@ class ProvidersTable:
     def __init__(self, table_name: str):
         self._table = aws.table(table_name)
 
-    def record_heartbeat(self, provider: Provider) -> None:
-        """Create or refresh the provider (UpdateItem, not PutItem: its leases must survive)."""
+    def record_heartbeat(self, provider: Provider, expires_at: int) -> None:
+        """Create or refresh the provider (UpdateItem, not PutItem: its leases must survive); a provider
+        that stops heartbeating is deleted once `expires_at` (epoch seconds, the TTL) has passed."""
         last_seen_ms = int(provider.last_seen * 1000)
         self._table.update_item(
             Key=self._key(provider.account_id, provider.provider_id),
             UpdateExpression=(
                 "SET endpoint_url = :u, secret = :s, max_concurrency = :c, models = :m, last_seen = :t, "
-                "first_seen = if_not_exists(first_seen, :t), leases = if_not_exists(leases, :empty)"
+                "first_seen = if_not_exists(first_seen, :t), leases = if_not_exists(leases, :empty), "
+                "expires_at = :x"
             ),
             ExpressionAttributeValues={
                 ":u": provider.endpoint_url,
@@ -39,6 +41,7 @@ class ProvidersTable:
                 ":m": [m.model_dump() for m in provider.models],
                 ":t": last_seen_ms,
                 ":empty": {},
+                ":x": expires_at,
             },
         )
 

@@ -7,13 +7,19 @@ sort by creation time, so that index is newest-first when read backwards.
 
 Each transition names the state it starts from and returns the record after the write, or None when the
 item was not in that state (the state machine, a cancel or a gate decision moved it first). No update
-ever creates an item: every condition also requires the item to exist. Expressions are plain strings,
+ever creates an item: every condition also requires the item to exist.
+
+A transition that decides something the state machine must hear (a token's answer, a recorded step's
+dependents to wake or skip, a canceled run's steps to cancel) writes what it owes in the same write,
+and marks the item `redrive` (sparse index `redrive_due`, by `redrive_since_ms`); `settle` removes the
+mark once nothing is owed. The sweeper finds what stays marked (services/workflow_followups.py). Expressions are plain strings,
 not boto3's Key()/Attr() builder: the resource's condition builder keeps placeholder counters on the
 shared client, so two threads building conditions at once could swap each other's placeholders.
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -22,13 +28,23 @@ from switchyard.adapters import aws
 from switchyard.adapters.dynamo_updates import is_condition_failure, update_arguments
 from switchyard.caches import cached
 from switchyard.clock import now_ms
+from switchyard.retention import is_expired
 from switchyard.settings import get_settings
 from switchyard.workflows.model import RunStatus, StepStatus
-from switchyard.workflows.records import Run, Step
+from switchyard.workflows.records import Run, Step, TokenAnswer
 
 ACCOUNT_INDEX = "by_account"
 RUN_SK = "run"
 STEP_PREFIX = "step#"
+REDRIVE_INDEX = "redrive_due"
+REDRIVE = "redrive"  # the mark (and the index's key): a shard, so marks spread over partitions
+REDRIVE_SHARDS = 4
+# Nothing is owed: no follow-up, no run cancel, no token answer decided and not sent.
+_SETTLED = (
+    "attribute_not_exists(followups_due) AND attribute_not_exists(cancel_due)"
+    " AND (attribute_not_exists(wake_answer) OR attribute_exists(wake_answer.answered_ms))"
+    " AND (attribute_not_exists(gate_answer) OR attribute_exists(gate_answer.answered_ms))"
+)
 
 
 def step_key(run_id: str, step_id: str) -> dict[str, str]:
@@ -39,6 +55,11 @@ def run_key(run_id: str) -> dict[str, str]:
     return {"run_id": run_id, "sk": RUN_SK}
 
 
+def _owed(run_id: str) -> dict[str, Any]:
+    """The attributes that put an item in the redrive index (set by every write that owes something)."""
+    return {REDRIVE: f"due#{zlib.crc32(run_id.encode()) % REDRIVE_SHARDS}", "redrive_since_ms": now_ms()}
+
+
 class RunsTable:
     def __init__(self, table_name: str):
         self.name = table_name
@@ -47,7 +68,7 @@ class RunsTable:
     # -- reads
     def get_run(self, run_id: str) -> Run | None:
         item = self._table.get_item(Key=run_key(run_id), ConsistentRead=True).get("Item")
-        return Run.from_item(item) if item else None
+        return Run.from_item(item) if item and not is_expired(item) else None
 
     def get_step(self, run_id: str, step_id: str) -> Step | None:
         item = self._table.get_item(Key=step_key(run_id, step_id), ConsistentRead=True).get("Item")
@@ -89,10 +110,32 @@ class RunsTable:
         }
         runs: list[Run] = []
         for page in aws.item_pages(self._table.query, **kwargs):
-            runs.extend(Run.from_item(item) for item in page)
+            runs.extend(Run.from_item(item) for item in page if not is_expired(item))
             if len(runs) > limit:
                 break
         return runs[:limit], len(runs) > limit
+
+    def owing(self, before_ms: int, limit: int) -> list[tuple[str, str | None]]:
+        """(run id, step id or None for the run itself) of items that owe something since before
+        `before_ms` (eventually consistent: read the item before acting on it)."""
+        found: list[tuple[str, str | None]] = []
+        for shard in range(REDRIVE_SHARDS):
+            pages = aws.item_pages(
+                self._table.query,
+                IndexName=REDRIVE_INDEX,
+                KeyConditionExpression="#mark = :shard AND redrive_since_ms < :before",
+                ExpressionAttributeNames={"#mark": REDRIVE},
+                ExpressionAttributeValues={":shard": f"due#{shard}", ":before": before_ms},
+            )
+            for page in pages:
+                for item in page:
+                    sk = str(item["sk"])
+                    found.append(
+                        (str(item["run_id"]), sk.removeprefix(STEP_PREFIX) if sk != RUN_SK else None)
+                    )
+                if len(found) >= limit:
+                    return found[:limit]
+        return found
 
     # -- creating
     def create(self, run: Run, steps: list[Step]) -> None:
@@ -139,13 +182,23 @@ class RunsTable:
         )
 
     def cancel(self, run_id: str, error: dict[str, Any]) -> Run | None:
-        """RUNNING -> CANCELED; None if it had already ended."""
+        """RUNNING -> CANCELED, owing the cancel of its steps (`cancel_due`); None if it had already ended."""
         return self._run(
             run_id,
-            set_values={"status": RunStatus.CANCELED.value, "finished_ms": now_ms(), "error": error},
+            set_values={
+                "status": RunStatus.CANCELED.value,
+                "finished_ms": now_ms(),
+                "error": error,
+                "cancel_due": True,
+                **_owed(run_id),
+            },
             condition="#status = :running",
             values={":running": RunStatus.RUNNING.value},
         )
+
+    def cancel_done(self, run_id: str) -> Run | None:
+        """Every step of the canceled run is canceled (or had ended)."""
+        return self._run(run_id, remove=("cancel_due",))
 
     # -- transitions of a step
     def start_step(self, run_id: str, step_id: str) -> Step | None:
@@ -178,9 +231,15 @@ class RunsTable:
         outcome: StepStatus,
         error: dict[str, Any] | None,
     ) -> Step | None:
-        """The step's outcome, recorded once: None if it was recorded already or moved since `step` was
-        read (a cancel, a gate decision), so the caller reads it again and decides anew."""
-        values: dict[str, Any] = {"status": outcome.value, "recorded": True}
+        """The step's outcome, recorded once, owing the wake-up or skip of its dependents
+        (`followups_due`): None if it was recorded already or moved since `step` was read (a cancel, a
+        gate decision), so the caller reads it again and decides anew."""
+        values: dict[str, Any] = {
+            "status": outcome.value,
+            "recorded": True,
+            "followups_due": True,
+            **_owed(step.run_id),
+        }
         if not step.finished_ms:
             values["finished_ms"] = now_ms()
         if error:
@@ -193,27 +252,57 @@ class RunsTable:
             values={":seen": step.status.value},
         )
 
-    def wake_dependent(self, run_id: str, step_id: str) -> Step | None:
-        """One dependency of a PENDING step succeeded: its pending count drops by one.
+    def wake_dependent(
+        self, run_id: str, step_id: str, dependency: str, answer: TokenAnswer
+    ) -> tuple[Step | None, bool]:
+        """`dependency` of a PENDING step succeeded: its pending count drops by one, once per dependency
+        (`done_deps` remembers it, so a retried wake-up counts nothing twice). Returns the step after the
+        write and whether this was its last dependency; (None, False) if it was counted already or the
+        step is not pending.
 
-        The exactly-once wake-up rests on this write and the state machine's park: a parking step stores
-        its token on its own item only while `pending_count > 0` (ParkUntilReady's condition), and this
-        decrement returns the item as it is after the write, token included. Both are single-item atomic
-        writes, so exactly one side sees "count 0 and a token": the caller that gets a step with
-        `pending_count == 0` and a `wake_token` answers it; a park that comes later fails its condition
-        and reads the step instead (ReadStep).
+        The last dependency's write also owes the step's wake token `answer`. The exactly-once wake-up
+        rests on this write and the state machine's park: a parking step stores its token on its own item
+        only while `pending_count > 0` (ParkUntilReady's condition), and this decrement returns the item as
+        it is after the write, token included. Both are single-item atomic writes, so a token parked
+        before the count reached 0 is on the item the last write returns, and a park that comes later
+        fails its condition and reads the step instead (ReadStep).
         """
-        return self._step(
-            run_id,
-            step_id,
-            add={"pending_count": -1},
-            condition="#status = :pending AND pending_count > :zero",
-            values={":pending": StepStatus.PENDING.value, ":zero": 0},
-        )
+        counted = "#status = :pending AND NOT contains(done_deps, :dep)"
+        common: dict[str, Any] = {":pending": StepStatus.PENDING.value, ":dep": dependency, ":one": 1}
+        count_down: dict[str, Any] = {"pending_count": -1, "done_deps": {dependency}}
+        for _ in range(10):  # another dependency may count down between the two writes: look again
+            last = self._step(
+                run_id,
+                step_id,
+                add=count_down,
+                set_values={"wake_answer": answer.to_item(), **_owed(run_id)},
+                condition=f"{counted} AND pending_count = :one",
+                values=common,
+            )
+            if last is not None:
+                return last, True
+            earlier = self._step(
+                run_id,
+                step_id,
+                add=count_down,
+                condition=f"{counted} AND pending_count > :one",
+                values=common,
+            )
+            if earlier is not None:
+                return earlier, False
+            current = self.get_step(run_id, step_id)
+            if (
+                current is None
+                or current.status != StepStatus.PENDING
+                or dependency in current.done_deps
+                or current.pending_count < 1
+            ):
+                return None, False
+        raise RuntimeError(f"step {step_id} of run {run_id} kept changing while {dependency} woke it")
 
-    def skip(self, run_id: str, step_id: str, reason: dict[str, Any]) -> Step | None:
-        """PENDING -> SKIPPED (recorded: nothing is left to decide); None if it was skipped through
-        another path, or canceled."""
+    def skip(self, run_id: str, step_id: str, reason: dict[str, Any], answer: TokenAnswer) -> Step | None:
+        """PENDING -> SKIPPED (recorded: nothing is left to decide), owing the skip of its own dependents
+        and its wake token `answer`; None if it was skipped through another path, or canceled."""
         return self._step(
             run_id,
             step_id,
@@ -222,10 +311,42 @@ class RunsTable:
                 "recorded": True,
                 "finished_ms": now_ms(),
                 "error": reason,
+                "followups_due": True,
+                "wake_answer": answer.to_item(),
+                **_owed(run_id),
             },
             condition="#status = :pending",
             values={":pending": StepStatus.PENDING.value},
         )
+
+    def followups_done(self, step: Step) -> Step | None:
+        """Every dependent of the recorded step is woken or skipped."""
+        return self._step(step.run_id, step.step_id, remove=("followups_due",))
+
+    def answered(self, step: Step, slot: str) -> Step | None:
+        """The answer decided for the step's `slot` token has been sent (or there was no token to send it
+        to); None if the step has no answer there."""
+        key = step_key(step.run_id, step.step_id)
+        names = {"#answer": f"{slot}_answer", "#at": "answered_ms"}
+        try:
+            item = self._table.update_item(
+                Key=key,
+                UpdateExpression="SET #answer.#at = :now",
+                ConditionExpression="attribute_exists(run_id) AND attribute_exists(#answer)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":now": now_ms()},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return None
+            raise
+        return Step.from_item(item)
+
+    def settle(self, run_id: str, step_id: str | None) -> bool:
+        """Take the item out of the redrive index if it owes nothing any more; False if it still does."""
+        key = step_key(run_id, step_id) if step_id is not None else run_key(run_id)
+        return self._update(key, remove=(REDRIVE, "redrive_since_ms"), condition=_SETTLED) is not None
 
     def skip_unfinished(self, step: Step, error: dict[str, Any]) -> Step | None:
         """A step still active when the run's state machine ended -> SKIPPED, if it has not moved."""
@@ -237,12 +358,23 @@ class RunsTable:
             values={":seen": step.status.value},
         )
 
-    def cancel_step(self, step: Step, error: dict[str, Any]) -> Step | None:
-        """-> CANCELED (the run was canceled), if the step has not moved since it was read."""
+    def cancel_step(
+        self, step: Step, error: dict[str, Any], answer: tuple[str, TokenAnswer] | None = None
+    ) -> Step | None:
+        """-> CANCELED (the run was canceled), if the step has not moved since it was read; `answer`
+        (slot, answer) is what its parked or waiting token is owed."""
+        values: dict[str, Any] = {
+            "status": StepStatus.CANCELED.value,
+            "finished_ms": now_ms(),
+            "error": error,
+        }
+        if answer is not None:
+            slot, owed = answer
+            values.update({f"{slot}_answer": owed.to_item(), **_owed(step.run_id)})
         return self._step(
             step.run_id,
             step.step_id,
-            set_values={"status": StepStatus.CANCELED.value, "finished_ms": now_ms(), "error": error},
+            set_values=values,
             condition="#status = :seen",
             values={":seen": step.status.value},
         )
@@ -274,10 +406,18 @@ class RunsTable:
         )
 
     def resolve_gate(
-        self, run_id: str, step_id: str, *, approve: bool, by: str, comment: str | None
+        self,
+        run_id: str,
+        step_id: str,
+        *,
+        approve: bool,
+        by: str,
+        comment: str | None,
+        answer: TokenAnswer,
     ) -> Step | None:
-        """A WAITING gate (its token stored) -> SUCCEEDED (approved) or REJECTED, with the decision; None
-        if it is not waiting (not yet, decided already, timed out, canceled)."""
+        """A WAITING gate (its token stored) -> SUCCEEDED (approved) or REJECTED, with the decision and
+        the answer its token is owed; None if it is not waiting (not yet, decided already, timed out,
+        canceled)."""
         now = now_ms()
         decision = "approved" if approve else "rejected"
         return self._step(
@@ -287,6 +427,8 @@ class RunsTable:
                 "status": (StepStatus.SUCCEEDED if approve else StepStatus.REJECTED).value,
                 "finished_ms": now,
                 "resolution": {"decision": decision, "by": by, "at_ms": now, "comment": comment},
+                "gate_answer": answer.to_item(),
+                **_owed(run_id),
             },
             condition="#status = :waiting AND attribute_exists(gate_token)",
             values={":waiting": StepStatus.WAITING.value},
@@ -307,7 +449,7 @@ class RunsTable:
         *,
         set_values: dict[str, Any] | None = None,
         remove: tuple[str, ...] = (),
-        add: dict[str, int] | None = None,
+        add: dict[str, Any] | None = None,
         condition: str | None = None,
         values: dict[str, Any] | None = None,
         names: dict[str, str] | None = None,

@@ -39,8 +39,15 @@ class UpstreamResponse:
     content: bytes
 
 
+LOOP_DETECTED_STATUS = 508  # errors.LoopDetected: what a gateway answers a call that carries its CDN-Loop
+
+
 class AnswerTooLarge(UpstreamError):
     """The provider's answer outgrew the size cap: no retry gets a smaller one."""
+
+
+class CallLooped(UpstreamError):
+    """The call came back to a Switchyard gateway (508, its CDN-Loop refusal): every retry would too."""
 
 
 def provider_request_headers(secret: str, content_type: str, request_id: str | None = None) -> dict[str, str]:
@@ -118,6 +125,9 @@ def post(
         raise UpstreamError(f"The provider could not be reached ({type(exc).__name__}: {exc}).") from exc
     except httpx.InvalidURL as exc:  # an endpoint stored before URLs were checked this strictly
         raise UpstreamError(f"The provider's endpoint URL is not usable ({exc}).") from exc
+    if response.status_code == LOOP_DETECTED_STATUS:
+        looped = UpstreamError.provider_status(response.status_code, body.decode(errors="replace"))
+        raise CallLooped(looped.message)
     if response.status_code >= 500:
         raise UpstreamError.provider_status(response.status_code, body.decode(errors="replace"))
     kept = {k: v for k, v in response.headers.items() if k.lower() in PASSTHROUGH_HEADERS}

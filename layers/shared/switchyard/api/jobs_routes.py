@@ -15,6 +15,7 @@ from switchyard.api.admission import note_jobs_created
 from switchyard.api.caller import caller_account
 from switchyard.api.pagination import list_page
 from switchyard.catalog import Endpoint
+from switchyard.errors import NotFound
 from switchyard.job_model import JobWebhook
 from switchyard.services.idempotency import run_once
 from switchyard.services.jobs import MAX_LIST_LIMIT, get_jobs_service
@@ -101,7 +102,8 @@ def register(app: APIGatewayHttpResolver) -> None:
             caller_account(app), status=status, active=bool(active), limit=limit, after=after
         )
         base_url = public_base_url(app)
-        data = [jobs.envelope(job, base_url) for job in found]
+        # What the items hold, never S3: a page of 100 stays small (large results are given by URL).
+        data = [jobs.envelope(job, base_url, read_result=False) for job in found]
         return list_page(data, has_more)
 
     @app.get(
@@ -152,26 +154,45 @@ def register(app: APIGatewayHttpResolver) -> None:
     )(summary)
     app.get("/api/inference/queue/summary", include_in_schema=False)(summary)
 
-    def asset(asset_id: docs.AssetId):
-        found = get_jobs_service().asset(caller_account(app), asset_id)
+    def serve(job_id: str, index: int) -> Response[bytes]:
+        found = get_jobs_service().asset(caller_account(app), job_id, index)
         if found.redirect_url:
-            return Response(302, "text/plain", "", headers={"Location": found.redirect_url})
+            return Response(302, "text/plain", b"", headers={"Location": found.redirect_url})
         return Response(
-            200, found.content_type, found.content, headers={"Cache-Control": "private, max-age=300"}
+            200, found.content_type, found.content or b"", headers={"Cache-Control": "private, max-age=300"}
         )
 
+    # Route functions carry no return annotation: Powertools would try to build a response model of it.
+    def asset(asset_id: docs.AssetId):
+        return serve(asset_id, 0)
+
+    def nth_asset(
+        asset_id: docs.AssetId,
+        index: docs.AssetIndex,
+    ):
+        if not index.isdigit():
+            raise NotFound(f"Job '{asset_id}' has no stored asset {index!r}.")
+        return serve(asset_id, int(index))
+
+    asset_answers = docs.merge(
+        {
+            200: {"description": "The asset, with its media type", "content": docs.content("*/*")},
+            302: {
+                "description": "A large asset: a short-lived link to it",
+                "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+            },
+        },
+        docs.errors(400, 401, 404),
+    )
     app.get(
         "/api/inference/assets/<asset_id>/",
-        summary="A stored result asset (your own only)",
-        responses=docs.merge(
-            {
-                200: {"description": "The asset, with its media type", "content": docs.content("*/*")},
-                302: {
-                    "description": "A large asset: a short-lived link to it",
-                    "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
-                },
-            },
-            docs.errors(400, 401, 404),
-        ),
+        summary="A job's stored result: its first media asset, or an LLM answer kept in S3 (your own only)",
+        responses=asset_answers,
     )(asset)
     app.get("/api/inference/assets/<asset_id>", include_in_schema=False)(asset)
+    app.get(
+        "/api/inference/assets/<asset_id>/<index>/",
+        summary="A media job's asset by its place in the job's `assets` (your own only)",
+        responses=asset_answers,
+    )(nth_asset)
+    app.get("/api/inference/assets/<asset_id>/<index>", include_in_schema=False)(nth_asset)

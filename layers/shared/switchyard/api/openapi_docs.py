@@ -53,6 +53,15 @@ JobId = path_id(shapes.JOB_ID, "job")
 BatchId = path_id(shapes.BATCH_ID, "batch")
 RunId = path_id(shapes.RUN_ID, "workflow run")
 AssetId = path_id(shapes.JOB_ID, "asset (its job's)")
+# Like an id: documented with its pattern, only its length enforced, anything else a 404.
+AssetIndex = Annotated[
+    str,
+    Path(
+        description="The asset's place in the job's `assets`: 0 is the first (the job's `result_url`).",
+        max_length=6,
+        json_schema_extra={"pattern": "^[0-9]{1,6}$"},
+    ),
+]
 StepId = Annotated[
     str,
     Path(

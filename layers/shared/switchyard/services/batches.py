@@ -182,6 +182,7 @@ class BatchesService:
             created_ms=jobs[0].created_ms,
             job_ids=[job.job_id for job in jobs],
             label=request.label,
+            expires_at=jobs[0].expires_at,
         )
         self.table.create(batch)  # 1. the invisible marker, findable by the sweeper
         try:

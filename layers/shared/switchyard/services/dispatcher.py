@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from switchyard import metrics, tracing
@@ -34,14 +35,17 @@ from switchyard.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-LEASE_MARGIN_MS = 30_000
+RESULT_NOT_STORED = "result_not_stored"
+# A provider call given less than this (after the store reserve) is not started: the record waits.
+MIN_CALL_SECONDS = 1.0
+TimeLeft = Callable[[], float]
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one message (for logs, metrics and tests)."""
 
-    action: str  # processed | failed | retrying | waiting | no_provider | stale | canceled
+    action: str  # processed | failed | not_stored | retrying | waiting | no_provider | stale | canceled
     job_id: str
     detail: str = ""
 
@@ -61,7 +65,10 @@ class Dispatcher:
         self.providers = providers
         self.limiter = limiter
 
-    def handle(self, message: JobMessage) -> Outcome:
+    def handle(self, message: JobMessage, time_left: TimeLeft | None = None) -> Outcome:
+        """Handle one message. `time_left` gives the seconds left to the invocation (the Lambda context's
+        remaining time): a provider call is cut short to leave the store reserve, and never outlives the
+        invocation, whose timeout the claim's lease outlives (the template derives both)."""
         try:
             service_type = ServiceType(message.service_type)
         except ValueError:
@@ -69,7 +76,9 @@ class Dispatcher:
         candidates = self.providers.candidates(message.account_id, message.model, service_type)
         if not candidates:
             return self._no_provider(message)
-        lease_until = now_ms() + int(self.settings.job_upstream_timeout_seconds * 1000) + LEASE_MARGIN_MS
+        if self._call_seconds(time_left) < self._shortest_call:
+            return self._wait(message, "the dispatcher's invocation had too little time left to run it")
+        lease_until = now_ms() + int(self.settings.job_lease_seconds * 1000)
         # One lease per delivery, so a duplicate delivery can never free the slot of the run in progress.
         lease_key = f"{message.job_id}.{new_claim_id()}"
         # The account's share of the dispatchers first (rate_limits.py): one account's long jobs must not
@@ -92,7 +101,7 @@ class Dispatcher:
                     self.lifecycle.fail_exhausted(job, attempts=job.attempt - 1, last_error=last_error),
                     "failed",
                 )
-            return self._run(job, provider)
+            return self._run(job, provider, time_left)
         finally:
             self.providers.release_slot(provider.account_id, provider.provider_id, lease_key)
             self.limiter.release_running_slot(message.account_id, lease_key)
@@ -104,7 +113,19 @@ class Dispatcher:
                 return provider
         return None
 
-    def _run(self, job: Job, provider: Provider) -> Outcome:
+    @property
+    def _shortest_call(self) -> float:
+        return min(self.settings.job_upstream_timeout_seconds, MIN_CALL_SECONDS)
+
+    def _call_seconds(self, time_left: TimeLeft | None) -> float:
+        """How long the provider call may take: the configured deadline, cut to what the invocation has
+        left after the store reserve."""
+        seconds = self.settings.job_upstream_timeout_seconds
+        if time_left is not None:
+            seconds = min(seconds, time_left() - self.settings.job_store_reserve_seconds)
+        return seconds
+
+    def _run(self, job: Job, provider: Provider, time_left: TimeLeft | None = None) -> Outcome:
         body = job.body if job.body is not None else self.media.get(job.body_key or "").content.decode()
         client = upstream.get_client(
             self.settings.job_upstream_timeout_seconds, self.settings.upstream_connect_timeout_seconds
@@ -121,6 +142,7 @@ class Dispatcher:
         )
         if job.attempt == 1:  # a retry's wait includes its backoff: not the queue's latency
             metrics.record_dispatch_latency(now_ms() - job.queued_ms)
+        deadline = max(self._shortest_call, self._call_seconds(time_left))
         try:
             with (
                 metrics.provider_call(metrics.CallPath.ASYNC) as measured,
@@ -131,13 +153,13 @@ class Dispatcher:
                     url,
                     body.encode(),
                     headers,
-                    timeout=self.settings.job_upstream_timeout_seconds,
-                    deadline_seconds=self.settings.job_upstream_timeout_seconds,
+                    timeout=deadline,
+                    deadline_seconds=deadline,
                     max_bytes=self.settings.provider_response_max_bytes,
                 )
                 measured.answered(answer.status_code)
                 traced.answered(answer.status_code)
-        except upstream.AnswerTooLarge as error:
+        except (upstream.AnswerTooLarge, upstream.CallLooped) as error:
             # The same request would get the same answer: fail now rather than spend the other attempts.
             return self._ended(job, self.lifecycle.fail(job, "upstream_error", error.message), "failed")
         except UpstreamError as error:
@@ -150,15 +172,25 @@ class Dispatcher:
         return self._store_result(job, answer)
 
     def _store_result(self, job: Job, answer: upstream.UpstreamResponse) -> Outcome:
-        stored = result_of(
-            job,
-            answer.content,
-            answer.headers.get("content-type", "application/octet-stream"),
-            self.settings.inline_result_limit_bytes,
-        )
-        if stored.blob is not None and stored.result_key is not None:
-            self.media.put(stored.result_key, stored.blob, stored.result_content_type or "")
-        return self._ended(job, self.lifecycle.finish(job, stored), "processed")
+        """Store the answer and finish the job. The provider has done its work: a result that cannot be
+        stored fails the job, naming why, rather than leaving it for the sweeper to run again."""
+        try:
+            stored = result_of(
+                job,
+                answer.content,
+                answer.headers.get("content-type", "application/octet-stream"),
+                item_limit_bytes=self.settings.job_item_limit_bytes,
+            )
+            for blob in stored.blobs:
+                self.media.put(blob.key, blob.content, blob.content_type)
+            ended = self.lifecycle.finish(job, stored)
+        except Exception as exc:  # any failure to store is this job's end, not a re-run
+            logger.exception("the result of job %s could not be stored", job.job_id)
+            message = (
+                f"The provider answered, but its result could not be stored ({type(exc).__name__}: {exc})."
+            )
+            return self._ended(job, self.lifecycle.fail(job, RESULT_NOT_STORED, message), "not_stored")
+        return self._ended(job, ended, "processed")
 
     def _provider_failed(self, job: Job, reason: str) -> Outcome:
         if job.attempt < self.settings.job_max_attempts:

@@ -3,8 +3,9 @@
 The conditions live in the jobs table adapter (one named transition per change, None when someone else
 moved the job first); this module adds the two follow-ups no caller may forget: a job put back in the
 queue gets a message that wakes the dispatcher, and a job that ended is announced on the job-end hook,
-by the one writer whose ending write succeeded. The dispatcher, the sweeper, the jobs, batches and
-workflow services all change jobs through here.
+by the one writer whose ending write succeeded (and again by the sweeper, if not every subscriber heard:
+`announce_again`). The dispatcher, the sweeper, the jobs, batches and workflow services all change jobs
+through here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from switchyard.adapters.jobs_queue import JobMessage, JobsQueue
 from switchyard.adapters.jobs_table import JobsTable, get_jobs_table
 from switchyard.caches import cached
 from switchyard.job_end import JobEndHook
-from switchyard.job_model import Job
+from switchyard.job_model import FINISHED, Job
 from switchyard.job_results import JobResult
 from switchyard.logs import job_log_context
 from switchyard.settings import get_settings
@@ -76,8 +77,8 @@ class JobLifecycle:
             self.enqueue(requeued)
         return requeued
 
-    def requeue_by_caller(self, job_id: str, account_id: str, *, outbox: str | None = None) -> Job | None:
-        requeued = self.table.requeue_by_caller(job_id, account_id, outbox=outbox)
+    def requeue_by_caller(self, job_id: str, account_id: str) -> Job | None:
+        requeued = self.table.requeue_by_caller(job_id, account_id)
         if requeued is not None:
             self.enqueue(requeued)
         return requeued
@@ -110,11 +111,47 @@ class JobLifecycle:
     def hand_over_token(self, job_id: str, token: str) -> Job | None:
         return self.table.hand_over_token(job_id, token)
 
+    # -- announcing ends (at least once: switchyard/job_end.py)
+    def unannounced_ends(self, before_ms: int, limit: int) -> list[str]:
+        return self.table.unannounced_ends(before_ms, limit)
+
+    def announce_again(self, job_id: str) -> Job | None:
+        """Announce an end not every subscriber has heard; the job when it was announced again (whether
+        or not everyone heard this time), None when there was nothing left to announce."""
+        job = self.table.get(job_id)
+        if job is None or job.status not in FINISHED or not self.table.is_unannounced(job):
+            return None
+        self._announce(job, again=True)
+        return job
+
+    def give_up_announcing(self, job_id: str) -> Job | None:
+        job = self.table.get(job_id)
+        if job is None or not self.table.is_unannounced(job):
+            return None
+        logger.error(
+            "gave up announcing the end of job %s (%s, finished %s): a job-end subscriber kept failing",
+            job.job_id,
+            job.status,
+            job.finished_ms,
+        )
+        self.table.mark_announced(job)
+        return job
+
     def _ended(self, job: Job | None) -> Job | None:
         if job is not None:
-            with job_log_context(job.job_id):  # what subscribers log belongs to the job's life
-                self.job_end.announce(job)
+            self._announce(job)
         return job
+
+    def _announce(self, job: Job, *, again: bool = False) -> None:
+        with job_log_context(job.job_id):  # what subscribers log belongs to the job's life
+            if not self.job_end.announce(job, again=again):
+                return  # the mark stays: the sweeper announces it again
+            try:
+                self.table.mark_announced(job)
+            except Exception:  # the job has ended; a mark left behind only means one more announcement
+                logger.exception(
+                    "could not mark the end of job %s announced; it will be announced again", job.job_id
+                )
 
 
 @cached

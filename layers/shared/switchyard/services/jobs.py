@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchyard.adapters.batches_table import BatchesTable, get_batches_table
-from switchyard.adapters.jobs_table import JobsTable, get_jobs_table, outbox_part
+from switchyard.adapters.jobs_table import JobsTable, get_jobs_table
 from switchyard.adapters.media_store import MediaStore
 from switchyard.caches import cached
 from switchyard.catalog import Endpoint
 from switchyard.clock import iso, now_ms
 from switchyard.errors import AsyncDisabled, Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
-from switchyard.job_model import FINISHED, RETRYABLE, Job, JobStatus, JobWebhook
+from switchyard.job_model import FINISHED, RETRYABLE, Job, JobStatus, JobWebhook, StoredAsset
+from switchyard.job_results import JSON, body_fits
+from switchyard.retention import expires_at
 from switchyard.services import job_telemetry
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.rate_limits import get_rate_limiter
@@ -69,8 +71,8 @@ class JobsService:
         task_token: str | None = None,
         webhook: JobWebhook | None = None,
     ) -> Job:
-        """A QUEUED job for a validated body (not yet stored). With `webhook`, its end is announced: the
-        job sits in the jobs table's outbox (webhook_outbox) from its creation until it is."""
+        """A QUEUED job for a validated body (not yet stored). With `webhook`, its end is announced to that
+        endpoint (every end is announced at least once: switchyard/job_end.py)."""
         if not endpoint.can_queue:
             raise InvalidRequest(f"{endpoint.path} is synchronous only and cannot be queued.", param="async")
         now = now_ms()
@@ -89,22 +91,21 @@ class JobsService:
             workflow_run_id=workflow_run_id,
             workflow_step_id=workflow_step_id,
             task_token=task_token,
+            expires_at=expires_at(now, self.settings.retention_days),
             request_id=source.request_id,
             trace_header=source.trace_header,
         )
         if webhook is not None:
             job.webhook_id, job.base_url = webhook.webhook_id, webhook.base_url
             job.batch_webhook_id, job.batch_total = webhook.batch_webhook_id, webhook.batch_total
-            job.webhook_outbox = outbox_part()
         taken = gateway_fields(data)
         if taken:  # what the provider does not see, kept so the generation can show the request as sent
             job.client_fields = json.dumps(taken, separators=(",", ":"))
-        body = json.dumps(provider_body(data), separators=(",", ":"))
-        if len(body) > self.settings.inline_result_limit_bytes:
-            job.body_key = f"payloads/{job.job_id}.json"
-            self._media.put(job.body_key, body.encode(), "application/json")
-        else:
-            job.body = body
+        job.body = json.dumps(provider_body(data), separators=(",", ":"))
+        if not body_fits(job, self.settings.job_item_limit_bytes):  # the one size rule (job_results.py)
+            job.body_key = f"payloads/{account_id}/{job.job_id}.json"
+            self._media.put(job.body_key, job.body.encode(), JSON)
+            job.body = None
         return job
 
     def submit(
@@ -155,16 +156,26 @@ class JobsService:
         """QUEUED and PROCESSING jobs that exist (of one account, or of everyone)."""
         return self.visible(self._table.active_jobs(account_id))
 
-    def envelope(self, job: Job, asset_base_url: str | None) -> dict[str, Any]:
-        if job.status == JobStatus.PROCESSED and not job.is_media and job.result is None and job.result_key:
-            job.result = self._media.get(job.result_key).content.decode()
-        return job.envelope(asset_base_url)
+    def envelope(self, job: Job, asset_base_url: str | None, *, read_result: bool = True) -> dict[str, Any]:
+        """The public envelope. A result kept in S3 is read and inlined only for one job's read
+        (`read_result`) and only up to the read bound; lists pass False and show what the item holds."""
+        return job.envelope(asset_base_url, result_text=self._result_text(job) if read_result else None)
 
-    def processed_envelope(self, job: Job | None, asset_base_url: str | None) -> dict[str, Any] | None:
-        """The envelope of a PROCESSED job (its result loaded), None for any other job or none."""
+    def processed_envelope(
+        self, job: Job | None, asset_base_url: str | None, *, read_result: bool = True
+    ) -> dict[str, Any] | None:
+        """The envelope of a PROCESSED job, None for any other job or none."""
         if job is None or job.status != JobStatus.PROCESSED:
             return None
-        return self.envelope(job, asset_base_url)
+        return self.envelope(job, asset_base_url, read_result=read_result)
+
+    def _result_text(self, job: Job) -> str | None:
+        key = job.metadata_key if job.is_media else job.result_key
+        if job.status != JobStatus.PROCESSED or job.result is not None or not key:
+            return None
+        if job.result_bytes is not None and job.result_bytes > self.settings.read_inline_result_limit_bytes:
+            return None
+        return self._media.get(key).content.decode()
 
     def list(
         self, account_id: str, *, status: str | None, active: bool, limit: int, after: str | None
@@ -208,23 +219,34 @@ class JobsService:
                 f"Job '{job_id}' is step '{job.workflow_step_id}' of workflow run "
                 f"'{job.workflow_run_id}'; start a new run instead of retrying the job."
             )
-        # A job that someone hears of goes back into the outbox: its next end is announced too.
-        outbox = outbox_part() if job.webhook_id or job.batch_webhook_id else None
-        requeued = self._lifecycle.requeue_by_caller(job_id, account_id, outbox=outbox)
+        requeued = self._lifecycle.requeue_by_caller(job_id, account_id)  # its next end is announced too
         if requeued is None:
             raise Conflict(f"Job '{job_id}' changed state; only FAILED or CANCELED jobs can be retried.")
         return requeued
 
     # -- assets
-    def asset(self, account_id: str, job_id: str) -> Asset:
+    def asset(self, account_id: str, job_id: str, index: int = 0) -> Asset:
+        """A PROCESSED job's stored output: a media job's `index`-th asset, or (index 0) an LLM answer
+        kept in S3. Another account's job, or an index past the last, is not found."""
         job = self.get(account_id, job_id)
-        if job.status != JobStatus.PROCESSED or not job.is_media or not job.result_key:
-            raise NotFound(f"Job '{job_id}' has no stored asset.")
-        size = self._media.head_size(job.result_key)
+        found = self._stored_output(job, index) if job.status == JobStatus.PROCESSED else None
+        if found is None:
+            what = f"asset {index}" if index else "asset"
+            raise NotFound(f"Job '{job_id}' has no stored {what}.")
+        size = found.size or self._media.head_size(found.key)
         if size > self.settings.asset_inline_limit_bytes:
-            return Asset(None, job.result_content_type or "", self._media.presigned_url(job.result_key))
-        stored = self._media.get(job.result_key)
+            return Asset(None, found.content_type, self._media.presigned_url(found.key))
+        stored = self._media.get(found.key)
         return Asset(stored.content, stored.content_type)
+
+    @staticmethod
+    def _stored_output(job: Job, index: int) -> StoredAsset | None:
+        if job.is_media:
+            assets = job.stored_assets
+            return assets[index] if 0 <= index < len(assets) else None
+        if index == 0 and job.result_key:
+            return StoredAsset(job.result_key, job.result_content_type or JSON, job.result_bytes or 0)
+        return None
 
     # -- liveness and summary
     def record_tick(self, which: str) -> None:

@@ -17,6 +17,7 @@ from switchyard.catalog import ServiceType
 from switchyard.endpoint_policy import EndpointGuard
 from switchyard.errors import InvalidRequest, NoProvider
 from switchyard.provider_model import ModelDeclaration, Provider
+from switchyard.retention import expires_at
 from switchyard.services.accounts import KEY_PREFIX, get_accounts_service
 from switchyard.settings import Settings, get_settings
 from switchyard.ttl_cache import TtlCache
@@ -112,7 +113,9 @@ class ProvidersService:
             models=tuple(beat.models),
             last_seen=int(time.time() * 1000) / 1000,
         )
-        self._table.record_heartbeat(provider)
+        self._table.record_heartbeat(
+            provider, expires_at(int(provider.last_seen * 1000), self._settings.retention_days)
+        )
         # Written through rather than dropped: a new model or endpoint is served at once here, and the
         # next request does not pay the query (heartbeats come every 15 s from every provider).
         self._online_cache.update(account_id, lambda cached: _with_provider(cached, provider))

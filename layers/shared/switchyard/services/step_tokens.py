@@ -6,29 +6,23 @@ ended it) answers that token with the job's outcome, which wakes the step's iter
 
 from __future__ import annotations
 
-import logging
-
 from switchyard.adapters.stepfunctions import StepFunctions
 from switchyard.job_model import Job, JobStatus
 from switchyard.workflows.task_errors import JOB_CANCELED, JOB_FAILED
 
-logger = logging.getLogger(__name__)
-
 
 def answer_step_token(job: Job, token: str | None = None, sfn: StepFunctions | None = None) -> None:
     """Answer a step job's task token (its own, or `token`) with the job's outcome; jobs that are not
-    steps are ignored. Never raises: the job has ended either way, and a step whose token stays
-    unanswered times out (its state has a TimeoutSeconds)."""
+    steps are ignored. A token answered already (or expired) is fine. Any other failure to answer
+    raises, so that the job-end hook leaves the end unannounced and the sweeper answers again: a step
+    never waits for its state's timeout because one SendTask call failed."""
     token = token or job.task_token
     if not token:
         return
     sfn = sfn or StepFunctions()
-    try:
-        if job.status == JobStatus.PROCESSED:
-            sfn.succeed(token, {"job_id": job.job_id, "status": job.status.value})
-        elif job.status == JobStatus.FAILED:
-            sfn.fail(token, JOB_FAILED, f"{job.error_type}: {job.error_message}")
-        elif job.status == JobStatus.CANCELED:
-            sfn.fail(token, JOB_CANCELED, "the step's job was canceled")
-    except Exception:  # see the docstring
-        logger.exception("could not answer the task token of job %s", job.job_id)
+    if job.status == JobStatus.PROCESSED:
+        sfn.succeed(token, {"job_id": job.job_id, "status": job.status.value})
+    elif job.status == JobStatus.FAILED:
+        sfn.fail(token, JOB_FAILED, f"{job.error_type}: {job.error_message}")
+    elif job.status == JobStatus.CANCELED:
+        sfn.fail(token, JOB_CANCELED, "the step's job was canceled")

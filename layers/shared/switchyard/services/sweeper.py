@@ -1,8 +1,9 @@
 """The sweeper (scheduled): re-queues work whose message was lost or whose runner died, frees expired
-provider slots, deletes batches whose creation crashed, announces job ends the job-end hook missed,
-sends webhook deliveries whose wait was too long for an SQS delay, records that it ran, and takes the
-census the operators' gauges and alarms read (switchyard/metrics.py `record_sweep`: queue depth and
-age, worker stalled, providers online, gates waiting)."""
+provider slots, deletes batches whose creation crashed, announces job ends not every subscriber heard,
+does what workflow decisions still owe the state machine (workflow_followups.py), sends webhook
+deliveries whose wait was too long for an SQS delay, records that it ran, and takes the census the
+operators' gauges and alarms read (switchyard/metrics.py `record_sweep`: queue depth and age, worker
+stalled, providers online, gates waiting)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from switchyard.services.jobs import (
 from switchyard.services.providers import ProvidersService, get_providers_service
 from switchyard.services.rate_limits import RateLimiter, get_rate_limiter
 from switchyard.services.webhook_events import WebhookEvents, get_webhook_events
+from switchyard.services.workflow_followups import WorkflowFollowups, get_workflow_followups
 from switchyard.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -43,7 +45,9 @@ class SweepReport:
     failed_expired: list[str] = field(default_factory=list)
     expired_leases: int = 0
     abandoned_batches: list[str] = field(default_factory=list)
-    webhooks_announced_late: list[str] = field(default_factory=list)
+    reannounced_ends: list[str] = field(default_factory=list)
+    abandoned_ends: list[str] = field(default_factory=list)
+    redriven_workflow_items: list[str] = field(default_factory=list)
     webhooks_woken: int = 0
 
 
@@ -55,6 +59,7 @@ class Sweeper:
         lifecycle: JobLifecycle,
         providers: ProvidersService,
         batches: BatchesService | None = None,
+        workflows: WorkflowFollowups | None = None,
         webhooks: WebhookEvents | None = None,
         runs: RunsTable | None = None,
         limiter: RateLimiter | None = None,
@@ -64,6 +69,7 @@ class Sweeper:
         self.lifecycle = lifecycle
         self.providers = providers
         self.batches = batches
+        self.workflows = workflows
         self.webhooks = webhooks
         self.runs = runs
         self.limiter = limiter
@@ -87,12 +93,33 @@ class Sweeper:
         report.expired_leases = self.providers.expire_leases(now)
         if self.limiter is not None:
             report.expired_leases += self.limiter.expire_running_slots(now)
+        self._announce_missed_ends(now, report)
+        if self.workflows is not None:
+            since = now - int(self.settings.redrive_after_seconds * 1000)
+            report.redriven_workflow_items = self.workflows.redrive(since, self.settings.sweep_redrive_limit)
         if self.webhooks is not None:
             webhooks = self.webhooks.sweep()
-            report.webhooks_announced_late, report.webhooks_woken = webhooks.announced_late, webhooks.woken
+            report.webhooks_woken = webhooks.woken
         self.jobs.record_tick(SWEEPER_TICK_ID)
         metrics.record_sweep(self._census(active, report, now))
         return report
+
+    def _announce_missed_ends(self, now: int, report: SweepReport) -> None:
+        """Ends still marked unannounced a while after they happened: announce them again (job_end.py)."""
+        settings = self.settings
+        since = now - int(settings.redrive_after_seconds * 1000)
+        give_up_before = now - int(settings.job_end_redrive_max_age_seconds * 1000)
+        for job_id in self.lifecycle.unannounced_ends(since, settings.sweep_redrive_limit):
+            try:
+                job = self.lifecycle.announce_again(job_id)
+                if job is None:
+                    continue
+                report.reannounced_ends.append(job_id)
+                too_old = (job.finished_ms or now) < give_up_before
+                if too_old and self.lifecycle.give_up_announcing(job_id) is not None:
+                    report.abandoned_ends.append(job_id)
+            except Exception:  # one job must not keep the sweeper from the others
+                logger.exception("could not announce the end of job %s again", job_id)
 
     def _census(self, active: list[Job], report: SweepReport, now: int) -> metrics.Census:
         """As the sweep found things (jobs it recovered count where they were)."""
@@ -130,6 +157,7 @@ def get_sweeper() -> Sweeper:
         get_job_lifecycle(),
         get_providers_service(),
         get_batches_service(),
+        get_workflow_followups(),
         get_webhook_events(),
         get_runs_table(),
         get_rate_limiter(),

@@ -7,12 +7,14 @@ At-least-once, from the happening to a 2xx (the delivery function, `webhook_deli
    a batch becoming complete. Announcing it again yields the same id, and storing the delivery is a
    conditional write, so every announcer may simply announce again until it has succeeded: duplicates
    end as "already stored". Retries and redeliveries reuse the stored delivery, hence the same id.
-2. Nothing is lost before the delivery is stored. A job that names a webhook carries the `webhook_outbox`
-   key from its creation; its final transition (whoever makes it) sets `finished_ms`, which puts it in
-   the jobs table's sparse `unannounced_ends` index *in the same write*. The job-end hook announces and
-   then takes the job out of the index; if its process dies in between, the sweeper finds the job there
-   and announces it. Run ends and gate waits are announced by Step Functions tasks that are retried until
-   they succeed; a test is announced by the request that asked for it.
+2. Nothing is lost before the delivery is stored. Every job's final transition (whoever makes it) marks
+   the job unannounced *in the same write*: the jobs table's one outbox of job ends, the sparse
+   `unannounced_ends` index (switchyard/job_end.py). The job-end hook announces to every subscriber,
+   this one included, and takes the job out of the index only when all of them returned; this subscriber
+   raises when it could not store (and queue) what it owes, and if its process dies in between, the
+   sweeper finds the job there and announces it again. Run ends and gate waits are announced by Step
+   Functions tasks that are retried until they succeed; a test is announced by the request that asked
+   for it.
 3. Nothing is lost after. A pending delivery either has a message in SQS (durable: the delivery function
    deletes it only after recording the attempt, and SQS parks it in the alarmed DLQ after 5 failed
    receives) or a wake time in the webhooks table's sparse `by_wake` index: when a message could not be
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from switchyard import metrics
@@ -62,7 +64,6 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class WebhookSweepReport:
-    announced_late: list[str] = field(default_factory=list)  # job ends the hook did not announce
     woken: int = 0  # deliveries whose message the sweeper sent
     parked: int = 0  # deliveries in the wake index after the sweep (the backlog gauge)
 
@@ -87,22 +88,13 @@ class WebhookEvents:
         self.batches = batches
 
     # ------------------------------------------------------------ job ends
-    def job_ended(self, job: Job) -> None:
-        """The job-end subscriber. Never raises: the job has ended either way, and an end that could
-        not be announced now stays in the outbox for the sweeper."""
-        if not job.webhook_outbox:
-            return
-        try:
-            self.announce_job_end(job)
-        except Exception:
-            logger.exception("could not announce the end of job %s; the sweeper will", job.job_id)
-
     def announce_job_end(self, job: Job) -> None:
+        """Store and queue what the end of `job` owes its webhook and its batch's. Raises when it could
+        not: the job stays unannounced and the sweeper announces it again (emit is idempotent)."""
         if job.webhook_id:
             self.emit(self.generation_event(job))
         if job.batch_webhook_id:
             self._batch_job_ended(job)
-        self.jobs.end_announced(job.job_id, int(job.finished_ms or 0))
 
     def generation_event(self, job: Job) -> Event:
         kind = (
@@ -261,7 +253,9 @@ class WebhookEvents:
             next_index=0,
             next_attempt_ms=next_attempt_ms,
         )
-        if len(body.encode()) > self.settings.inline_result_limit_bytes:
+        # The size rule of a job's item holds for a delivery's too (each attempt rewrites the item, billed
+        # per KB of all of it): a larger body lives in S3.
+        if len(body.encode()) > self.settings.job_item_limit_bytes:
             delivery.body_key = f"webhooks/{event.webhook_id}/{delivery.delivery_id}.json"
             self.media.put(delivery.body_key, body.encode(), "application/json")
         else:
@@ -311,16 +305,6 @@ class WebhookEvents:
     def sweep(self) -> WebhookSweepReport:
         report = WebhookSweepReport()
         now = now_ms()
-        cutoff = now - int(self.settings.webhook_handover_grace_seconds * 1000)
-        for key in self.jobs.unannounced_ends(cutoff):
-            job = self.jobs.get(key["job_id"])
-            if job is None or not job.webhook_outbox or not job.finished_ms:
-                continue
-            try:
-                self.announce_job_end(job)
-                report.announced_late.append(job.job_id)
-            except Exception:
-                logger.exception("could not announce the end of job %s", job.job_id)
         for item in self.table.due_for_wake(now):
             try:
                 report.woken += self._wake(item, now)
@@ -366,6 +350,6 @@ def get_webhook_events() -> WebhookEvents:
 
 def announce_job_end(job: Job) -> None:
     """The job-end hook's webhook subscriber (switchyard.wiring): nothing at all for a job that no
-    webhook hears of."""
-    if job.webhook_outbox:
-        get_webhook_events().job_ended(job)
+    webhook hears of. Raises when what it owes could not be stored, so the end is announced again."""
+    if job.webhook_id or job.batch_webhook_id:
+        get_webhook_events().announce_job_end(job)

@@ -3,7 +3,8 @@
 - `start_job`: an inference step's dependencies are done: build its body from inputs and upstream
   outputs and submit an ordinary async job carrying the step's task token.
 - `record`: a step ended (or could not run): record its outcome once, then wake its dependents
-  (success) or skip them, transitively (anything else).
+  (success) or skip them, transitively (anything else). The record owes those follow-ups until they are
+  done (workflow_followups.py): a retry of this task, or the sweeper, finishes what a failed call left.
 - `wait_gate`: a gate's dependencies are done: park its token on the step (it now waits for a decision)
   and announce workflow.gate.waiting to the run's webhook.
 - `finish`: every step is final: decide the run's status and announce workflow.run.completed.
@@ -17,9 +18,9 @@ subscriber (see switchyard.wiring). What an outcome is, and every message about 
 
 Exactly-once wake-ups: a waiting step parks by storing its token on its own item on condition that
 dependencies are still pending (the state machine's updateItem.waitForTaskToken); a finishing step
-decrements each dependent's pending count on the same item (`RunsTable.wake_dependent`) and answers the
-token it finds when the count reaches 0. Both are single-item atomic writes, so exactly one side sees
-"count 0 and a token".
+decrements each dependent's pending count on the same item, once per dependency (`RunsTable.
+wake_dependent`), and the write that reaches 0 owes the token it finds its answer. Both are single-item
+atomic writes, so exactly one side sees "count 0 and a token".
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from switchyard.services.jobs import JobsService, get_jobs_service
 from switchyard.services.step_tokens import answer_step_token
 from switchyard.services.webhook_events import WebhookEvents, get_webhook_events
 from switchyard.services.webhooks import WebhooksService, get_webhooks_service
+from switchyard.services.workflow_followups import WorkflowFollowups, get_workflow_followups
 from switchyard.settings import Settings, get_settings
 from switchyard.validation import validate_inference_body
 from switchyard.workflows import outcomes, views
@@ -46,7 +48,7 @@ from switchyard.workflows import references as refs
 from switchyard.workflows.model import FINAL_STEP_STATUSES, RunStatus, StepStatus
 from switchyard.workflows.outputs import step_values
 from switchyard.workflows.records import Run, Step
-from switchyard.workflows.task_errors import JOB_FAILED, SKIPPED, StepBodyError
+from switchyard.workflows.task_errors import JOB_FAILED, StepBodyError
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class WorkflowRunner:
         lifecycle: JobLifecycle,
         runs: RunsTable,
         sfn: StepFunctions,
+        followups: WorkflowFollowups,
         webhooks: WebhooksService,
         events: WebhookEvents,
     ):
@@ -75,6 +78,7 @@ class WorkflowRunner:
         self.lifecycle = lifecycle
         self.runs = runs
         self.sfn = sfn
+        self.followups = followups
         self.webhooks = webhooks
         self.events = events
 
@@ -199,56 +203,41 @@ class WorkflowRunner:
     # ---------------------------------------------------------------- record
 
     def record(self, run_id: str, step_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        """Record the step's outcome once and do what it owes. A retry (of a call that failed below)
+        finds the outcome recorded and does whatever is still owed; nothing here counts twice."""
         for _ in range(5):  # the step may move (cancel, approve) between our read and our write
             step = self.runs.get_step(run_id, step_id)
             if step is None:
                 return {"step_id": step_id, "status": "missing"}
             if step.recorded:
-                return {"step_id": step_id, "status": step.status.value}
+                recorded = step
+                break
             outcome, error = outcomes.step_outcome(
                 step,
                 result,
                 job_error=self._job_error(step) if outcomes.task_error(result) == JOB_FAILED else None,
                 max_wait_seconds=self.settings.workflow_max_wait_seconds,
             )
-            recorded = self.runs.record(step, outcome, error)
-            if recorded is not None:
+            found = self.runs.record(step, outcome, error)
+            if found is not None:
+                recorded = found
                 break
         else:
             raise RuntimeError(f"step {step_id} of run {run_id} kept changing while being recorded")
-        if outcome == StepStatus.SUCCEEDED:
-            self._wake_dependents(recorded)
-        else:
-            self._skip_dependents(recorded, outcome)
-            problem = outcomes.first_problem(recorded)
-            if problem is not None:
-                self.runs.note_problem(run_id, problem)
-        if outcome == StepStatus.TIMED_OUT and recorded.job_id:
+        if recorded.followups_due:
+            self.followups.propagate(recorded)  # raises on a failed call: the state machine retries
+        problem = outcomes.first_problem(recorded)
+        if problem is not None:
+            self.runs.note_problem(run_id, problem)  # only the first problem of a run is kept
+        if recorded.status == StepStatus.TIMED_OUT and recorded.job_id:
             self.lifecycle.cancel(recorded.job_id)  # nobody waits for its answer any more
-        return {"step_id": step_id, "status": outcome.value}
+        return {"step_id": step_id, "status": recorded.status.value}
 
     def _job_error(self, step: Step) -> dict[str, Any] | None:
         job = self.jobs.find(step.job_id) if step.job_id else None
         if job is None or not job.error_type:
             return None
         return {"type": job.error_type, "message": job.error_message or ""}
-
-    def _wake_dependents(self, step: Step) -> None:
-        for dependent in step.dependents:
-            woken = self.runs.wake_dependent(step.run_id, dependent)
-            if woken is not None and woken.pending_count == 0 and woken.wake_token:
-                self.sfn.succeed(woken.wake_token, {"ready": True})
-
-    def _skip_dependents(self, step: Step, outcome: StepStatus) -> None:
-        reason = outcomes.skip_reason(step, outcome)
-        queue = list(step.dependents)
-        while queue:
-            skipped = self.runs.skip(step.run_id, queue.pop(0), reason)
-            if skipped is None:  # already skipped through another path, or canceled
-                continue
-            if skipped.wake_token:
-                self.sfn.fail(skipped.wake_token, SKIPPED, reason["message"])
-            queue.extend(skipped.dependents)
 
     # ---------------------------------------------------------------- finish
 
@@ -308,6 +297,7 @@ def get_workflow_runner() -> WorkflowRunner:
         get_job_lifecycle(),
         get_runs_table(),
         StepFunctions(),
+        get_workflow_followups(),
         get_webhooks_service(),
         get_webhook_events(),
     )

@@ -20,25 +20,25 @@ from switchyard.clock import iso, now_ms
 from switchyard.errors import Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
 from switchyard.job_model import Job
+from switchyard.retention import expires_at
 from switchyard.services.job_lifecycle import JobLifecycle, get_job_lifecycle
 from switchyard.services.jobs import JobsService, get_jobs_service
 from switchyard.services.webhooks import WebhooksService, get_webhooks_service
+from switchyard.services.workflow_followups import WorkflowFollowups, get_workflow_followups
 from switchyard.settings import Settings, get_settings
 from switchyard.validation import webhook_id_of
 from switchyard.workflows import views
 from switchyard.workflows.model import (
-    ACTIVE_STEP_STATUSES,
     MAX_PROMPT_CHARS,
     RunStatus,
     StepKind,
     StepStatus,
     WorkflowSpec,
 )
-from switchyard.workflows.outcomes import run_canceled_error
 from switchyard.workflows.outputs import step_values
-from switchyard.workflows.records import Run, Step
+from switchyard.workflows.records import Run, Step, TokenAnswer
 from switchyard.workflows.spec import prepare
-from switchyard.workflows.task_errors import CANCELED, REJECTED
+from switchyard.workflows.task_errors import REJECTED
 from switchyard.workflows.templates import all_templates, find_template
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class WorkflowsService:
         lifecycle: JobLifecycle,
         runs: RunsTable,
         sfn: StepFunctions,
+        followups: WorkflowFollowups,
         webhooks: WebhooksService,
     ):
         self.settings = settings
@@ -62,6 +63,7 @@ class WorkflowsService:
         self.lifecycle = lifecycle
         self.runs = runs
         self.sfn = sfn
+        self.followups = followups
         self.webhooks = webhooks
 
     def ensure_enabled(self) -> None:
@@ -131,6 +133,14 @@ class WorkflowsService:
                     "wait_seconds": self.settings.workflow_max_wait_seconds,
                 }
             )
+        # Kept from the latest moment the run could end: each step waits for its dependencies at most
+        # wait_seconds (its wait starts with the run), then runs or waits for its decision at most its timeout.
+        longest = max(
+            (self.settings.workflow_max_wait_seconds + step.timeout_seconds for step in steps), default=0
+        )
+        run.expires_at = expires_at(run.created_ms, self.settings.retention_days, later_seconds=longest)
+        for step in steps:
+            step.expires_at = run.expires_at
         # The step items exist before the execution starts: its first states read and write them.
         self.runs.create(run, steps)
         try:
@@ -173,12 +183,22 @@ class WorkflowsService:
         run = self.owned_run(account_id, run_id)
         steps = self.runs.get_steps(run_id)
         jobs = self.jobs.find_many([step.job_id for step in steps if step.job_id])
-        step_views = [self._step_view(step, jobs.get(step.job_id or ""), base_url) for step in steps]
+        # Outputs kept in S3 are read while they fit in one read's bound, together: a view of 40 steps
+        # stays as bounded as one job's read (the rest are given by their result_url).
+        budget = self.settings.read_inline_result_limit_bytes
+        step_views = []
+        for step in steps:
+            job = jobs.get(step.job_id or "")
+            size = (job.result_bytes or 0) if job is not None else 0
+            step_views.append(self._step_view(step, job, base_url, read_result=size <= budget))
+            budget -= size if size <= budget else 0
         return views.run_view(run, steps, step_views)
 
-    def _step_view(self, step: Step, job: Job | None, base_url: str | None) -> dict[str, Any]:
+    def _step_view(
+        self, step: Step, job: Job | None, base_url: str | None, *, read_result: bool = False
+    ) -> dict[str, Any]:
         values = (
-            step_values(step, self.jobs.processed_envelope(job, base_url))
+            step_values(step, self.jobs.processed_envelope(job, base_url, read_result=read_result))
             if step.status == StepStatus.SUCCEEDED
             else {}
         )
@@ -212,16 +232,21 @@ class WorkflowsService:
             raise Conflict(
                 f"Step '{step_id}' is an inference step, not a gate: only a waiting gate can be approved or rejected."
             )
-        resolved = self.runs.resolve_gate(run_id, step_id, approve=approve, by=account_id, comment=comment)
+        now = now_ms()
+        answer = (
+            TokenAnswer.success({"decision": "approved"}, now)
+            if approve
+            else TokenAnswer.failure(REJECTED, comment or "rejected", now)
+        )
+        resolved = self.runs.resolve_gate(
+            run_id, step_id, approve=approve, by=account_id, comment=comment, answer=answer
+        )
         if resolved is None:
             raise Conflict(self._not_waiting(self._step(run_id, step_id)))
         metrics.record_workflow_gate_decision(approve)
-        token = str(resolved.gate_token)  # the transition's condition: a waiting gate has its token
-        if approve:
-            self.sfn.succeed(token, {"decision": "approved"})
-        else:
-            self.sfn.fail(token, REJECTED, comment or "rejected")
-        # A late answer (the gate timed out a moment ago) is harmless: the recorded decision stands.
+        # The decision is recorded, and with it the answer its token is owed: if sending it fails now, the
+        # sweeper sends it. A late answer (the gate timed out a moment ago) is harmless.
+        self.followups.try_answers(resolved)
         return {"run_id": run_id, "step": self._step_view(resolved, None, base_url)}
 
     def _step(self, run_id: str, step_id: str) -> Step:
@@ -259,31 +284,9 @@ class WorkflowsService:
             run = self.owned_run(account_id, run_id)
             raise Conflict(f"Workflow run '{run_id}' is {run.status}; only a RUNNING run can be canceled.")
         metrics.record_workflow_run_finished(RunStatus.CANCELED)
-        # Downstream steps first: when an upstream step's cancel reaches the state machine, whose record
-        # would skip what depends on it, those steps are already canceled.
-        for step in reversed(self.runs.get_steps(run_id)):
-            self._cancel_step(step)
+        # The run's cancel owes the cancel of its steps: what fails here, the sweeper finishes.
+        self.followups.cancel_steps(run_id)
         return self.view(account_id, run_id, base_url)
-
-    def _cancel_step(self, step: Step) -> None:
-        for _ in range(5):  # the step may move while we look: retry against its new status
-            previous = step.status
-            if previous not in ACTIVE_STEP_STATUSES:
-                return
-            updated = self.runs.cancel_step(step, run_canceled_error())
-            if updated is not None:
-                break
-            step = self.runs.get_step(step.run_id, step.step_id) or step
-        else:
-            return
-        # Wake whatever waits for this step; its iteration then records "canceled" and ends.
-        if previous == StepStatus.PENDING and updated.wake_token:
-            self.sfn.fail(updated.wake_token, CANCELED, "the run was canceled")
-        elif previous == StepStatus.WAITING and updated.gate_token:
-            self.sfn.fail(updated.gate_token, CANCELED, "the run was canceled")
-        elif previous == StepStatus.RUNNING and updated.job_id:
-            # The job's end answers the step's token (a job-end subscriber); a job that already ended did so.
-            self.lifecycle.cancel(updated.job_id)
 
 
 def _compact_json(value: Any) -> str:
@@ -298,5 +301,6 @@ def get_workflows_service() -> WorkflowsService:
         get_job_lifecycle(),
         get_runs_table(),
         StepFunctions(),
+        get_workflow_followups(),
         get_webhooks_service(),
     )

@@ -3,6 +3,11 @@
 A run item carries the run's inputs and outcome; each step has its own item, which both the gateway and
 the state machine write: the state machine stores `wake_token` (a step parked until its dependencies
 finish); a gate's task (`wait_gate`) stores `gate_token`, `status` waiting and `waiting_since`.
+
+What a decision owes the state machine is written by the decision itself, and done later, at least once
+(services/workflow_followups.py): a `TokenAnswer` per token (`wake_answer`, `gate_answer`: the answer
+decided, and when it was sent), `followups_due` on a recorded step whose dependents are not all woken or
+skipped yet, `cancel_due` on a canceled run whose steps are not all canceled yet.
 """
 
 from __future__ import annotations
@@ -18,6 +23,59 @@ def _int(value: Any) -> int | None:
     return int(value) if value is not None else None
 
 
+WAKE = "wake"  # the token of a step parked until its dependencies finish
+GATE = "gate"  # the token of a gate waiting for its decision
+SLOTS = (WAKE, GATE)
+
+
+@dataclass(frozen=True)
+class TokenAnswer:
+    """The answer decided for one of a step's task tokens, and whether it has been sent."""
+
+    succeeded: bool
+    output: dict[str, Any] | None = None  # SendTaskSuccess's
+    error: str | None = None  # SendTaskFailure's
+    cause: str = ""
+    decided_ms: int = 0
+    answered_ms: int | None = None
+
+    @classmethod
+    def success(cls, output: dict[str, Any], decided_ms: int) -> TokenAnswer:
+        return cls(True, output=output, decided_ms=decided_ms)
+
+    @classmethod
+    def failure(cls, error: str, cause: str, decided_ms: int) -> TokenAnswer:
+        return cls(False, error=error, cause=cause, decided_ms=decided_ms)
+
+    @property
+    def answered(self) -> bool:
+        return self.answered_ms is not None
+
+    @classmethod
+    def from_item(cls, value: Any) -> TokenAnswer | None:
+        if not isinstance(value, dict):
+            return None
+        return cls(
+            succeeded=bool(value.get("succeeded")),
+            output=value.get("output"),
+            error=value.get("error"),
+            cause=str(value.get("cause") or ""),
+            decided_ms=int(value.get("decided_ms") or 0),
+            answered_ms=_int(value.get("answered_ms")),
+        )
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "succeeded": self.succeeded,
+            "output": self.output,
+            "error": self.error,
+            "cause": self.cause,
+            "decided_ms": self.decided_ms,
+            "answered_ms": self.answered_ms,
+        }
+        return {k: v for k, v in item.items() if v is not None}
+
+
 @dataclass
 class Run:
     run_id: str
@@ -31,6 +89,8 @@ class Run:
     execution_arn: str | None = None
     finished_ms: int | None = None
     error: dict[str, Any] | None = None
+    cancel_due: bool = False  # canceled, and not every step of it canceled yet
+    expires_at: int | None = None  # epoch seconds (the table's TTL)
     webhook_id: str | None = None  # metadata.webhook_id: hears workflow.run.completed and gate waits
 
     @property
@@ -52,6 +112,8 @@ class Run:
             execution_arn=item.get("execution_arn"),
             finished_ms=_int(item.get("finished_ms")),
             error=item.get("error"),
+            cancel_due=bool(item.get("cancel_due")),
+            expires_at=_int(item.get("expires_at")),
             webhook_id=item.get("webhook_id"),
         )
 
@@ -68,6 +130,7 @@ class Run:
             "execution_arn": self.execution_arn,
             "finished_ms": self.finished_ms,
             "error": self.error,
+            "expires_at": self.expires_at,
             "webhook_id": self.webhook_id,
         }
         return {k: v for k, v in item.items() if v is not None}
@@ -97,6 +160,11 @@ class Step:
     wake_token: str | None = None  # written by the state machine
     gate_token: str | None = None  # written by the gate's task (wait_gate)
     waiting_since: str | None = None  # written by the gate's task (ISO 8601, UTC, milliseconds)
+    done_deps: frozenset[str] = frozenset()  # dependencies whose success was counted (once each)
+    followups_due: bool = False  # recorded, and not every dependent woken or skipped yet
+    wake_answer: TokenAnswer | None = None
+    gate_answer: TokenAnswer | None = None
+    expires_at: int | None = None  # epoch seconds (the table's TTL)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -107,6 +175,16 @@ class Step:
     @property
     def is_gate(self) -> bool:
         return self.kind == StepKind.GATE
+
+    def answer(self, slot: str) -> TokenAnswer | None:
+        return self.wake_answer if slot == WAKE else self.gate_answer
+
+    def token(self, slot: str) -> str | None:
+        return self.wake_token if slot == WAKE else self.gate_token
+
+    @property
+    def owes_answers(self) -> bool:
+        return any(a is not None and not a.answered for a in (self.wake_answer, self.gate_answer))
 
     @classmethod
     def from_spec(
@@ -134,7 +212,7 @@ class Step:
             "run_id", "sk", "step_id", "index", "type", "status", "timeout_seconds", "depends_on",
             "dependents", "pending_count", "endpoint", "body", "prompt", "description", "job_id",
             "started_ms", "finished_ms", "error", "recorded", "resolution", "wake_token", "gate_token",
-            "waiting_since",
+            "waiting_since", "done_deps", "followups_due", "wake_answer", "gate_answer", "expires_at",
         }  # fmt: skip
         return cls(
             run_id=item["run_id"],
@@ -159,6 +237,11 @@ class Step:
             wake_token=item.get("wake_token"),
             gate_token=item.get("gate_token"),
             waiting_since=item.get("waiting_since"),
+            done_deps=frozenset(item.get("done_deps") or ()),
+            followups_due=bool(item.get("followups_due")),
+            wake_answer=TokenAnswer.from_item(item.get("wake_answer")),
+            gate_answer=TokenAnswer.from_item(item.get("gate_answer")),
+            expires_at=_int(item.get("expires_at")),
             extra={k: v for k, v in item.items() if k not in known},
         )
 
@@ -184,6 +267,7 @@ class Step:
             "error": self.error,
             "recorded": self.recorded or None,
             "resolution": self.resolution,
+            "expires_at": self.expires_at,
             **self.extra,
         }
         return {k: v for k, v in item.items() if v is not None}
