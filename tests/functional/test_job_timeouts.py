@@ -107,7 +107,7 @@ def test_a_trickling_provider_is_cut_at_the_call_deadline_so_no_retry_runs_besid
 
     failed = job(api, caller, job_id)
     assert failed["status"] == "FAILED"
-    assert "did not answer within 1 s" in failed["error"]["message"]
+    assert "not complete within the 1 s deadline" in failed["error"]["message"]
     time.sleep(0.5)  # let the provider notice the closed connections
     assert len(provider.calls) == 2
     first, second = sorted(provider.calls)
