@@ -53,6 +53,10 @@ JobId = path_id(shapes.JOB_ID, "job")
 BatchId = path_id(shapes.BATCH_ID, "batch")
 RunId = path_id(shapes.RUN_ID, "workflow run")
 AssetId = path_id(shapes.JOB_ID, "asset (its job's)")
+GenerationId = path_id(shapes.JOB_ID, "generation (job)")
+WebhookId = path_id(shapes.WEBHOOK_ID, "webhook (wh_...)")
+DeliveryId = path_id(shapes.DELIVERY_ID, "delivery (msg_...), also its webhook-id header,")
+KeyId = path_id(shapes.KEY_ID, "key (key_...)")
 StepId = Annotated[
     str,
     Path(
