@@ -64,6 +64,12 @@ def seed_resources(stack: LocalStack, provider: Provider) -> dict[str, str]:
         ).json()
         gated = {"spec": {"steps": [{"id": "review", "type": "gate"}]}}
         runs = {name: client.post("/v1/workflows/runs", json=gated).json()["id"] for name in RUNS}
+        # Webhooks on a loopback port nobody listens on (the local stack allows loopback): registering one
+        # calls nothing; its test delivery fails to connect and is recorded, which gives a delivery id.
+        hooks = {
+            name: client.post("/v1/webhooks", json={"url": WEBHOOK_URL}).json()["id"] for name in WEBHOOKS
+        }
+        delivery = client.post(f"/v1/webhooks/{hooks['SEED_WEBHOOK_ID']}/test").json()
         for job_id in (job["id"], media["id"]):
             _wait_for(client, f"/v1/jobs/{job_id}", lambda j: j["status"] == "PROCESSED")
         for run_id in runs.values():
@@ -73,22 +79,33 @@ def seed_resources(stack: LocalStack, provider: Provider) -> dict[str, str]:
         "SEED_MEDIA_JOB_ID": media["id"],
         "SEED_BATCH_ID": batch["id"],
         **runs,
+        **hooks,
+        "SEED_DELIVERY_ID": delivery["id"],
         "SEED_ENDPOINT_URL": provider.agent_url,
+        "SEED_WEBHOOK_URL": WEBHOOK_URL,
     }
 
 
 RUNS = ("SEED_RUN_ID", "SEED_APPROVE_RUN_ID", "SEED_REJECT_RUN_ID", "SEED_CANCEL_RUN_ID")
+# One webhook the fuzzer reads, tests and rotates; another it may delete.
+WEBHOOKS = ("SEED_WEBHOOK_ID", "SEED_DELETE_WEBHOOK_ID")
+WEBHOOK_URL = "http://127.0.0.1:9/hooks"
 
 
 def start_fuzz_target(workdir: Path) -> FuzzTarget:
-    # Limits far above what the run sends: the fuzzer is one account making thousands of requests.
-    stack = start_local_stack(
-        workdir,
-        "NoProviderGraceSeconds=2",
-        "JobUpstreamTimeoutSeconds=5",
-        "AccountRequestsPerMinute=1000000",
-        "AccountMaxActiveJobs=1000000",
-    )
+    # Limits far above what the run sends: the fuzzer is one account making thousands of requests (and
+    # registering a few hundred webhooks, which the stack's process reads from its environment).
+    os.environ["WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT"] = "100000"
+    try:
+        stack = start_local_stack(
+            workdir,
+            "NoProviderGraceSeconds=2",
+            "JobUpstreamTimeoutSeconds=5",
+            "AccountRequestsPerMinute=1000000",
+            "AccountMaxActiveJobs=1000000",
+        )
+    finally:
+        del os.environ["WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT"]
     try:
         provider = start_provider(stack, workdir)
         return FuzzTarget(stack, provider, seed_resources(stack, provider))

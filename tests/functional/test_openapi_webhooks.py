@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-# Counted against the account's rate limits (api/admission.py): those may also answer 429.
+# Counted against the account's rate limits (api/admission.py): those may also answer 429. A path id of
+# another length is a 400.
 ROUTES = {
     ("post", "/v1/slow/chat/completions"): {"202", "400", "401", "429", "503"},
     ("post", "/v1/slow/completions"): {"202", "400", "401", "429", "503"},
@@ -12,17 +13,23 @@ ROUTES = {
     ("post", "/v1/async/chat/completions"): {"202", "400", "401", "429", "503"},
     ("post", "/v1/async/completions"): {"202", "400", "401", "429", "503"},
     ("post", "/v1/async/embeddings"): {"202", "400", "401", "429", "503"},
-    ("post", "/v1/embeddings"): {"200", "202", "400", "401", "404", "409", "415", "429", "502", "503"},
-    ("get", "/v1/generation/{generation_id}"): {"200", "401", "404"},
+    ("post", "/v1/embeddings"): {"200", "202", "400", "401", "404", "409", "415", "429", "4XX", "502", "503"},
+    ("get", "/v1/generation/{generation_id}"): {"200", "400", "401", "404"},
     ("post", "/v1/webhooks"): {"201", "400", "401", "409", "429"},
     ("get", "/v1/webhooks"): {"200", "400", "401"},
-    ("get", "/v1/webhooks/{webhook_id}"): {"200", "401", "404"},
-    ("delete", "/v1/webhooks/{webhook_id}"): {"200", "401", "404"},
-    ("post", "/v1/webhooks/{webhook_id}/rotate-secret"): {"200", "401", "404", "409", "429"},
-    ("post", "/v1/webhooks/{webhook_id}/test"): {"202", "401", "404", "429"},
+    ("get", "/v1/webhooks/{webhook_id}"): {"200", "400", "401", "404"},
+    ("delete", "/v1/webhooks/{webhook_id}"): {"200", "400", "401", "404"},
+    ("post", "/v1/webhooks/{webhook_id}/rotate-secret"): {"200", "400", "401", "404", "409", "429"},
+    ("post", "/v1/webhooks/{webhook_id}/test"): {"202", "400", "401", "404", "429"},
     ("get", "/v1/webhooks/{webhook_id}/deliveries"): {"200", "400", "401", "404"},
-    ("get", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): {"200", "401", "404"},
-    ("post", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): {"202", "401", "404", "429"},
+    ("get", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): {"200", "400", "401", "404"},
+    ("post", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): {
+        "202",
+        "400",
+        "401",
+        "404",
+        "429",
+    },
 }
 
 

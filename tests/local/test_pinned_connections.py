@@ -68,7 +68,7 @@ class Server:
         if tls is not None:
 
             def remember_sni(sock: ssl.SSLObject, name: str | None, _context: ssl.SSLContext) -> None:
-                sock.sni = name  # type: ignore[attr-defined]  # read back by the test
+                sock.sni = name  # type: ignore[attr-defined]  # the test notes the SNI it got on the object
 
             tls.sni_callback = remember_sni
         self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)

@@ -34,7 +34,7 @@ class FakeResolver:
 
 
 def guard(policy: str = "public", answers: dict | None = None) -> EndpointGuard:
-    return EndpointGuard(EndpointPolicy.of(policy, GATEWAY_HOSTS), FakeResolver(answers))  # type: ignore[arg-type]  # duck-typed resolver
+    return EndpointGuard(EndpointPolicy.of(policy, GATEWAY_HOSTS), FakeResolver(answers))
 
 
 OK = "ok"

@@ -122,6 +122,11 @@ _HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x20\x7f-\x9f\\]")
 
 
+# What a user-supplied URL's schema documents (OpenAPI): an http(s) URL without whitespace or control
+# characters. Documented only: the checks above word each refusal themselves.
+URL_SCHEMA_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$"
+
+
 class EndpointRefused(Exception):
     """A connection the policy does not allow (the message says why)."""
 

@@ -93,7 +93,7 @@ class MeshGenerationRequest(InferenceBody):
 
 
 class EmbeddingRequest(InferenceBody):
-    input: str | list[Any] = Field(
+    input: Annotated[str, Field(min_length=1)] | Annotated[list[Any], Field(min_length=1)] = Field(
         description="Text to embed, or a list of texts (or token arrays) to embed in one call."
     )
     encoding_format: Literal["float", "base64"] | None = None

@@ -7,10 +7,9 @@ only its own account's keys. A new key's secret is in the creation answer and no
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from switchyard.account_model import ApiKeyInfo
 from switchyard.api import openapi_docs as docs
@@ -22,7 +21,6 @@ from switchyard.services.accounts import get_accounts_service
 from switchyard.validation import parse_json_object
 
 MAX_NAME_CHARS = 100
-KeyId = Annotated[str, Path(description="The key id (key_...), as listed.", max_length=64)]
 
 _KEY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -165,8 +163,8 @@ def register(app) -> None:
         "/api/account/keys/<key_id>",
         summary="Revoke one of your account's API keys",
         description="Revoking twice is harmless. Another account's key id answers 404.",
-        responses=docs.merge(REVOKED, docs.UNAUTHORIZED, docs.NOT_FOUND),
+        responses=docs.merge(REVOKED, docs.BAD_REQUEST, docs.UNAUTHORIZED, docs.NOT_FOUND),
     )
-    def revoke_key(key_id: KeyId) -> dict[str, Any]:
+    def revoke_key(key_id: docs.KeyId) -> dict[str, Any]:
         revoked = get_accounts_service().revoke_api_key(caller_account(app), key_id)
         return key_view(revoked, current_key_id())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from switchyard.api import openapi_docs as docs
 from switchyard.api.caller import caller_account
@@ -94,11 +94,12 @@ def register(app: APIGatewayHttpResolver) -> None:
                     "content": {"application/json": {"model": GenerationForClient}},
                 }
             },
+            docs.BAD_REQUEST,
             docs.UNAUTHORIZED,
             docs.NOT_FOUND,
         ),
     )
     def get_generation(
-        generation_id: Annotated[str, Path(description="The generation (job) id.", max_length=64)],
+        generation_id: docs.GenerationId,
     ) -> dict[str, Any]:
         return get_generations_service().get(caller_account(app), generation_id, public_base_url(app))

@@ -44,12 +44,12 @@ def batch_request_schema() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "label": {"anyOf": [{"type": "string", "maxLength": MAX_LABEL_LENGTH}, {"type": "null"}]},
+            # webhook_id is described, not given a schema: only an id of one of the caller's webhooks is
+            # accepted, which no schema can state (a made-up one is a 400).
             "metadata": {
-                "type": "object",
-                "properties": {
-                    "webhook_id": {"type": "string", "description": "A webhook of yours (wh_...)"}
-                },
-                "description": "metadata.webhook_id: the webhook that hears batch.completed",
+                "anyOf": [{"type": "object"}, {"type": "null"}],
+                "description": 'Optional; `{"webhook_id": "wh_..."}` names a webhook of yours that hears '
+                "batch.completed",
             },
             "requests": {"type": "array", "minItems": 1, "maxItems": MAX_ITEMS, "items": {"oneOf": items}},
         },

@@ -62,6 +62,10 @@ AssetIndex = Annotated[
         json_schema_extra={"pattern": "^[0-9]{1,6}$"},
     ),
 ]
+GenerationId = path_id(shapes.JOB_ID, "generation (job)")
+WebhookId = path_id(shapes.WEBHOOK_ID, "webhook (wh_...)")
+DeliveryId = path_id(shapes.DELIVERY_ID, "delivery (msg_...), also its webhook-id header,")
+KeyId = path_id(shapes.KEY_ID, "key (key_...)")
 StepId = Annotated[
     str,
     Path(

@@ -38,12 +38,15 @@ def id_pattern(prefix: str) -> str:
 JOB_ID = id_pattern("job_")
 BATCH_ID = id_pattern("batch_")
 RUN_ID = id_pattern("run_")
+WEBHOOK_ID = id_pattern("wh_")
+DELIVERY_ID = id_pattern("msg_")
+KEY_ID = id_pattern("key_")
 STEP_ID_PATTERN = STEP_ID.pattern
 Time = Annotated[
     str,
     Field(description="UTC, whole seconds: 2026-06-13T12:00:00Z", json_schema_extra={"format": "date-time"}),
 ]
-InferenceType = Literal["LLM", "IMAGE", "TTS", "MUSIC", "VIDEO", "MESH", "STT", "VOICE"]
+InferenceType = Literal["LLM", "IMAGE", "TTS", "MUSIC", "VIDEO", "MESH", "STT", "VOICE", "EMBEDDING"]
 
 
 class Answer(BaseModel):

@@ -4,13 +4,14 @@ deliveries log (list, read, redeliver)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel
 
 from switchyard.api import openapi_docs as docs
+from switchyard.api import shapes
 from switchyard.api.caller import caller_account
 from switchyard.api.pagination import list_page
 from switchyard.api.webhook_schemas import (
@@ -24,11 +25,6 @@ from switchyard.api.webhook_schemas import (
 from switchyard.clock import now_ms
 from switchyard.services.webhooks import WebhookCreate, get_webhooks_service
 from switchyard.webhook_model import WebhookEndpoint
-
-WebhookId = Annotated[str, Path(description="The webhook id (wh_...).", max_length=64)]
-DeliveryId = Annotated[
-    str, Path(description="The delivery id (msg_...), also its webhook-id header.", max_length=64)
-]
 
 CREATE_DESCRIPTION = """Body: `{"url": "https://...", "events": [...] (optional filter), "description": "..."}`.
 
@@ -94,10 +90,8 @@ def register(app: APIGatewayHttpResolver) -> None:
         ),
     )
     def list_webhooks(
-        limit: Annotated[int, Query(description="Max results (1-100)")] = 50,
-        after: Annotated[
-            str | None, Query(description="Page further: the last id of the previous page")
-        ] = None,
+        limit: Annotated[int, docs.limit_query(100)] = 50,
+        after: Annotated[str | None, docs.after_query(shapes.WEBHOOK_ID)] = None,
     ) -> dict[str, Any]:
         found, has_more = get_webhooks_service().endpoints(caller_account(app), limit=limit, after=after)
         now = now_ms()
@@ -108,11 +102,12 @@ def register(app: APIGatewayHttpResolver) -> None:
         summary="A webhook (without its secret)",
         responses=docs.merge(
             {200: {"description": "The webhook", "content": _content(Webhook)}},
+            docs.BAD_REQUEST,
             docs.UNAUTHORIZED,
             docs.NOT_FOUND,
         ),
     )
-    def get_webhook(webhook_id: WebhookId) -> dict[str, Any]:
+    def get_webhook(webhook_id: docs.WebhookId) -> dict[str, Any]:
         return get_webhooks_service().get(caller_account(app), webhook_id).public(now_ms())
 
     @app.delete(
@@ -120,11 +115,12 @@ def register(app: APIGatewayHttpResolver) -> None:
         summary="Delete a webhook (its pending deliveries stop)",
         responses=docs.merge(
             {200: {"description": "Deleted", "content": _content(WebhookDeleted)}},
+            docs.BAD_REQUEST,
             docs.UNAUTHORIZED,
             docs.NOT_FOUND,
         ),
     )
-    def delete_webhook(webhook_id: WebhookId) -> dict[str, Any]:
+    def delete_webhook(webhook_id: docs.WebhookId) -> dict[str, Any]:
         get_webhooks_service().delete(caller_account(app), webhook_id)
         return {"id": webhook_id, "object": "webhook.deleted", "deleted": True}
 
@@ -141,13 +137,14 @@ def register(app: APIGatewayHttpResolver) -> None:
                     "content": _content(WebhookWithSecret),
                 }
             },
+            docs.BAD_REQUEST,
             docs.UNAUTHORIZED,
             docs.NOT_FOUND,
             docs.CONFLICT,
         ),
         openapi_extensions=docs.RATE_LIMITED,
     )
-    def rotate_secret(webhook_id: WebhookId) -> dict[str, Any]:
+    def rotate_secret(webhook_id: docs.WebhookId) -> dict[str, Any]:
         endpoint, secret = get_webhooks_service().rotate_secret(caller_account(app), webhook_id)
         return _with_secret(endpoint, secret)
 
@@ -158,12 +155,13 @@ def register(app: APIGatewayHttpResolver) -> None:
         "The answer is the queued delivery; its outcome appears in the deliveries log.",
         responses=docs.merge(
             {202: {"description": "The test delivery, queued", "content": _content(WebhookDelivery)}},
+            docs.BAD_REQUEST,
             docs.UNAUTHORIZED,
             docs.NOT_FOUND,
         ),
         openapi_extensions=docs.RATE_LIMITED,
     )
-    def test_webhook(webhook_id: WebhookId):
+    def test_webhook(webhook_id: docs.WebhookId):
         delivery = get_webhooks_service().test(caller_account(app), webhook_id)
         return _json(202, delivery.public())
 
@@ -178,13 +176,12 @@ def register(app: APIGatewayHttpResolver) -> None:
         ),
     )
     def list_deliveries(
-        webhook_id: WebhookId,
-        limit: Annotated[int, Query(description="Max results (1-100)")] = 50,
-        after: Annotated[
-            str | None, Query(description="Page further: the last id of the previous page")
-        ] = None,
+        webhook_id: docs.WebhookId,
+        limit: Annotated[int, docs.limit_query(100)] = 50,
+        after: Annotated[str | None, docs.after_query(shapes.DELIVERY_ID)] = None,
         status: Annotated[
-            str | None, Query(description="Only pending, succeeded or failed deliveries")
+            Literal["pending", "succeeded", "failed"] | None,
+            Query(description="Only pending, succeeded or failed deliveries"),
         ] = None,
     ) -> dict[str, Any]:
         found, has_more = get_webhooks_service().deliveries(
@@ -197,11 +194,12 @@ def register(app: APIGatewayHttpResolver) -> None:
         summary="One delivery and its attempts",
         responses=docs.merge(
             {200: {"description": "The delivery", "content": _content(WebhookDelivery)}},
+            docs.BAD_REQUEST,
             docs.UNAUTHORIZED,
             docs.NOT_FOUND,
         ),
     )
-    def get_delivery(webhook_id: WebhookId, delivery_id: DeliveryId) -> dict[str, Any]:
+    def get_delivery(webhook_id: docs.WebhookId, delivery_id: docs.DeliveryId) -> dict[str, Any]:
         return get_webhooks_service().delivery(caller_account(app), webhook_id, delivery_id).public()
 
     @app.post(
@@ -211,12 +209,13 @@ def register(app: APIGatewayHttpResolver) -> None:
         "enables a disabled webhook. The answer is the delivery as it stands; the attempt appears in its log.",
         responses=docs.merge(
             {202: {"description": "The delivery, redelivery queued", "content": _content(WebhookDelivery)}},
+            docs.BAD_REQUEST,
             docs.UNAUTHORIZED,
             docs.NOT_FOUND,
         ),
         openapi_extensions=docs.RATE_LIMITED,
     )
-    def redeliver(webhook_id: WebhookId, delivery_id: DeliveryId):
+    def redeliver(webhook_id: docs.WebhookId, delivery_id: docs.DeliveryId):
         delivery = get_webhooks_service().redeliver(caller_account(app), webhook_id, delivery_id)
         return _json(202, delivery.public())
 

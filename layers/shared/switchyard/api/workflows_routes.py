@@ -194,6 +194,7 @@ def register(app: APIGatewayHttpResolver) -> None:
                     "content": docs.content("image/svg+xml", schema={"type": "string"}),
                 }
             },
+            docs.BAD_REQUEST,
             docs.UNAUTHORIZED,
             docs.NOT_FOUND,
             docs.ASYNC_DISABLED,

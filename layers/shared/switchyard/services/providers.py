@@ -14,7 +14,7 @@ from switchyard.adapters.pinned_http import get_endpoint_guard
 from switchyard.adapters.providers_table import ProvidersTable, get_providers_table
 from switchyard.caches import cached
 from switchyard.catalog import ServiceType
-from switchyard.endpoint_policy import EndpointGuard
+from switchyard.endpoint_policy import URL_SCHEMA_PATTERN, EndpointGuard
 from switchyard.errors import InvalidRequest, NoProvider
 from switchyard.provider_model import ModelDeclaration, Provider
 from switchyard.retention import expires_at
@@ -24,7 +24,7 @@ from switchyard.ttl_cache import TtlCache
 
 # What a schema can say of an acceptable endpoint (the rest depends on DNS and the policy): an http(s) URL
 # without whitespace or control characters, which the endpoint policy refuses too.
-ENDPOINT_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$"
+ENDPOINT_URL_PATTERN = URL_SCHEMA_PATTERN
 LOCAL_AGENT_URL = "http://127.0.0.1:9100"  # an agent on the same machine (the local stack allows loopback)
 
 

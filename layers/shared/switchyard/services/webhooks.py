@@ -14,7 +14,7 @@ from switchyard.adapters.webhook_queue import DeliveryMessage, WebhookQueue, get
 from switchyard.adapters.webhooks_table import WebhooksTable, get_webhooks_table
 from switchyard.caches import cached
 from switchyard.clock import now_ms
-from switchyard.endpoint_policy import EndpointGuard
+from switchyard.endpoint_policy import URL_SCHEMA_PATTERN, EndpointGuard
 from switchyard.errors import Conflict, InvalidRequest, NotFound
 from switchyard.ids import new_id
 from switchyard.job_model import JobWebhook
@@ -35,10 +35,18 @@ class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)] = Field(
-        description="Where deliveries are POSTed (http or https; private, loopback, link-local and "
-        "metadata addresses are refused unless the deployment's endpoint policy allows them)."
+        description="Where deliveries are POSTed (http or https; private, loopback, link-local, metadata, "
+        "reserved and IPv4-embedding addresses and the gateway's own hosts are refused unless the "
+        "deployment's endpoint policy allows them; a query string is kept, a fragment refused).",
+        # The example is a receiver on the local stack (which allows loopback), as the heartbeat's is.
+        json_schema_extra={
+            "format": "uri",
+            "pattern": URL_SCHEMA_PATTERN,
+            "examples": ["http://127.0.0.1:9000/hooks"],
+        },
     )
-    events: list[str] | None = Field(
+    # Each documented as the enum it is; the validator below words the refusal of an unknown one.
+    events: list[Annotated[str, Field(json_schema_extra={"enum": list(EVENT_TYPES)})]] | None = Field(
         default=None,
         min_length=1,
         description="Only these event types reach this endpoint (default: every type). One of: "
