@@ -112,10 +112,14 @@ def test_concurrent_dispatcher_invocations_each_run_their_own_batch(
 
 
 def test_duplicate_delivery_while_running_does_not_free_the_running_slot(
-    api, caller, harness, start_fake_server
+    api, caller, harness, start_fake_server, monkeypatch
 ):
     from switchyard.services.providers import get_providers_service
 
+    # A 400 ms answer against this module's 0.5 s whole-call deadline timed out on a busy machine (a retry
+    # is a second provider call, which is not what this test is about).
+    monkeypatch.setenv("JOB_UPSTREAM_TIMEOUT_SECONDS", "5")
+    reset_switchyard_caches()
     provider = start_fake_server(latency_ms=400)
     register(api, caller, provider.url, max_concurrency=1)
     job_id = submit(api, caller).json()["id"]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -31,8 +32,9 @@ def drain(stream) -> list[str]:
     return lines
 
 
-def read_first_line(process: subprocess.Popen, timeout: float, stderr: list[str]) -> str:
-    """The ready line: waits for it or for the process to end, whichever comes first."""
+def read_first_line(process: subprocess.Popen, timeout: float, stderr: Sequence[str] = ()) -> str:
+    """The ready line: waits for it or for the process to end, whichever comes first (`stderr`: what the
+    process wrote there so far, for the failure message, when the caller drains it)."""
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
     reader.start()
