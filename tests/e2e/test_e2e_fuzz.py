@@ -100,7 +100,7 @@ def start_fuzz_target(workdir: Path) -> FuzzTarget:
         stack = start_local_stack(
             workdir,
             "NoProviderGraceSeconds=2",
-            "JobUpstreamTimeoutSeconds=5",
+            "JobUpstreamTimeoutSeconds=10",  # one of the values Mappings.JobTimeouts derives from
             "AccountRequestsPerMinute=1000000",
             "AccountMaxActiveJobs=1000000",
         )

@@ -259,6 +259,42 @@ def test_given_a_finished_job_then_times_are_iso_with_milliseconds():
     assert shown["finishedAt"] == "2023-11-14T22:13:21.250Z"
 
 
+class ReadsCounted:
+    """A media store whose reads are counted: a large answer must not be read at all."""
+
+    def __init__(self, objects: dict[str, bytes]):
+        self.objects = objects
+        self.reads: list[str] = []
+
+    def get(self, key: str):
+        from switchyard.adapters.media_store import StoredObject
+
+        self.reads.append(key)
+        return StoredObject(self.objects[key], "application/json")
+
+
+def test_given_an_answer_kept_in_s3_then_it_is_inlined_up_to_the_bound_and_linked_above_it():
+    from switchyard.generation import generation_of
+
+    answer = json.dumps({"choices": [{"message": {"content": "x" * 2000}}]})
+    store = ReadsCounted({"acct/job_1/r": answer.encode(), "acct/job_1/b": b'{"model": "m"}'})
+    stored = job(
+        JobStatus.PROCESSED, result_key="acct/job_1/r", result_bytes=len(answer), body_key="acct/job_1/b"
+    )
+
+    small = generation_of(stored, store, "https://gw", inline_limit_bytes=len(answer))
+    assert small["response"] == json.loads(answer)
+    assert "responseUrl" not in small
+
+    stored.result = None
+    store.reads.clear()
+    large = generation_of(stored, store, "https://gw", inline_limit_bytes=len(answer) - 1)
+    assert large["state"] == "Success" and large["response"] is None
+    assert large["responseUrl"].startswith("https://gw/api/inference/assets/job_1")
+    assert large["responseBytes"] == len(answer)
+    assert store.reads == ["acct/job_1/b"]  # the request only: the answer is never read
+
+
 # ------------------------------------------------------------------ coalesced sends
 
 

@@ -30,8 +30,11 @@ def state_message(job: Job) -> str | None:
     return None
 
 
-def generation_for_client(job: Job, request: dict[str, Any], response: Any) -> dict[str, Any]:
-    """`request` is the body as the caller sent it; `response` the provider's final answer (or None)."""
+def generation_for_client(
+    job: Job, request: dict[str, Any], response: Any, links: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`request` is the body as the caller sent it; `response` the provider's final answer (or None);
+    `links` where an answer too large to inline is (`responseUrl`, `responseBytes`)."""
     return {
         "id": job.job_id,
         "state": STATES[job.status],
@@ -42,12 +45,36 @@ def generation_for_client(job: Job, request: dict[str, Any], response: Any) -> d
         "createdAt": iso_ms(job.created_ms),
         "dispatchedAt": iso_ms(job.started_ms),
         "finishedAt": iso_ms(job.finished_ms),
+        **(links or {}),
     }
 
 
-def generation_of(job: Job, media: MediaStore, base_url: str | None) -> dict[str, Any]:
-    """The GenerationForClient of a stored job (a large body or result is read from S3)."""
+def generation_of(
+    job: Job, media: MediaStore, base_url: str | None, inline_limit_bytes: int
+) -> dict[str, Any]:
+    """The GenerationForClient of a stored job (a large body, or a result up to `inline_limit_bytes`, is
+    read from S3). A larger text answer is not inlined: one answer (or webhook body) must stay bounded, so
+    `response` is null and `responseUrl` / `responseBytes` say where it is, as `result_url` does on a job."""
+    if _too_large_to_inline(job, inline_limit_bytes):
+        links = job.envelope(base_url)
+        return generation_for_client(
+            job,
+            request_as_sent(job, media),
+            None,
+            {"responseUrl": links.get("result_url"), "responseBytes": links.get("result_bytes")},
+        )
     return generation_for_client(job, request_as_sent(job, media), response_of(job, media, base_url))
+
+
+def _too_large_to_inline(job: Job, inline_limit_bytes: int) -> bool:
+    # An unknown size counts as too large: a read is bounded, whatever the item says.
+    return (
+        job.status == JobStatus.PROCESSED
+        and not job.is_media
+        and job.result is None
+        and bool(job.result_key)
+        and (job.result_bytes is None or job.result_bytes > inline_limit_bytes)
+    )
 
 
 def request_as_sent(job: Job, media: MediaStore) -> dict[str, Any]:
@@ -73,4 +100,5 @@ def response_of(job: Job, media: MediaStore, base_url: str | None) -> Any:
         "url": envelope.get("result_url"),
         "content_type": job.result_content_type,
         "metadata": envelope.get("result"),
+        "assets": envelope.get("assets", []),  # every output of a multi-output job; `url` is the first
     }

@@ -22,7 +22,7 @@ class GenerationsService:
             job = self.jobs.get(account_id, generation_id)
         except NotFound:
             raise NotFound(f"No generation '{generation_id}'.") from None
-        return generation_of(job, self.media, base_url)
+        return generation_of(job, self.media, base_url, get_settings().read_inline_result_limit_bytes)
 
 
 @cached

@@ -107,7 +107,7 @@ class WebhookEvents:
             webhook_id=str(job.webhook_id),
             source=f"job:{job.job_id}:{job.gen}",
             event_ms=int(job.finished_ms or now_ms()),
-            data=generation_of(job, self.media, job.base_url),
+            data=generation_of(job, self.media, job.base_url, self.settings.read_inline_result_limit_bytes),
             generation_id=job.job_id,
         )
 
