@@ -57,6 +57,13 @@ def cached_only() -> Iterator[None]:
         _loads_allowed.reset(token)
 
 
+def refuse_io_if_cached_only() -> None:
+    """For a call that always does I/O (not a cache load): inside cached_only() it raises WouldLoad too,
+    so the caller's event loop hands the request to a thread instead of blocking on it."""
+    if not _loads_allowed.get():
+        raise WouldLoad
+
+
 _refreshes: set[threading.Thread] = set()
 _refreshes_lock = threading.Lock()
 _kept_warm: weakref.WeakSet[TtlCache[Any]] = weakref.WeakSet()
