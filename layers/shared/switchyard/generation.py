@@ -56,12 +56,12 @@ def generation_of(
     read from S3). A larger text answer is not inlined: one answer (or webhook body) must stay bounded, so
     `response` is null and `responseUrl` / `responseBytes` say where it is, as `result_url` does on a job."""
     if _too_large_to_inline(job, inline_limit_bytes):
-        links = job.envelope(base_url)
+        envelope = job.envelope(base_url)  # the job's own links: result_url, result_bytes
         return generation_for_client(
             job,
             request_as_sent(job, media),
             None,
-            {"responseUrl": links.get("result_url"), "responseBytes": links.get("result_bytes")},
+            {"responseUrl": envelope.get("result_url"), "responseBytes": envelope.get("result_bytes")},
         )
     return generation_for_client(job, request_as_sent(job, media), response_of(job, media, base_url))
 
