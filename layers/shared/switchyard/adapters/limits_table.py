@@ -1,41 +1,52 @@
 """DynamoDB storage of each account's rate limit, quota and dispatch share: one item per account.
 
 The item (`account_id`) holds
-- `window_start` (epoch second the current minute began), `request_count` (admitted in it) and
-  `rpm_limit` (the window's limit, copied from `rpm_override` or the deployment default when it starts);
-- `jobs_in_flight` (queued or running) and `jobs_limit` (from `jobs_override` or the default);
+- `requests_<window>`: how many requests of the UTC minute starting at epoch second <window> have been
+  handed out (to the instances that count them, services/rate_limits.py), and `rpm_override`;
+- `jobs_in_flight` (queued or running) and `jobs_override`;
 - `running_jobs` (lease key -> expiry, epoch ms): the account's jobs a dispatcher is running now.
 
-Every admission is one conditional UpdateItem: it counts the request (and reserves its jobs) only if the
-window is the current one and there is room, so every Lambda instance shares the same limits exactly.
-The first request of a minute finds the window old and makes two more calls: one starts the new window
-(`start_window`, which also picks up the deployment's current defaults), one admits the request.
+Counting requests is one unconditional UpdateItem (`ADD requests_<window> :n`): the counter only grows, so
+the n requests a call adds are exactly the numbers (total - n, total] of that window, and every instance
+can tell from the total it gets back which of them fall under the limit. No window has to be "started"
+(a minute's first request costs the same one call as any other), and the same call removes the counters
+of minutes that are over and reserves jobs in flight when the request creates jobs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
 from switchyard.adapters import aws
-from switchyard.adapters.dynamo_updates import is_condition_failure
+from switchyard.adapters.dynamo_updates import is_condition_failure, update_arguments
 from switchyard.caches import cached
 from switchyard.settings import get_settings
+
+_WINDOW_ATTRIBUTE = re.compile(r"^requests_(\d+)$")
+# What an item of the first design (one window per item, started by a conditional write) may still hold:
+# dropped by the next count.
+_RETIRED_ATTRIBUTES = ("window_start", "request_count", "rpm_limit", "jobs_limit")
+
+
+def window_attribute(window: int) -> str:
+    return f"requests_{window}"
 
 
 @dataclass(frozen=True)
 class Counters:
-    """The item as an admission saw it (None where the item has no such attribute)."""
+    """The item as a call saw it (None where the item has no such attribute)."""
 
-    window_start: int | None
-    request_count: int
-    rpm_limit: int | None
-    jobs_in_flight: int
-    jobs_limit: int | None
+    jobs_in_flight: int = 0
     rpm_override: int | None = None
     jobs_override: int | None = None
+    # requests handed out, by window (epoch second the minute began)
+    windows: Mapping[int, int] = field(default_factory=dict)
+    retired: tuple[str, ...] = ()
 
     @classmethod
     def from_item(cls, item: dict[str, Any] | None) -> Counters:
@@ -44,15 +55,27 @@ class Counters:
         def number(name: str) -> int | None:
             return int(item[name]) if item.get(name) is not None else None
 
+        windows = {}
+        for name, value in item.items():
+            match = _WINDOW_ATTRIBUTE.match(name)
+            if match:
+                windows[int(match.group(1))] = int(value)
         return cls(
-            window_start=number("window_start"),
-            request_count=number("request_count") or 0,
-            rpm_limit=number("rpm_limit"),
             jobs_in_flight=number("jobs_in_flight") or 0,
-            jobs_limit=number("jobs_limit"),
             rpm_override=number("rpm_override"),
             jobs_override=number("jobs_override"),
+            windows=windows,
+            retired=tuple(name for name in _RETIRED_ATTRIBUTES if name in item),
         )
+
+    def requests_in(self, window: int) -> int:
+        return self.windows.get(window, 0)
+
+    def stale_attributes(self, window: int) -> list[str]:
+        """Counters of minutes before the previous one (the previous one stays: an instance whose clock is
+        a little behind may still be counting it), and attributes of the first design."""
+        stale = [window_attribute(w) for w in sorted(self.windows) if w < window - 60]
+        return stale + list(self.retired)
 
 
 @dataclass(frozen=True)
@@ -70,44 +93,53 @@ class Refused:
     present: frozenset[str] = frozenset()  # the attributes the item had
 
 
+@dataclass(frozen=True)
+class JobsReservation:
+    """Jobs in flight to reserve with a count: `jobs` more, if the account's jobs limit is what the caller
+    believes (`override`: its jobs_override, None for the deployment default) and `jobs_room` (that
+    limit minus `jobs`) is not below the count in flight. DynamoDB conditions cannot add, so the caller
+    computes the room and the item confirms the limit it was computed from."""
+
+    jobs: int
+    override: int | None
+    jobs_room: int
+
+
 class LimitsTable:
     def __init__(self, table_name: str):
         self._table = aws.table(table_name)
 
-    # -- admission (one call when the window is current)
-    def admit(self, account_id: str, *, window: int, jobs: int, jobs_limit: int) -> Done | Refused:
-        """Count one request of `window`, reserving `jobs` jobs in flight, if the window is current, the
-        request fits its limit and, when jobs > 0, the item's jobs limit is `jobs_limit` (the caller's
-        belief, so that the room can be a constant) and `jobs` more fit under it."""
-        condition = "window_start = :w AND request_count < rpm_limit"
-        values: dict[str, Any] = {":w": window, ":one": 1}
-        update = "SET request_count = request_count + :one"
-        if jobs:
-            condition += " AND jobs_limit = :limit AND jobs_in_flight <= :room"
-            values.update({":limit": jobs_limit, ":room": jobs_limit - jobs, ":jobs": jobs})
-            update += " ADD jobs_in_flight :jobs"
-        return self._update(account_id, update, condition, values)
-
-    def start_window(
-        self, account_id: str, *, window: int, default_rpm: int, default_jobs: int, seen: int | None
-    ) -> bool:
-        """Begin `window` (its count at 0) with the limits now in force, if the item is still at the window
-        `seen` (None: it has none) and that one is older; False if another instance moved it first."""
-        values: dict[str, Any] = {":w": window, ":zero": 0, ":rpm": default_rpm, ":jobs": default_jobs}
-        if seen is None:
-            condition = "attribute_not_exists(window_start)"
-        else:
-            condition = "window_start = :seen AND window_start < :w"
-            values[":seen"] = seen
-        result = self._update(
-            account_id,
-            "SET window_start = :w, request_count = :zero, rpm_limit = if_not_exists(rpm_override, :rpm), "
-            "jobs_limit = if_not_exists(jobs_override, :jobs), "
-            "jobs_in_flight = if_not_exists(jobs_in_flight, :zero)",
-            condition,
-            values,
-        )
-        return isinstance(result, Done)
+    # -- admission: one call
+    def count(
+        self,
+        account_id: str,
+        *,
+        window: int,
+        requests: int,
+        drop: Iterable[str] = (),
+        reservation: JobsReservation | None = None,
+    ) -> Done | Refused:
+        """Hand out `requests` more requests of `window` (0: none), drop the attributes `drop` (counters of
+        past minutes) and, with `reservation`, reserve jobs in flight: all in one UpdateItem, which is
+        conditional only when it reserves (then a refusal writes nothing)."""
+        add: dict[str, Any] = {}
+        if requests:
+            add[window_attribute(window)] = requests
+        condition = None
+        values: dict[str, Any] = {}
+        if reservation is not None:
+            add["jobs_in_flight"] = reservation.jobs
+            room = "(attribute_not_exists(jobs_in_flight) OR jobs_in_flight <= :room)"
+            values[":room"] = reservation.jobs_room
+            if reservation.override is None:
+                condition = f"attribute_not_exists(jobs_override) AND {room}"
+            else:
+                condition = f"jobs_override = :override AND {room}"
+                values[":override"] = reservation.override
+        current = window_attribute(window)
+        removed = tuple(name for name in dict.fromkeys(drop) if name != current)
+        arguments = update_arguments(add=add, remove=removed, condition=condition, condition_values=values)
+        return self._call(account_id, arguments)
 
     # -- jobs in flight
     def release_jobs(self, account_id: str, jobs: int) -> None:
@@ -143,10 +175,10 @@ class LimitsTable:
         sets: list[str] = []
         values: dict[str, Any] = {}
         if rpm is not None:
-            sets += ["rpm_override = :rpm", "rpm_limit = :rpm"]
+            sets.append("rpm_override = :rpm")
             values[":rpm"] = rpm
         if max_jobs is not None:
-            sets += ["jobs_override = :jobs", "jobs_limit = :jobs"]
+            sets.append("jobs_override = :jobs")
             values[":jobs"] = max_jobs
         item = self._table.update_item(
             Key={"account_id": account_id},
@@ -220,18 +252,21 @@ class LimitsTable:
     ) -> Done | Refused:
         """One conditional UpdateItem; on a failed condition, the item as it stood (one call either way)."""
         arguments: dict[str, Any] = {
-            "Key": {"account_id": account_id},
             "UpdateExpression": update,
             "ConditionExpression": condition,
             "ReturnValues": "ALL_NEW",
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         if names:
             arguments["ExpressionAttributeNames"] = names
         if values:
             arguments["ExpressionAttributeValues"] = values
+        return self._call(account_id, arguments)
+
+    def _call(self, account_id: str, arguments: dict[str, Any]) -> Done | Refused:
+        if "ConditionExpression" in arguments:
+            arguments["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
-            item = self._table.update_item(**arguments)["Attributes"]
+            item = self._table.update_item(Key={"account_id": account_id}, **arguments)["Attributes"]
         except ClientError as exc:
             if not is_condition_failure(exc):
                 raise

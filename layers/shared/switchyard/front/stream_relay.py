@@ -110,8 +110,8 @@ class StreamRelay:
             # Warm (key and providers cached) this is a few hundred microseconds of CPU: done here, it
             # spares the hand-off to a worker thread and back, two wake-ups on the way to the first token
             # that a busy machine stretches to milliseconds. A cache miss would block the loop on
-            # DynamoDB: that request goes to a thread (so does every request that is rate-limited, whose
-            # admission is a DynamoDB write: switchyard/streaming.py).
+            # DynamoDB: that request goes to a thread (so does one whose rate-limit lease ran out:
+            # switchyard/streaming.py).
             try:
                 with cached_only():
                     return self._prepare_stream(authorization, path, body, request_id=request_id)

@@ -3,12 +3,22 @@
 
 What is limited, and what may overshoot (the invariants):
 - Requests per minute: every inference call (sync, streaming or async), batch submission, workflow run
-  start and job retry counts once, in fixed one-minute windows (UTC minutes). A request is admitted by one
-  conditional UpdateItem that counts it only if the count is below the window's limit, so no window ever
-  admits more than its limit, however many instances run. As with any fixed window, a client can get
+  start and job retry counts once, in fixed one-minute windows (UTC minutes). Each instance (a Lambda
+  container, the local stack's process) takes a block of an account's requests of the current minute from
+  DynamoDB in one `ADD` (a lease) and admits from it in memory until it runs low; the counter only grows,
+  so the block is a range of request numbers and the part of it above the limit is refused. No window
+  ever admits more than its limit, however many instances run. As with any fixed window, a client can get
   2 x limit through in the two seconds around a minute boundary; nothing else overshoots.
-- Jobs in flight (queued or running): an async submission reserves its jobs (a batch, all of them) in the
-  same UpdateItem, only if they fit under the limit; a job ending releases its place (job-end hook). A
+- The price of leasing is the other way: requests an instance leased and has not used are not available
+  to the others, so an account near its limit may be refused a little early, by at most the requests
+  other instances hold. A lease is at most 1/20 of what was left of the window when it was taken (and
+  at most 50; one request while the instance does not know the account's limit yet), so near the limit
+  blocks shrink to one request and stranded requests with them. An
+  instance refused for the window remembers it (for up to 10 s, within the window): a client that keeps
+  calling over its limit costs no DynamoDB call, and a limit an operator raises is in force in every
+  instance within 10 s.
+- Jobs in flight (queued or running): an async submission reserves its jobs (a batch, all of them) in a
+  conditional write, only if they fit under the limit; a job ending releases its place (job-end hook). A
   reserved place a request did not use (a replayed Idempotency-Key, a refused batch) is released at once.
   Workflow steps' jobs count without being checked (their run was admitted), so steps can push an account
   over its limit; its own submissions then wait. The count can only drift upward (a process that died
@@ -16,11 +26,15 @@ What is limited, and what may overshoot (the invariants):
   jobs the account is owed: so before refusing, the count is checked against the jobs table and corrected.
   That correction can count a job created in the last moment of the index's lag as absent, letting the
   account overshoot by that many (in practice one or two jobs, once); it never undercounts otherwise.
-- The warm path pays exactly one DynamoDB call per limited request (the admission); the first request of
-  a minute pays two more (one instance starts the new window; the others see it started).
+- DynamoDB calls: a request admitted from a lease makes none; one that needs a lease or reserves jobs
+  makes one (both in the same UpdateItem when it needs both); a lease running low is renewed by one
+  background call while the lease's last requests are admitted, so under steady traffic no request waits
+  for DynamoDB. Only refusals may make more (giving back a reservation a refused request made).
 
 Over a limit: 429 `rate_limit_exceeded` with Retry-After. Every answer to a limited request carries
-OpenAI's x-ratelimit-limit-requests / -remaining-requests / -reset-requests headers.
+OpenAI's x-ratelimit-limit-requests / -remaining-requests / -reset-requests headers; "remaining" is what
+the account had left when this instance last counted, minus what it has admitted since (other
+instances' requests since then are not in it).
 
 The dispatcher's share: with `account_max_running_jobs` set, an account runs at most that many jobs at
 once (leases on the same item, freed when the job's run ends or swept when they expire), so it cannot hold
@@ -38,18 +52,40 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchyard.adapters.jobs_table import get_jobs_table
-from switchyard.adapters.limits_table import Counters, Done, LimitsTable, get_limits_table
+from switchyard.adapters.limits_table import (
+    Counters,
+    Done,
+    JobsReservation,
+    LimitsTable,
+    get_limits_table,
+    window_attribute,
+)
 from switchyard.caches import cached
 from switchyard.errors import RateLimited
 from switchyard.job_model import Job
 from switchyard.settings import Settings, get_settings
+from switchyard.ttl_cache import refuse_io_if_cached_only
 
 logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
 # No end time to announce for jobs in flight: the time a short job takes.
 JOBS_RETRY_AFTER_SECONDS = 5
-_MAX_TRIES = 6
+# A lease: this share of what the window had left when the instance last counted, at most MAX_LEASE.
+LEASE_FRACTION = 20
+MAX_LEASE = 50
+# How long an instance believes an account is over its limit without asking again (within the window).
+REFUSED_FOR_SECONDS = 10.0
+_MAX_TRIES = 4
+_MAX_ACCOUNTS = 10_000  # accounts an instance keeps a lease for
+
+
+def _window_of(now: float) -> int:
+    return int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+
+
+def _start_thread(action: Callable[[], None]) -> None:
+    threading.Thread(target=action, name="rate-limit-lease", daemon=True).start()
 
 
 def duration(seconds: float) -> str:
@@ -69,6 +105,7 @@ class Allowance:
     remaining: int
     reset_seconds: float
     jobs_reserved: int = 0
+    window: int = 0  # the window it was admitted in (epoch second its minute began)
 
     def headers(self) -> dict[str, str]:
         """OpenAI's rate-limit headers (the SDKs and routers read them)."""
@@ -79,6 +116,23 @@ class Allowance:
         }
 
 
+@dataclass
+class _Lease:
+    """This instance's share of one account's window."""
+
+    window: int
+    limit: int
+    left: int = 0  # leased and not yet admitted
+    counted: int = 0  # the window's count (every instance's) when this instance last counted
+    size: int = 1  # the last lease's size
+    refused_until: float = 0.0  # over the limit (this instance's belief) until then
+    renewing: bool = False
+    stale: tuple[str, ...] = ()  # attributes of past windows the item holds, dropped by the next count
+
+    def remaining(self) -> int:
+        return self.limit - self.counted + self.left
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -86,63 +140,112 @@ class RateLimiter:
         table: LimitsTable,
         count_active_jobs: Callable[[str], int],
         clock: Callable[[], float] = time.time,
+        renew_in_background: Callable[[Callable[[], None]], None] | None = None,
     ):
         self._settings = settings
         self._table = table
         self._count_active_jobs = count_active_jobs
         self._clock = clock
-        # What each account's jobs limit was last seen to be (the admission's condition names it).
-        self._jobs_limits: dict[str, int] = {}
+        self._renew_in_background = renew_in_background or _start_thread
+        self._leases: dict[str, _Lease] = {}
+        # What each account's jobs override was last seen to be (the reservation's condition names it).
+        self._jobs_overrides: dict[str, int | None] = {}
+        # What each account's limit was last seen to be, for a window's first lease.
+        self._rpm_limits: dict[str, int] = {}
         self._lock = threading.Lock()
 
     # -- admission
     def admit(self, account_id: str, jobs: int = 0) -> Allowance:
-        """Count one request (reserving `jobs` jobs in flight) or raise RateLimited."""
+        """Count one request (reserving `jobs` jobs in flight) or raise RateLimited.
+
+        Inside `ttl_cache.cached_only()` (the stream front's event loop) a request that would have to call
+        DynamoDB raises WouldLoad before anything is counted."""
         now = self._clock()
-        window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+        window = _window_of(now)
+        if not jobs:
+            admitted = self._admit_from_lease(account_id, window, now)
+            if admitted is not None:
+                return admitted
+        refuse_io_if_cached_only()
+        return self._admit_counting(account_id, jobs, window, now)
+
+    def give_back(self, account_id: str, allowance: Allowance) -> None:
+        """A request admitted and then not served (the stream front retries it on a worker thread): its
+        place returns to this instance's lease if the window is still the same."""
+        self._return_place(account_id, allowance.window)
+
+    def _admit_from_lease(self, account_id: str, window: int, now: float) -> Allowance | None:
+        """Admit from this instance's lease (no I/O); None when it has nothing left."""
         with self._lock:
-            believed = self._jobs_limits.get(account_id, self._settings.account_max_active_jobs)
+            lease = self._lease(account_id, window)
+            if lease.refused_until > now:
+                raise self._over_requests(lease.limit, window, now)
+            if lease.left <= 0:
+                return None
+            lease.left -= 1
+            allowance = self._allowance(lease, window, now)
+            renew = self._should_renew(lease)
+            if renew:
+                lease.renewing = True
+        if renew:
+            self._renew_in_background(lambda: self._renew(account_id, window))
+        return allowance
+
+    def _admit_counting(self, account_id: str, jobs: int, window: int, now: float) -> Allowance:
+        """One UpdateItem: a lease when this instance has none left, the jobs' reservation when there are."""
         corrected = False
         for _ in range(_MAX_TRIES):
-            result = self._table.admit(account_id, window=window, jobs=jobs, jobs_limit=believed)
+            with self._lock:
+                lease = self._lease(account_id, window)
+                from_lease = lease.left > 0  # a submission's request can come from the lease: jobs only
+                if from_lease:
+                    lease.left -= 1
+                size = 0 if from_lease else self._lease_size(account_id, lease)
+                drop = lease.stale
+                override = self._jobs_overrides.get(account_id)
+            reservation = None
+            if jobs:
+                jobs_limit = self._settings.account_max_active_jobs if override is None else override
+                reservation = JobsReservation(jobs, override, jobs_limit - jobs)
+            try:
+                result = self._table.count(
+                    account_id, window=window, requests=size, drop=drop, reservation=reservation
+                )
+            except Exception:
+                if from_lease:
+                    self._return_place(account_id, window)
+                raise
             seen = result.counters
-            if seen.jobs_limit is not None:
-                with self._lock:
-                    self._jobs_limits[account_id] = seen.jobs_limit
+            self._remember(account_id, seen)
             if isinstance(result, Done):
-                return self._allowance(seen, window, now, jobs)
-            if seen.window_start is not None and seen.window_start > window:
-                window = seen.window_start  # another instance's clock is ahead: its window is the current one
-                continue
-            if seen.window_start != window or seen.rpm_limit is None or seen.jobs_limit is None:
-                self._table.start_window(
-                    account_id,
-                    window=window,
-                    default_rpm=self._settings.account_requests_per_minute,
-                    default_jobs=self._settings.account_max_active_jobs,
-                    seen=seen.window_start if seen.window_start != window else None,
-                )
-                continue
-            if seen.request_count >= seen.rpm_limit:
-                reset = window + WINDOW_SECONDS - now
-                raise RateLimited(
-                    f"Rate limit reached for requests: {seen.rpm_limit} per minute for this account. "
-                    f"Try again in {math.ceil(reset)} s.",
-                    retry_after=reset,
-                    limit_headers=Allowance(seen.rpm_limit, 0, reset).headers(),
-                )
-            if seen.jobs_limit != believed:
-                believed = seen.jobs_limit
-                continue
+                with self._lock:
+                    lease = self._record(account_id, window, seen, size, now)
+                    admitted = from_lease or lease.left > 0
+                    if not from_lease and admitted:
+                        lease.left -= 1
+                    allowance = self._allowance(lease, window, now, jobs)
+                if admitted:
+                    return allowance
+                if jobs:  # reserved with a count that found the window spent
+                    self.release(account_id, jobs)
+                raise self._over_requests(lease.limit, window, now)
+            # Only a reservation is conditional: its jobs did not fit (nothing was written).
+            if from_lease:
+                self._return_place(account_id, window)
+            if seen.jobs_override != override:
+                continue  # an operator changed the account's jobs limit: the room was computed from another
             if not corrected and self._correct_jobs_in_flight(account_id, seen.jobs_in_flight):
                 corrected = True
                 continue
+            jobs_limit = self._settings.account_max_active_jobs if override is None else override
+            with self._lock:
+                headers = self._allowance(self._lease(account_id, window), window, now).headers()
             raise RateLimited(
                 f"Too many jobs in flight: {seen.jobs_in_flight} of this account's limit of "
-                f"{seen.jobs_limit} are queued or running, and this request adds {jobs}. "
+                f"{jobs_limit} are queued or running, and this request adds {jobs}. "
                 "Retry when some have finished.",
                 retry_after=JOBS_RETRY_AFTER_SECONDS,
-                limit_headers=self._allowance(seen, window, now, 0).headers(),
+                limit_headers=headers,
             )
         raise RateLimited(
             "The rate limiter is contended; retry shortly.",
@@ -152,9 +255,92 @@ class RateLimiter:
             ).headers(),
         )
 
-    def _allowance(self, seen: Counters, window: int, now: float, jobs: int) -> Allowance:
-        limit = seen.rpm_limit or self._settings.account_requests_per_minute
-        return Allowance(limit, limit - seen.request_count, window + WINDOW_SECONDS - now, jobs)
+    def _renew(self, account_id: str, window: int) -> None:
+        """Lease more of `window` ahead of need (a background thread)."""
+        try:
+            if _window_of(self._clock()) != window:
+                return  # the window ended meanwhile: the next request leases the new one
+            with self._lock:
+                lease = self._lease(account_id, window)
+                size, drop = self._lease_size(account_id, lease), lease.stale
+            result = self._table.count(account_id, window=window, requests=size, drop=drop)
+            self._remember(account_id, result.counters)
+            with self._lock:
+                self._record(account_id, window, result.counters, size, self._clock())
+        except Exception:
+            logger.exception("could not renew the rate-limit lease of %s", account_id)
+        finally:
+            with self._lock:
+                self._lease(account_id, window).renewing = False
+
+    # -- the lease's bookkeeping (all under self._lock)
+    def _lease(self, account_id: str, window: int) -> _Lease:
+        lease = self._leases.get(account_id)
+        if lease is not None and lease.window > window:
+            # A request that read the clock just before the minute ended, finishing after the next began:
+            # it counts in its own window without disturbing the new lease.
+            return _Lease(window, lease.limit)
+        if lease is None or lease.window < window:
+            limit = self._rpm_limits.get(account_id, self._settings.account_requests_per_minute)
+            stale: tuple[str, ...] = ()
+            if lease is not None:
+                past = (lease.window - WINDOW_SECONDS, lease.window)
+                stale = (*lease.stale, *(window_attribute(w) for w in past if w < window - WINDOW_SECONDS))
+            if len(self._leases) >= _MAX_ACCOUNTS:
+                self._leases.clear()  # bounded memory: forgotten leases only cost their unused places
+            lease = self._leases[account_id] = _Lease(window, limit, stale=stale)
+        return lease
+
+    def _record(self, account_id: str, window: int, seen: Counters, size: int, now: float) -> _Lease:
+        """What a count said: the window's total, the limit, and which of the `size` places it handed out
+        fall under the limit (the counter only grows: they are the numbers total - size + 1 .. total)."""
+        lease = self._lease(account_id, window)
+        limit = seen.rpm_override or self._settings.account_requests_per_minute
+        total = seen.requests_in(window)
+        lease.limit = limit
+        lease.counted = max(lease.counted, total)
+        lease.stale = tuple(seen.stale_attributes(window))
+        if size:
+            lease.size = size
+            lease.left += max(0, min(total, limit) - (total - size))
+            if lease.left <= 0:
+                lease.refused_until = min(window + WINDOW_SECONDS, now + REFUSED_FOR_SECONDS)
+        return lease
+
+    def _lease_size(self, account_id: str, lease: _Lease) -> int:
+        if account_id not in self._rpm_limits:
+            return 1  # the account's limit is not known yet: the first count learns it
+        return max(1, min(MAX_LEASE, (lease.limit - lease.counted) // LEASE_FRACTION))
+
+    def _should_renew(self, lease: _Lease) -> bool:
+        """Renew ahead when a lease worth it (4 or more) is down to its last quarter."""
+        return lease.size >= 4 and not lease.renewing and lease.left <= lease.size // 4
+
+    def _return_place(self, account_id: str, window: int) -> None:
+        with self._lock:
+            lease = self._leases.get(account_id)
+            if lease is not None and lease.window == window:
+                lease.left += 1
+
+    def _remember(self, account_id: str, seen: Counters) -> None:
+        with self._lock:
+            self._jobs_overrides[account_id] = seen.jobs_override
+            self._rpm_limits[account_id] = seen.rpm_override or self._settings.account_requests_per_minute
+            if len(self._rpm_limits) > _MAX_ACCOUNTS:
+                self._rpm_limits.clear()
+                self._jobs_overrides.clear()
+
+    def _allowance(self, lease: _Lease, window: int, now: float, jobs: int = 0) -> Allowance:
+        return Allowance(lease.limit, lease.remaining(), window + WINDOW_SECONDS - now, jobs, window)
+
+    def _over_requests(self, limit: int, window: int, now: float) -> RateLimited:
+        reset = window + WINDOW_SECONDS - now
+        return RateLimited(
+            f"Rate limit reached for requests: {limit} per minute for this account. "
+            f"Try again in {math.ceil(reset)} s.",
+            retry_after=reset,
+            limit_headers=Allowance(limit, 0, reset).headers(),
+        )
 
     def _correct_jobs_in_flight(self, account_id: str, counted: int) -> bool:
         """The count, corrected to the jobs table's if it drifted high; True if that made room."""
@@ -199,6 +385,8 @@ class RateLimiter:
                 "max_active_jobs": counters.jobs_override is not None,
             },
             "jobs_in_flight": counters.jobs_in_flight,
+            # handed out to the instances that count them, not all of them admitted yet
+            "requests_this_minute": counters.requests_in(_window_of(self._clock())),
         }
 
     # -- the dispatcher's share
