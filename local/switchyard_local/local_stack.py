@@ -25,8 +25,14 @@ from switchyard_local.stack import ProvisionedStack
 log = logging.getLogger(__name__)
 
 # Parameter values that differ locally: providers run on this machine, and there is no 30 s API Gateway
-# limit in front of the local API, so streams may run as long as a slow local model needs.
-LOCAL_PARAMETER_DEFAULTS = {"ProviderEndpointPolicy": "loopback", "StreamUpstreamTimeoutSeconds": "120"}
+# limit in front of the local API, nor a Lambda timeout behind the front, so streams may run as long as a
+# slow local model needs (a CPU model at 5 tokens/s takes 10 min for 3,000 tokens): up to the template's
+# maximum stream deadline, still not for ever.
+LOCAL_PARAMETER_DEFAULTS = {
+    "ProviderEndpointPolicy": "loopback",
+    "StreamUpstreamTimeoutSeconds": "120",
+    "StreamDeadlineSeconds": "895",
+}
 # This process keeps running between requests (a Lambda sandbox freezes), so its key and provider caches
 # can stay warm through the pauses of real traffic: a chat client's next message, 30 s after the last,
 # must not wait for two DynamoDB lookups (they were the ~20 ms a streamed first token spent here).

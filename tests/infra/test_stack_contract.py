@@ -128,6 +128,23 @@ def test_given_the_stream_function_then_its_timeouts_outlast_the_upstream_call(t
     assert upstream < function_timeout
 
 
+def test_given_the_stream_function_then_a_stream_s_total_deadline_ends_before_its_invocation(template):
+    # A stream still running when the Lambda timeout strikes is cut without an error event or a log line.
+    env = template.function_env("StreamFunction")
+    deadline = template.parameters["StreamDeadlineSeconds"]
+    timeout = template.parameters["StreamFunctionTimeout"]
+
+    assert env["STREAM_DEADLINE_SECONDS"] == {"Ref": "StreamDeadlineSeconds"}
+    assert template.number(env["STREAM_DEADLINE_SECONDS"]) < template.number(
+        template.props("StreamFunction")["Timeout"]
+    )
+    assert deadline["MaxValue"] < timeout["MaxValue"]
+    # Its size cap is every provider answer's (Globals): one parameter, MaxProviderResponseBytes.
+    assert template.function_env("StreamFunction")["PROVIDER_RESPONSE_MAX_BYTES"] == {
+        "Ref": "MaxProviderResponseBytes"
+    }
+
+
 def test_given_run_sh_then_it_is_executable_and_serves_the_front_on_loopback_at_the_adapter_port(
     template, repo_root
 ):

@@ -351,3 +351,258 @@ def test_a_stream_that_breaks_off_after_its_first_event_reaches_the_client_trunc
             for chunk in response.iter_raw():
                 received += chunk
     assert received == b"data: 0\n\n"
+
+
+# ------------------------------------------------------------------ a stream's total deadline and size cap
+
+
+@pytest.fixture
+def stream_limits(monkeypatch):
+    """`stream_limits(deadline=..., max_bytes=...)` sets the front's limits for the test."""
+    from tests.conftest import reset_switchyard_caches
+
+    def apply(*, deadline: float | None = None, max_bytes: int | None = None) -> None:
+        if deadline is not None:
+            monkeypatch.setenv("STREAM_DEADLINE_SECONDS", str(deadline))
+        if max_bytes is not None:
+            monkeypatch.setenv("PROVIDER_RESPONSE_MAX_BYTES", str(max_bytes))
+        reset_switchyard_caches()
+
+    return apply
+
+
+PROVIDER = SimpleNamespace(account_id="acct-1", provider_id="prov-trickle")
+
+
+def relaying(routes: dict[str, object]):
+    """A front whose streams go to `routes[model]`'s upstream URL (set once the upstreams serve)."""
+
+    def prepare_stream(authorization, path, body, request_id=None):
+        model = json.loads(body)["model"]
+        return SimpleNamespace(provider=PROVIDER, url=f"{routes[model]}{path}", headers={}, content=b"{}")
+
+    return create_app(never_called, prepare_stream=prepare_stream)
+
+
+def error_event(body: bytes) -> dict:
+    """The last SSE event of a cut stream, parsed."""
+    last = body.rstrip(b"\n").rsplit(b"\n\n", 1)[-1]
+    assert last.startswith(b"data: "), body[-300:]
+    return json.loads(last[len(b"data: ") :])
+
+
+async def stream_body(client: httpx.AsyncClient, url: str, model: str) -> tuple[int, bytes, bool]:
+    """Status, body, and whether the body ended cleanly (a cut stream is left unfinished)."""
+    received = b""
+    async with client.stream("POST", url, json={**STREAM_BODY, "model": model}) as response:
+        try:
+            async for chunk in response.aiter_raw():
+                received += chunk
+        except httpx.RemoteProtocolError:
+            return response.status_code, received, False
+    return response.status_code, received, True
+
+
+class FastUpstream:
+    """Three events 50 ms apart and [DONE]: well within every limit."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        for index in range(3):
+            await send(
+                {"type": "http.response.body", "body": f"data: {index}\n\n".encode(), "more_body": True}
+            )
+            await asyncio.sleep(0.05)
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+
+def test_a_stream_trickling_under_the_read_timeout_is_cut_at_its_deadline_and_the_others_are_not(
+    serve, stream_limits, eventually, caplog
+) -> None:
+    stream_limits(deadline=0.6)  # the read timeout stays at its default (120 s): each tick is far under it
+    trickling, fast = EndlessUpstream(), FastUpstream()
+    routes: dict[str, object] = {}
+
+    async def both(front: str) -> tuple:
+        async with httpx.AsyncClient(timeout=10) as client:
+            started = time.monotonic()
+            cut, whole = await asyncio.gather(
+                stream_body(client, f"{front}/v1/chat/completions", "trickle"),
+                stream_body(client, f"{front}/v1/chat/completions", "fast"),
+            )
+            return cut, whole, time.monotonic() - started
+
+    with (
+        serve(trickling) as routes["trickle"],
+        serve(fast) as routes["fast"],
+        serve(relaying(routes)) as front,
+    ):
+        (status, body, clean), whole, elapsed = asyncio.run(both(front))
+        cut_at = time.monotonic()
+        eventually(lambda: trickling.disconnected_at is not None, timeout=5)
+
+    assert status == 200 and not clean  # cut: the body is left unfinished, as after any mid-stream failure
+    assert body.startswith(b"data: tick\n\n") and 0.6 <= elapsed < 3
+    assert error_event(body) == {
+        "error": {
+            "message": "The provider did not respond in time: its answer was not complete within the "
+            "0.6 s deadline.",
+            "type": "upstream_error",
+        }
+    }
+    assert whole == (200, b"data: 0\n\ndata: 1\n\ndata: 2\n\ndata: [DONE]\n\n", True)
+    # The provider's connection was closed (it saw the disconnect), not kept for another request.
+    assert trickling.disconnected_at - cut_at < 2
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("provider stream cut off")]
+    assert logged.levelname == "WARNING" and "mid-stream" in logged.getMessage()
+    assert (logged.provider_id, logged.account_id) == ("prov-trickle", "acct-1")
+
+
+class FloodingUpstream:
+    """Streams 100-byte events as fast as it can, far past any cap, and notes when its client left."""
+
+    def __init__(self) -> None:
+        self.disconnected = asyncio.Event()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.disconnected.set()
+
+        watcher = asyncio.create_task(watch())
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        event = b"data: " + b"x" * 92 + b"\n\n"  # 100 bytes
+        for _ in range(10_000):
+            if self.disconnected.is_set():
+                break
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+            await asyncio.sleep(0)
+        watcher.cancel()
+
+
+def test_a_stream_past_the_size_cap_is_cut_with_an_error_event_and_the_others_are_not(
+    serve, stream_limits, monkeypatch, capsys
+) -> None:
+    stream_limits(max_bytes=5_000)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Switchyard/test")
+    flooding, fast = FloodingUpstream(), FastUpstream()
+    routes: dict[str, object] = {}
+
+    async def both(front: str) -> tuple:
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await asyncio.gather(
+                stream_body(client, f"{front}/v1/chat/completions", "flood"),
+                stream_body(client, f"{front}/v1/chat/completions", "fast"),
+            )
+
+    capsys.readouterr()
+    with serve(flooding) as routes["flood"], serve(fast) as routes["fast"], serve(relaying(routes)) as front:
+        (status, body, clean), whole = asyncio.run(both(front))
+
+    assert status == 200 and not clean
+    relayed, _, last = body.rpartition(b"data: {")
+    assert len(relayed) <= 5_000 and relayed.endswith(b"\n\n")  # nothing past the cap reached the client
+    assert error_event(body) == {
+        "error": {
+            "message": "The provider's answer is larger than the 5000-byte limit (it kept coming); "
+            "the deployment's MaxProviderResponseBytes sets it.",
+            "type": "upstream_error",
+        }
+    }
+    assert whole == (200, b"data: 0\n\ndata: 1\n\ndata: 2\n\ndata: [DONE]\n\n", True)
+    # Counted as a provider error of the synchronous path (which is where streams are counted).
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    provider_calls = [d for d in documents if "ProviderErrors" in d]
+    assert [(d["CallPath"], d["ProviderErrors"], d["ProviderTimeouts"]) for d in provider_calls] == [
+        ("sync", [1.0], [0.0])
+    ]
+
+
+async def silent_before_its_head(scope, receive, send) -> None:
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await asyncio.sleep(3)
+
+
+def test_limits_hit_before_the_first_byte_are_a_502_in_the_envelope(serve, stream_limits) -> None:
+    stream_limits(deadline=0.3, max_bytes=1_024)
+    routes: dict[str, object] = {}
+    huge_first_event = answering(200, b"text/event-stream", b"data: " + b"x" * 2_000 + b"\n\n")
+    with (
+        serve(silent_before_its_head) as routes["silent"],
+        serve(huge_first_event) as routes["huge"],
+        serve(relaying(routes)) as front,
+    ):
+        started = time.monotonic()
+        late = httpx.post(f"{front}/v1/chat/completions", json={**STREAM_BODY, "model": "silent"}, timeout=10)
+        elapsed = time.monotonic() - started
+        large = httpx.post(f"{front}/v1/chat/completions", json={**STREAM_BODY, "model": "huge"}, timeout=10)
+
+    assert late.status_code == 502 and elapsed < 2
+    assert late.json() == {
+        "error": {
+            "message": "The provider did not respond in time: its answer was not complete within the "
+            "0.3 s deadline.",
+            "type": "upstream_error",
+        }
+    }
+    assert large.status_code == 502 and large.json()["error"]["type"] == "upstream_error"
+    assert "larger than the 1024-byte limit" in large.json()["error"]["message"]
+
+
+def test_on_lambda_a_stream_ends_before_its_invocation_does(serve, monkeypatch) -> None:
+    # The template keeps StreamDeadlineSeconds below the function's timeout; the invocation's own deadline
+    # (passed by the Lambda Web Adapter) bounds it too, whatever the parameters say.
+    from tests.conftest import reset_switchyard_caches
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "switchyard-stream")
+    reset_switchyard_caches()
+    trickling = EndlessUpstream()
+    routes: dict[str, object] = {}
+    invocation = {
+        "request_id": "6f1d7c52-0000-4000-8000-000000000001",
+        "deadline": int(time.time() * 1000) + 1_600,
+    }
+
+    with serve(trickling) as routes["trickle"], serve(relaying(routes)) as front:
+        started = time.monotonic()
+        with httpx.stream(
+            "POST",
+            f"{front}/v1/chat/completions",
+            json={**STREAM_BODY, "model": "trickle"},
+            headers={"x-amzn-lambda-context": json.dumps(invocation)},
+            timeout=10,
+        ) as response:
+            body = b""
+            with pytest.raises(httpx.RemoteProtocolError):
+                for chunk in response.iter_raw():
+                    body += chunk
+        elapsed = time.monotonic() - started
+
+    assert 0.4 < elapsed < 1.5  # a second before the invocation's end, not StreamDeadlineSeconds (290 s)
+    assert "did not respond in time" in error_event(body)["error"]["message"]

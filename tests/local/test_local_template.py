@@ -197,3 +197,16 @@ def test_circular_references_are_refused() -> None:
     }
     with pytest.raises(TemplateError, match="Circular"):
         provisioning_order(resources, ["A", "B"])
+
+
+def test_the_local_stack_s_parameter_defaults_are_values_the_template_allows() -> None:
+    from switchyard_local.local_stack import LOCAL_PARAMETER_DEFAULTS
+
+    parameters = load_template(Path(__file__).parents[2] / "template.yaml")["Parameters"]
+    for name, value in LOCAL_PARAMETER_DEFAULTS.items():
+        spec = parameters[name]
+        if spec["Type"] == "Number":
+            assert (
+                spec.get("MinValue", float("-inf")) <= float(value) <= spec.get("MaxValue", float("inf"))
+            ), name
+        assert value in [str(allowed) for allowed in spec.get("AllowedValues", [value])], name

@@ -7,7 +7,13 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from switchyard.endpoint_policy import EndpointGuard, EndpointPolicy
-from switchyard.front.upstream_client import TransportError, TransportTimeout, UpstreamPool
+from switchyard.front.upstream_client import (
+    ResponseTooLarge,
+    TransportDeadline,
+    TransportError,
+    TransportTimeout,
+    UpstreamPool,
+)
 
 Responder = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -188,3 +194,127 @@ def test_a_header_that_cannot_be_sent_is_a_transport_error_and_not_retried() -> 
             await pool().request("POST", url, [("x-bad", "line\r\nbreak")], b"{}")
 
     assert len(asyncio.run(with_server(respond, scenario))) == 1
+
+
+# ------------------------------------------------------------------ the total deadline and the size cap
+
+SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+WELL_BEHAVED = SSE_HEAD + b"9\r\ndata: 1\n\n\r\n0\r\n\r\n"
+
+
+def chunked(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def first_request_then_well_behaved(first: Responder) -> Responder:
+    """Keep-alive: the first request of the server gets `first`'s answer, every later one a short stream."""
+    served = 0
+
+    async def respond(reader, writer) -> None:
+        nonlocal served
+        while True:
+            await read_request(reader)
+            served += 1
+            if served == 1:
+                await first(reader, writer)
+            else:
+                writer.write(WELL_BEHAVED)
+                await writer.drain()
+
+    return respond
+
+
+async def trickle_forever(reader, writer) -> None:
+    """Every silence well under the read timeout, and no end."""
+    writer.write(SSE_HEAD)
+    while True:
+        writer.write(chunked(b"data: tick\n\n"))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+
+
+def test_a_trickling_upstream_is_cut_at_the_total_deadline_and_its_connection_is_not_reused() -> None:
+    async def scenario(url: str, connections: list) -> None:
+        client = pool(read_timeout=1)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        upstream = await client.post(url, {}, b"{}", deadline_seconds=0.4)
+        received = []
+        with pytest.raises(TransportDeadline, match="within its 0.4 s deadline") as cut:
+            async for chunk in upstream.chunks():
+                received.append(chunk)
+        elapsed = loop.time() - started
+        await upstream.aclose()
+        assert isinstance(cut.value, TransportTimeout)  # a deadline is a timeout: never retried
+        assert len(received) > 2 and 0.4 <= elapsed < 0.9
+        assert await collect(await client.post(url, {}, b"{}", deadline_seconds=5)) == b"data: 1\n\n"
+        await client.aclose()
+
+    respond = first_request_then_well_behaved(trickle_forever)
+    assert len(asyncio.run(with_server(respond, scenario))) == 2  # the cut connection was closed, not pooled
+
+
+def test_the_deadline_also_bounds_the_wait_for_the_response_head() -> None:
+    async def respond(reader, writer) -> None:
+        await read_request(reader)
+        await asyncio.sleep(3)
+
+    async def scenario(url: str, connections: list) -> None:
+        with pytest.raises(TransportDeadline):
+            await pool(read_timeout=5).post(url, {}, b"{}", deadline_seconds=0.2)
+
+    asyncio.run(with_server(respond, scenario))
+
+
+def test_a_body_past_the_size_cap_is_cut_and_its_connection_is_not_reused() -> None:
+    async def oversized(reader, writer) -> None:
+        writer.write(SSE_HEAD + chunked(b"x" * 100) * 10 + b"0\r\n\r\n")  # complete, and reusable
+        await writer.drain()
+
+    async def scenario(url: str, connections: list) -> None:
+        client = pool()
+        upstream = await client.post(url, {}, b"{}", max_bytes=250)
+        received = b""
+        with pytest.raises(ResponseTooLarge, match="larger than the 250-byte limit"):
+            async for chunk in upstream.chunks():
+                received += chunk
+        await upstream.aclose()
+        assert len(received) <= 250  # what went past the cap was never handed on
+        assert await collect(await client.post(url, {}, b"{}", max_bytes=250)) == b"data: 1\n\n"
+        await client.aclose()
+
+    respond = first_request_then_well_behaved(oversized)
+    assert len(asyncio.run(with_server(respond, scenario))) == 2
+
+
+def test_a_declared_length_past_the_size_cap_is_refused_before_reading_the_body() -> None:
+    async def respond(reader, writer) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(2)  # the body never comes: nothing may wait for it
+
+    async def scenario(url: str, connections: list) -> None:
+        upstream = await pool().post(url, {}, b"{}", max_bytes=999)
+        with pytest.raises(ResponseTooLarge, match="it declared 1000 bytes"):
+            await collect(upstream)
+        await upstream.aclose()
+
+    asyncio.run(with_server(respond, scenario))
+
+
+def test_answers_within_the_limits_are_read_whole_and_keep_their_connection() -> None:
+    async def scenario(url: str, connections: list) -> None:
+        client = pool()
+        for _ in range(3):
+            upstream = await client.post(url, {}, b"{}", deadline_seconds=5, max_bytes=9)
+            assert await collect(upstream) == b"data: 1\n\n"  # exactly the cap is allowed
+        await client.aclose()
+
+    respond = first_request_then_well_behaved(lambda reader, writer: _write(writer, WELL_BEHAVED))
+    assert len(asyncio.run(with_server(respond, scenario))) == 1
+
+
+async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
+    writer.write(data)
+    await writer.drain()

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 
 class ApiError(Exception):
@@ -123,6 +123,22 @@ class UpstreamError(ApiError):
     def provider_status(cls, status_code: int, body: str) -> UpstreamError:
         """A provider's own 5xx, as every path reports it (synchronous, streaming, async jobs)."""
         return cls(f"The provider returned HTTP {status_code}: {body[:300]}".rstrip(": "))
+
+    @classmethod
+    def past_deadline(cls, deadline_seconds: float) -> UpstreamError:
+        """A provider answer (or stream) not complete within its total deadline, as every path reports it."""
+        return cls(
+            f"The provider did not respond in time: its answer was not complete within the "
+            f"{deadline_seconds:g} s deadline."
+        )
+
+    @classmethod
+    def too_large(cls, max_bytes: int, how: str) -> Self:
+        """A provider answer (or stream) that outgrew the size cap, as every path reports it."""
+        return cls(
+            f"The provider's answer is larger than the {max_bytes}-byte limit ({how}); "
+            "the deployment's MaxProviderResponseBytes sets it."
+        )
 
 
 class AsyncDisabled(ApiError):

@@ -52,12 +52,17 @@ class Settings(BaseSettings):
     # The gateway's own host names (its custom domains; "*.example.com" for a whole zone), comma-separated:
     # never a provider endpoint. API Gateway and Function URL hosts are refused whatever this says.
     gateway_hosts: str = ""
-    # The most a provider answer may hold, read as it arrives (larger: the call fails, upstream_error).
+    # The most a provider answer may hold, read as it arrives (larger: the call fails, upstream_error). A
+    # stream relayed by the streaming front too: cut with a last error event once it outgrows this.
     provider_response_max_bytes: int = 64 * 1024 * 1024
     provider_offline_after_seconds: int = 60
     heartbeat_interval_seconds: int = 15
     upstream_timeout_seconds: float = 120.0
     upstream_connect_timeout_seconds: float = 5.0
+    # The longest a stream relayed by the streaming front may last, from the request to the provider to
+    # its last byte (upstream_timeout_seconds is the longest silence in it); the template keeps it below
+    # the StreamFunction's Lambda timeout, and the front also ends a stream before its invocation does.
+    stream_deadline_seconds: float = 290.0
     async_enabled: bool = True
 
     # Async jobs. Attempts count provider failures (5xx, timeouts, dropped connections, lost leases).

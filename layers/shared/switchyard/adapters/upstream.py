@@ -116,10 +116,7 @@ def post(
             body = _read_capped(response, max_bytes)
     except httpx.TimeoutException as exc:
         if deadline_seconds is not None and time.monotonic() - started >= deadline_seconds:
-            raise UpstreamError(
-                f"The provider did not respond in time: its answer was not complete within the "
-                f"{deadline_seconds:g} s deadline."
-            ) from exc
+            raise UpstreamError.past_deadline(deadline_seconds) from exc
         raise UpstreamError(f"The provider did not respond in time ({type(exc).__name__}).") from exc
     except httpx.HTTPError as exc:
         raise UpstreamError(f"The provider could not be reached ({type(exc).__name__}: {exc}).") from exc
@@ -139,19 +136,12 @@ def _read_capped(response: httpx.Response, max_bytes: int | None) -> bytes:
         return response.read()
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise AnswerTooLarge(_too_large(max_bytes, f"it declared {int(declared)} bytes"))
+        raise AnswerTooLarge.too_large(max_bytes, f"it declared {int(declared)} bytes")
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
         size += len(chunk)
         if size > max_bytes:
-            raise AnswerTooLarge(_too_large(max_bytes, "it kept coming"))
+            raise AnswerTooLarge.too_large(max_bytes, "it kept coming")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _too_large(max_bytes: int, how: str) -> str:
-    return (
-        f"The provider's answer is larger than the {max_bytes}-byte limit ({how}); "
-        "the deployment's MaxProviderResponseBytes sets it."
-    )

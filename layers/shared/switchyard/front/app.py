@@ -57,6 +57,9 @@ def create_app(
         running_in_lambda = settings.aws_lambda_function_name is not None
         invocation = (_lambda_context_header(scope) if running_in_lambda else None) or {}
         request_id = invocation.get("request_id") or new_request_id()
+        # The Rust runtime serialises `deadline` (epoch ms); the adapter's docs also name `deadline_ms`.
+        deadline = invocation.get("deadline") or invocation.get("deadline_ms")
+        deadline_ms = int(deadline) if isinstance(deadline, int | float) and deadline > 0 else None
 
         if wants_stream(scope["method"], scope["path"], body) and is_json_media_type(
             request.headers.get("content-type", "")
@@ -66,7 +69,13 @@ def create_app(
                 check_idempotency_key(dict(request.headers))
             except ApiError as error:
                 return error_response(error)
-            return await relay.respond(request.headers.get("authorization"), scope["path"], body, request_id)
+            return await relay.respond(
+                request.headers.get("authorization"),
+                scope["path"],
+                body,
+                request_id,
+                invocation_deadline_ms=deadline_ms,
+            )
 
         event = build_event(scope, body, RequestInfo(request_id=request_id))
         for header in _LWA_HEADERS:
@@ -78,10 +87,8 @@ def create_app(
             aws_request_id=request_id,
             timeout_seconds=timeout_seconds,
         )
-        # The Rust runtime serialises `deadline` (epoch ms); the adapter's docs also name `deadline_ms`.
-        deadline = invocation.get("deadline") or invocation.get("deadline_ms")
-        if isinstance(deadline, int | float) and deadline > 0:
-            context.deadline_ms = int(deadline)
+        if deadline_ms is not None:
+            context.deadline_ms = deadline_ms
         try:
             result = await run_in_threadpool(api_handler, event, context)
         except Exception:

@@ -3,7 +3,10 @@
 Shared by the two relays, the gateway's streaming front and the provider agent. Both read the first body
 bytes before they build it, so that a provider failing before then still gets a proper 502; from there on
 every chunk is sent the moment it arrives, and the connection to the provider is closed (which tells it to
-stop generating) when the client hangs up.
+stop generating) when the client hangs up. An upstream that fails mid-response leaves the response
+unfinished (the server drops the connection: the client can tell it was cut short), after whatever last
+words the relay's `report_failure` gives (the gateway's front: an SSE error event when it cut the stream
+itself, at its deadline or size cap).
 
 Why not Starlette's StreamingResponse: under uvicorn (ASGI spec 2.3) it runs the body and a disconnect
 listener in an anyio task group, which measured ~50 us before the first chunk and ~200 us per response
@@ -25,6 +28,15 @@ from switchyard.front.upstream_client import StreamedResponse, TransportError
 
 log = logging.getLogger(__name__)
 
+# `report_failure(error, last_chunk)`: logs an upstream failure after the response started and returns what
+# to send the client before the connection drops (b"": nothing). `last_chunk` is the last chunk sent.
+ReportFailure = Callable[[TransportError, bytes], bytes]
+
+
+def log_failure(error: TransportError, last_chunk: bytes) -> bytes:
+    log.warning("upstream failed mid-response: %s", str(error) or type(error).__name__)
+    return b""
+
 
 class RelayedResponse:
     def __init__(
@@ -36,6 +48,7 @@ class RelayedResponse:
         status_code: int,
         headers: Sequence[tuple[bytes, bytes]],
         on_close: Callable[[], None] | None = None,
+        report_failure: ReportFailure = log_failure,
     ) -> None:
         """`chunks` is `upstream.chunks()` with `first_chunk` already taken from it (b"" if the body is
         empty); `on_close` runs once the upstream is closed, however the response ended."""
@@ -45,6 +58,7 @@ class RelayedResponse:
         self._chunks = chunks
         self._first_chunk = first_chunk
         self._on_close = on_close
+        self._report_failure = report_failure
         self._complete = False
         self._client_left = False
 
@@ -71,13 +85,16 @@ class RelayedResponse:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         if self._first_chunk:
             await send({"type": "http.response.body", "body": self._first_chunk, "more_body": True})
+        chunk = self._first_chunk  # after a failure: the last chunk sent (no bookkeeping per chunk)
         try:
             async for chunk in self._chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except TransportError as error:
             # Too late for a status code: leaving the body unfinished makes the server drop the connection,
             # which tells the client the response is truncated.
-            log.warning("upstream failed mid-response: %s", str(error) or type(error).__name__)
+            last_words = self._report_failure(error, chunk)
+            if last_words:
+                await send({"type": "http.response.body", "body": last_words, "more_body": True})
             return
         self._complete = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -10,12 +10,22 @@ What the client gets, by what the provider did (docs/CONTRACTS.md): a 2xx stream
 4xx, passed through as it is (status, content type, body: the caller's request was refused); a 5xx, no
 answer, an empty stream, or a failure before the first byte, `502 upstream_error` in the API's envelope,
 as on the synchronous path; a failure after the first byte, a truncated response (the connection drops).
+
+Every stream is also bounded as a whole, like every other provider answer: it must be over within
+STREAM_DEADLINE_SECONDS (template parameter StreamDeadlineSeconds; on Lambda, also a second before the
+invocation's own deadline, whatever the parameters say) and hold at most PROVIDER_RESPONSE_MAX_BYTES
+(MaxProviderResponseBytes, the cap of every provider answer). Either limit hit before the first byte is that
+502 upstream_error, saying which; after it, the client gets a last SSE event `data: {"error": {...}}` with
+the same message (the official SDKs raise it as an APIError) and then the same truncation. The provider's
+connection is closed, never pooled again, and the cut is logged with the provider and counted as a
+provider timeout or error (ProviderTimeouts / ProviderErrors, CallPath sync).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -25,8 +35,15 @@ from starlette.responses import Response
 from switchyard import metrics
 from switchyard.adapters.pinned_http import get_endpoint_guard
 from switchyard.errors import ApiError, UpstreamError, to_http
-from switchyard.front.relayed_response import RelayedResponse
-from switchyard.front.upstream_client import StreamedResponse, TransportError, TransportTimeout, UpstreamPool
+from switchyard.front.relayed_response import RelayedResponse, log_failure
+from switchyard.front.upstream_client import (
+    ResponseTooLarge,
+    StreamedResponse,
+    TransportDeadline,
+    TransportError,
+    TransportTimeout,
+    UpstreamPool,
+)
 from switchyard.settings import get_settings
 from switchyard.ttl_cache import WouldLoad, cached_only
 
@@ -37,6 +54,11 @@ STREAMING_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 _RELAYED_HEADERS = (b"content-type", b"cache-control")
 # How much of a provider's 5xx answer is read to quote it (the message keeps its first 300 characters).
 _QUOTED_ERROR_BYTES = 4096
+# What a stream on Lambda keeps of its invocation for the last event and the close: a stream still running
+# when the invocation ends is cut by Lambda, with no event and no log line of ours.
+_LAMBDA_END_RESERVE_SECONDS = 1.0
+# The blank lines that end an SSE event, with any of the three line endings the format allows.
+_EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
 
 PrepareStream = Callable[..., Any]
 
@@ -85,17 +107,29 @@ class StreamRelay:
             self._pool = None
 
     async def respond(
-        self, authorization: str | None, path: str, body: bytes, request_id: str
+        self,
+        authorization: str | None,
+        path: str,
+        body: bytes,
+        request_id: str,
+        *,
+        invocation_deadline_ms: int | None = None,
     ) -> Response | RelayedResponse:
+        """`invocation_deadline_ms`: on Lambda, when the invocation ends (epoch ms): the stream ends first."""
         # Streams bypass the API handler, which counts every other request: counted here, by the status
         # they start with (no latency: a stream's length is the model's, not the gateway's).
         with metrics.measured_request(metrics.RouteGroup.SYNC_INFERENCE):
-            response = await self._respond(authorization, path, body, request_id)
+            response = await self._respond(authorization, path, body, request_id, invocation_deadline_ms)
             metrics.record_request(response.status_code, 0.0)
         return response
 
     async def _respond(
-        self, authorization: str | None, path: str, body: bytes, request_id: str
+        self,
+        authorization: str | None,
+        path: str,
+        body: bytes,
+        request_id: str,
+        invocation_deadline_ms: int | None,
     ) -> Response | RelayedResponse:
         try:
             call = await self._prepare(authorization, path, body, request_id)
@@ -103,7 +137,7 @@ class StreamRelay:
             if not isinstance(error, ApiError):
                 log.exception("prepare_stream failed", exc_info=error)
             return error_response(error)
-        return await self._relay(call)
+        return await self._relay(call, invocation_deadline_ms)
 
     async def _prepare(self, authorization: str | None, path: str, body: bytes, request_id: str) -> Any:
         if self._prepared_once:
@@ -122,10 +156,22 @@ class StreamRelay:
         self._prepared_once = True
         return call
 
-    async def _relay(self, call: Any) -> Response | RelayedResponse:
+    async def _relay(self, call: Any, invocation_deadline_ms: int | None) -> Response | RelayedResponse:
+        settings = get_settings()
+        deadline_seconds = settings.stream_deadline_seconds
+        if invocation_deadline_ms:
+            left = invocation_deadline_ms / 1000 - time.time() - _LAMBDA_END_RESERVE_SECONDS
+            deadline_seconds = max(0.0, min(deadline_seconds, round(left, 1)))
+        started = time.perf_counter()
         upstream: StreamedResponse | None = None
         try:
-            upstream = await self._upstream().post(call.url, call.headers, call.content)
+            upstream = await self._upstream().post(
+                call.url,
+                call.headers,
+                call.content,
+                deadline_seconds=deadline_seconds,
+                max_bytes=settings.provider_response_max_bytes,
+            )
             chunks = upstream.chunks()
             if upstream.status_code >= 500:
                 # As on the synchronous path, the provider's own failure is the gateway's 502 in the API's
@@ -145,13 +191,35 @@ class StreamRelay:
                 await upstream.aclose()
             if not isinstance(error, TransportError):
                 raise
+            cut = _cut_by_limit(error)
+            if cut is not None:
+                _report_cut(call, error, cut, started, "before the first byte")
+                return _error_response(cut, call)
             log.warning("Upstream %s failed before the first byte: %r", call.url, error)
             failed = UpstreamError(f"Upstream provider failed: {_describe(error)}")
             return _error_response(failed, call)
         headers = [(name, value) for name, value in upstream.raw_headers if name in _RELAYED_HEADERS]
         headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in _limit_headers(call)]
+        is_event_stream = upstream.headers.get("content-type", "").startswith("text/event-stream")
+
+        def report_failure(error: TransportError, last_chunk: bytes) -> bytes:
+            cut = _cut_by_limit(error)
+            if cut is None:
+                return log_failure(error, last_chunk)
+            _report_cut(call, error, cut, started, "mid-stream")
+            if not is_event_stream:
+                return b""  # no event fits in another body: the truncation alone says it
+            # A chunk that stopped inside an event gets that event ended first, so that ours is one of its own.
+            separator = b"" if last_chunk.endswith(_EVENT_ENDS) else b"\n\n"
+            return separator + b"data: " + json.dumps(cut.to_body()).encode() + b"\n\n"
+
         return RelayedResponse(
-            upstream, chunks, first_chunk, status_code=upstream.status_code, headers=headers
+            upstream,
+            chunks,
+            first_chunk,
+            status_code=upstream.status_code,
+            headers=headers,
+            report_failure=report_failure,
         )
 
 
@@ -181,6 +249,34 @@ def _error_response(error: ApiError, call: Any) -> Response:
     """A failure once the request was admitted: still with its rate-limit headers."""
     error.extra_headers.update(_limit_headers(call))
     return error_response(error)
+
+
+def _cut_by_limit(error: TransportError) -> UpstreamError | None:
+    """The client's error when the stream was cut by its deadline or size cap, else None."""
+    if isinstance(error, TransportDeadline):
+        return UpstreamError.past_deadline(error.deadline_seconds)
+    if isinstance(error, ResponseTooLarge):
+        return UpstreamError.too_large(error.max_bytes, error.how)
+    return None
+
+
+def _report_cut(call: Any, error: TransportError, cut: UpstreamError, started: float, when: str) -> None:
+    """Which provider was cut off and why, for the operator (a metric cannot name the provider)."""
+    provider = getattr(call, "provider", None)
+    log.warning(
+        "provider stream cut off %s: %s",
+        when,
+        cut.message,
+        extra={
+            "account_id": getattr(provider, "account_id", None),
+            "provider_id": getattr(provider, "provider_id", None),
+            "url": call.url,
+            "error": cut.message,
+        },
+    )
+    timed_out = isinstance(error, TransportDeadline)
+    outcome = metrics.ProviderOutcome.TIMEOUT if timed_out else metrics.ProviderOutcome.ERROR
+    metrics.record_provider_call(metrics.CallPath.SYNC, outcome, (time.perf_counter() - started) * 1000)
 
 
 def _describe(error: TransportError) -> str:

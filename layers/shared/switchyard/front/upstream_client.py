@@ -5,7 +5,10 @@ model server). Why not httpx.AsyncClient: on the latency-critical streaming path
 request of Python overhead on a 2-core box (time to first byte from a loopback SSE server: raw asyncio
 0.7 ms, httpcore 1.6 ms, httpx 3.6 ms), which alone broke the gateway's 5 ms budget. This client does
 only what a relay needs: one write per request, h11 for the protocol (framing, chunked bodies,
-keep-alive rules), a keep-alive pool per origin, TLS, and connect/read timeouts.
+keep-alive rules), a keep-alive pool per origin, TLS, connect/read timeouts, and, per request, a total
+deadline and a cap on the body's size (the gateway's front: a provider that trickles an event every few
+seconds, or streams without end, must not hold a connection for ever). Both cost O(1) per read: the
+deadline is folded into the read timeout that each read arms anyway, the cap is a counter.
 
 Given an `EndpointGuard` (the gateway's front, whose upstreams are user-supplied provider URLs), it
 connects, like the dispatcher's client (adapters/pinned_http.py), only to addresses the endpoint policy
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from urllib.parse import urlsplit
 
@@ -48,6 +52,23 @@ class TransportTimeout(TransportError):
     pass
 
 
+class TransportDeadline(TransportTimeout):
+    """The response was not complete by the total deadline its request was sent with."""
+
+    def __init__(self, deadline_seconds: float):
+        super().__init__(f"the response was not complete within its {deadline_seconds:g} s deadline")
+        self.deadline_seconds = deadline_seconds
+
+
+class ResponseTooLarge(TransportError):
+    """The response body outgrew the cap its request was sent with."""
+
+    def __init__(self, max_bytes: int, how: str):
+        super().__init__(f"the response is larger than the {max_bytes}-byte limit ({how})")
+        self.max_bytes = max_bytes
+        self.how = how
+
+
 class _InvalidRequest(TransportError):
     """The request itself cannot be written (never retried: a fresh connection would not help)."""
 
@@ -57,6 +78,9 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.protocol = h11.Connection(our_role=h11.CLIENT)
+        # The current request's total deadline (loop time) and its length in seconds, for the message.
+        self.deadline: float | None = None
+        self.deadline_seconds = 0.0
 
     def usable(self) -> bool:
         return (
@@ -70,7 +94,14 @@ class _Connection:
 class StreamedResponse:
     """Status and headers are read; `chunks()` streams the body; `aclose()` frees the connection."""
 
-    def __init__(self, pool: UpstreamPool, origin: Origin, connection: _Connection, response: h11.Response):
+    def __init__(
+        self,
+        pool: UpstreamPool,
+        origin: Origin,
+        connection: _Connection,
+        response: h11.Response,
+        max_bytes: int | None = None,
+    ):
         self._pool = pool
         self._origin = origin
         self._connection: _Connection | None = connection  # None once closed
@@ -79,15 +110,25 @@ class StreamedResponse:
         self.raw_headers: list[tuple[bytes, bytes]] = [(name, value) for name, value in response.headers]
         self.headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in response.headers}
         self._done = False
+        self._max_bytes = max_bytes
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The body as it arrives; ResponseTooLarge the moment it outgrows the request's `max_bytes`."""
         connection = self._connection
         if connection is None:
             raise TransportError("the response is closed")
         protocol = connection.protocol
+        max_bytes = self._max_bytes if self._max_bytes is not None else sys.maxsize
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise ResponseTooLarge(max_bytes, f"it declared {int(declared)} bytes")
+        received = 0
         while True:
             event = await self._pool._next_event(connection)
             if isinstance(event, h11.Data):
+                received += len(event.data)
+                if received > max_bytes:
+                    raise ResponseTooLarge(max_bytes, "it kept coming")
                 yield bytes(event.data)
             elif isinstance(event, h11.EndOfMessage):
                 self._done = True
@@ -107,6 +148,7 @@ class StreamedResponse:
             and connection.protocol.their_state is h11.DONE
         ):
             connection.protocol.start_next_cycle()
+            connection.deadline = None
             self._pool._release(self._origin, connection)
         else:
             connection.close()  # a half-read response cannot be reused
@@ -129,14 +171,36 @@ class UpstreamPool:
         self._idle: dict[Origin, list[_Connection]] = {}
         self._tls = tls
 
-    async def post(self, url: str, headers: Mapping[str, str], content: bytes) -> StreamedResponse:
+    async def post(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes,
+        *,
+        deadline_seconds: float | None = None,
+        max_bytes: int | None = None,
+    ) -> StreamedResponse:
         """Send a POST and read the response head; the body is left to `StreamedResponse.chunks`."""
-        return await self.request("POST", url, headers.items(), content)
+        return await self.request(
+            "POST", url, headers.items(), content, deadline_seconds=deadline_seconds, max_bytes=max_bytes
+        )
 
     async def request(
-        self, method: str, url: str, headers: Iterable[tuple[str, str]], content: bytes = b""
+        self,
+        method: str,
+        url: str,
+        headers: Iterable[tuple[str, str]],
+        content: bytes = b"",
+        *,
+        deadline_seconds: float | None = None,
+        max_bytes: int | None = None,
     ) -> StreamedResponse:
-        """Send the request (a repeated header may appear more than once) and read the response head."""
+        """Send the request (a repeated header may appear more than once) and read the response head.
+
+        With `deadline_seconds`, the whole exchange, head and body, must be over that long after this call
+        (else TransportDeadline: every read waits at most until then, the read timeout bounds each silence);
+        with `max_bytes`, the body may hold no more (else ResponseTooLarge). A response cut short by either
+        is never put back in the pool: `aclose()` closes its connection."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TransportError(f"unsupported URL {url!r}")
@@ -152,14 +216,18 @@ class UpstreamPool:
             request_headers.append(("content-length", str(len(content))))
         request_headers += [(name, value) for name, value in headers if name.lower() not in _HOP_BY_HOP]
 
+        deadline = None
+        if deadline_seconds is not None:
+            deadline = asyncio.get_running_loop().time() + deadline_seconds
         connection = self._take_idle(origin)
         reused = connection is not None
         while True:
             if connection is None:
                 connection = await self._connect(origin)
+            connection.deadline, connection.deadline_seconds = deadline, deadline_seconds or 0.0
             try:
                 response = await self._exchange(connection, method, target, request_headers, content)
-                return StreamedResponse(self, origin, connection, response)
+                return StreamedResponse(self, origin, connection, response, max_bytes)
             except (TransportError, OSError) as error:
                 connection.close()
                 # A kept-alive connection the server closed meanwhile fails before any response byte:
@@ -187,11 +255,14 @@ class UpstreamPool:
         data += protocol.send(h11.Data(data=content)) if content else b""
         data += protocol.send(h11.EndOfMessage())
         connection.writer.write(data)  # one write: head and body leave in one segment
+        until, cut = self._read_until(connection)
         try:
             # Only a large body waits here, for a server that reads it slowly (or not at all).
-            async with asyncio.timeout(self._read_timeout):
+            async with asyncio.timeout_at(until):
                 await connection.writer.drain()
         except TimeoutError as error:
+            if cut:
+                raise TransportDeadline(connection.deadline_seconds) from error
             raise TransportTimeout(f"the upstream took no data for {self._read_timeout:g} s") from error
         while True:
             event = await self._next_event(connection)
@@ -213,12 +284,28 @@ class UpstreamPool:
                 raise TransportError(f"invalid HTTP from upstream: {error}") from error
             if event is not h11.NEED_DATA:
                 return event
+            until, cut = self._read_until(connection)
             try:
-                async with asyncio.timeout(self._read_timeout):
+                async with asyncio.timeout_at(until):
                     data = await connection.reader.read(_READ_SIZE)
             except TimeoutError as error:
+                if cut:
+                    raise TransportDeadline(connection.deadline_seconds) from error
                 raise TransportTimeout(f"no data for {self._read_timeout:g} s") from error
             protocol.receive_data(data)
+
+    def _read_until(self, connection: _Connection) -> tuple[float, bool]:
+        """When the next read gives up (loop time), and whether that is the request's total deadline
+        rather than the read timeout. A deadline already past ends the exchange here: a read of data
+        already buffered would return without ever waiting, so its timer would never fire."""
+        now = asyncio.get_running_loop().time()
+        until = now + self._read_timeout
+        deadline = connection.deadline
+        if deadline is None or deadline > until:
+            return until, False
+        if deadline <= now:
+            raise TransportDeadline(connection.deadline_seconds)
+        return deadline, True
 
     async def _connect(self, origin: Origin) -> _Connection:
         scheme, host, port = origin
