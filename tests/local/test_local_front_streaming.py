@@ -27,6 +27,19 @@ def loopback_endpoints(settings_environment, monkeypatch):
 
 
 CHUNK_DELAY_SECONDS = 0.3
+
+
+async def send_three_events(send, delay_seconds: float) -> None:
+    """An SSE answer: three events `delay_seconds` apart, then [DONE]."""
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    for index in range(3):
+        await send({"type": "http.response.body", "body": f"data: {index}\n\n".encode(), "more_body": True})
+        await asyncio.sleep(delay_seconds)
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+
 STREAM_BODY = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -46,19 +59,7 @@ class SlowUpstream:
             if not message.get("more_body"):
                 break
         self.requests.append({"path": scope["path"], "headers": dict(scope["headers"]), "body": body})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/event-stream")],
-            }
-        )
-        for index in range(3):
-            await send(
-                {"type": "http.response.body", "body": f"data: {index}\n\n".encode(), "more_body": True}
-            )
-            await asyncio.sleep(CHUNK_DELAY_SECONDS)
-        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+        await send_three_events(send, CHUNK_DELAY_SECONDS)
 
 
 def never_called(event: dict, context) -> dict:
@@ -411,19 +412,7 @@ class FastUpstream:
             return
         while (await receive()).get("more_body"):
             pass
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/event-stream")],
-            }
-        )
-        for index in range(3):
-            await send(
-                {"type": "http.response.body", "body": f"data: {index}\n\n".encode(), "more_body": True}
-            )
-            await asyncio.sleep(0.05)
-        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+        await send_three_events(send, 0.05)
 
 
 def test_a_stream_trickling_under_the_read_timeout_is_cut_at_its_deadline_and_the_others_are_not(
