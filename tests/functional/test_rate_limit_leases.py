@@ -176,3 +176,26 @@ def test_a_submission_that_does_not_fit_writes_nothing_and_uses_no_request(aws_s
     assert stored_item(aws_stack, caller.account_id)["jobs_in_flight"] == 2
     # The refused request was not counted: with the next one, 2 of the 600 are admitted, not 3.
     assert limiter.admit(caller.account_id).remaining == 600 - 2
+
+
+def test_an_account_in_use_at_a_minutes_end_has_the_next_minute_leased_before_it_begins(
+    aws_stack, caller, table_calls
+):
+    def renew(action):
+        thread = threading.Thread(target=action)
+        thread.start()
+        thread.join()
+
+    clock = Clock(MINUTE + 30)
+    limiter = new_limiter(clock, renew)
+    for _ in range(2):  # the limit learnt, a block leased
+        limiter.admit(caller.account_id)
+    clock.now = MINUTE + 55  # the minute's last 10 s: the next one is leased in the background
+    limiter.admit(caller.account_id)
+    clock.now = MINUTE + 60.5
+    me = threading.get_ident()
+    before = len([c for c in table_calls if c[0] == me])
+    allowance = limiter.admit(caller.account_id)
+    assert len([c for c in table_calls if c[0] == me]) == before  # the new minute's first request: no call
+    assert allowance.window == MINUTE + 60
+    assert stored_item(aws_stack, caller.account_id)[f"requests_{MINUTE + 60}"] == 30

@@ -28,8 +28,8 @@ What is limited, and what may overshoot (the invariants):
   account overshoot by that many (in practice one or two jobs, once); it never undercounts otherwise.
 - DynamoDB calls: a request admitted from a lease makes none; one that needs a lease or reserves jobs
   makes one (both in the same UpdateItem when it needs both); a lease running low is renewed by one
-  background call while the lease's last requests are admitted, so under steady traffic no request waits
-  for DynamoDB. Only refusals may make more (giving back a reservation a refused request made).
+  background call while the lease's last requests are admitted, and an account in use in a minute's last
+  10 s gets the next minute's lease the same way, so under steady traffic no request waits for DynamoDB. Only refusals may make more (giving back a reservation a refused request made).
 
 Over a limit: 429 `rate_limit_exceeded` with Retry-After. Every answer to a limited request carries
 OpenAI's x-ratelimit-limit-requests / -remaining-requests / -reset-requests headers; "remaining" is what
@@ -74,6 +74,8 @@ JOBS_RETRY_AFTER_SECONDS = 5
 # A lease: this share of what the window had left when the instance last counted, at most MAX_LEASE.
 LEASE_FRACTION = 20
 MAX_LEASE = 50
+# In its minute's last this many seconds, an account's lease in use leases the next minute in the background.
+PRELEASE_SECONDS = 10.0
 # How long an instance believes an account is over its limit without asking again (within the window).
 REFUSED_FOR_SECONDS = 10.0
 _MAX_TRIES = 4
@@ -127,6 +129,7 @@ class _Lease:
     size: int = 1  # the last lease's size
     refused_until: float = 0.0  # over the limit (this instance's belief) until then
     renewing: bool = False
+    preleasing: bool = False  # the next minute's lease is being (or was) taken
     stale: tuple[str, ...] = ()  # attributes of past windows the item holds, dropped by the next count
 
     def remaining(self) -> int:
@@ -148,6 +151,9 @@ class RateLimiter:
         self._clock = clock
         self._renew_in_background = renew_in_background or _start_thread
         self._leases: dict[str, _Lease] = {}
+        # Leases of the next minute, taken in the last seconds of this one for accounts in use, so that a
+        # minute's first request does not wait for its lease.
+        self._next_leases: dict[str, _Lease] = {}
         # What each account's jobs override was last seen to be (the reservation's condition names it).
         self._jobs_overrides: dict[str, int | None] = {}
         # What each account's limit was last seen to be, for a window's first lease.
@@ -187,8 +193,13 @@ class RateLimiter:
             renew = self._should_renew(lease)
             if renew:
                 lease.renewing = True
+            prelease = not lease.preleasing and now >= window + WINDOW_SECONDS - PRELEASE_SECONDS
+            if prelease:
+                lease.preleasing = True
         if renew:
             self._renew_in_background(lambda: self._renew(account_id, window))
+        if prelease:
+            self._renew_in_background(lambda: self._prelease(account_id, window + WINDOW_SECONDS))
         return allowance
 
     def _admit_counting(self, account_id: str, jobs: int, window: int, now: float) -> Allowance:
@@ -219,7 +230,7 @@ class RateLimiter:
             self._remember(account_id, seen)
             if isinstance(result, Done):
                 with self._lock:
-                    lease = self._record(account_id, window, seen, size, now)
+                    lease = self._record(self._lease(account_id, window), seen, size, now)
                     admitted = from_lease or lease.left > 0
                     if not from_lease and admitted:
                         lease.left -= 1
@@ -266,12 +277,31 @@ class RateLimiter:
             result = self._table.count(account_id, window=window, requests=size, drop=drop)
             self._remember(account_id, result.counters)
             with self._lock:
-                self._record(account_id, window, result.counters, size, self._clock())
+                self._record(self._lease(account_id, window), result.counters, size, self._clock())
         except Exception:
             logger.exception("could not renew the rate-limit lease of %s", account_id)
         finally:
             with self._lock:
                 self._lease(account_id, window).renewing = False
+
+    def _prelease(self, account_id: str, window: int) -> None:
+        """Lease the coming minute `window` ahead of its first request (a background thread)."""
+        try:
+            with self._lock:
+                lease = _Lease(
+                    window, self._rpm_limits.get(account_id, self._settings.account_requests_per_minute)
+                )
+                size = self._lease_size(account_id, lease)
+            result = self._table.count(account_id, window=window, requests=size)
+            self._remember(account_id, result.counters)
+            with self._lock:
+                current = self._leases.get(account_id)
+                if current is None or current.window < window:  # not begun yet: it takes this one over
+                    self._next_leases[account_id] = self._record(lease, result.counters, size, self._clock())
+                    if len(self._next_leases) > _MAX_ACCOUNTS:
+                        self._next_leases.clear()
+        except Exception:
+            logger.exception("could not lease the next minute of %s", account_id)
 
     # -- the lease's bookkeeping (all under self._lock)
     def _lease(self, account_id: str, window: int) -> _Lease:
@@ -288,13 +318,18 @@ class RateLimiter:
                 stale = (*lease.stale, *(window_attribute(w) for w in past if w < window - WINDOW_SECONDS))
             if len(self._leases) >= _MAX_ACCOUNTS:
                 self._leases.clear()  # bounded memory: forgotten leases only cost their unused places
-            lease = self._leases[account_id] = _Lease(window, limit, stale=stale)
+            ahead = self._next_leases.pop(account_id, None)
+            if ahead is not None and ahead.window == window:
+                ahead.stale = tuple(dict.fromkeys((*ahead.stale, *stale)))
+                lease = self._leases[account_id] = ahead
+            else:
+                lease = self._leases[account_id] = _Lease(window, limit, stale=stale)
         return lease
 
-    def _record(self, account_id: str, window: int, seen: Counters, size: int, now: float) -> _Lease:
+    def _record(self, lease: _Lease, seen: Counters, size: int, now: float) -> _Lease:
         """What a count said: the window's total, the limit, and which of the `size` places it handed out
         fall under the limit (the counter only grows: they are the numbers total - size + 1 .. total)."""
-        lease = self._lease(account_id, window)
+        window = lease.window
         limit = seen.rpm_override or self._settings.account_requests_per_minute
         total = seen.requests_in(window)
         lease.limit = limit
