@@ -29,7 +29,9 @@ What is limited, and what may overshoot (the invariants):
 - DynamoDB calls: a request admitted from a lease makes none; one that needs a lease or reserves jobs
   makes one (both in the same UpdateItem when it needs both); a lease running low is renewed by one
   background call while the lease's last requests are admitted, and an account in use in a minute's last
-  10 s gets the next minute's lease the same way, so under steady traffic no request waits for DynamoDB. Only refusals may make more (giving back a reservation a refused request made).
+  10 s gets the next minute's lease the same way (if it then goes quiet, those places go unused), so under
+  steady traffic no request waits for DynamoDB. Only refusals may make more (giving back a reservation a
+  refused request made).
 
 Over a limit: 429 `rate_limit_exceeded` with Retry-After. Every answer to a limited request carries
 OpenAI's x-ratelimit-limit-requests / -remaining-requests / -reset-requests headers; "remaining" is what
