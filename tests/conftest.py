@@ -206,23 +206,32 @@ class FakeServer:
 
 
 @pytest.fixture
-def start_fake_server() -> Iterator[Callable[..., FakeServer]]:
-    """`start_fake_server(**FakeServerConfig)`: fake model servers that all stop at the end of the test."""
-    from switchyard_agent.fake_model_server import FakeServerConfig, create_app
+def serve_app() -> Iterator[Callable[[Any], str]]:
+    """`serve_app(asgi_app) -> url`: ASGI apps on loopback that all stop at the end of the test."""
     from switchyard_agent.serving import serve_in_thread
 
     running = []
 
-    def start(**config: Any) -> FakeServer:
-        app = create_app(FakeServerConfig(**config))
+    def start(app: Any) -> str:
         context = serve_in_thread(app)
-        url = context.__enter__()
         running.append(context)
-        return FakeServer(url, app.state.fake_server)
+        return str(context.__enter__())
 
     yield start
     for context in reversed(running):
         context.__exit__(None, None, None)
+
+
+@pytest.fixture
+def start_fake_server(serve_app: Callable[[Any], str]) -> Callable[..., FakeServer]:
+    """`start_fake_server(**FakeServerConfig)`: fake model servers that all stop at the end of the test."""
+    from switchyard_agent.fake_model_server import FakeServerConfig, create_app
+
+    def start(**config: Any) -> FakeServer:
+        app = create_app(FakeServerConfig(**config))
+        return FakeServer(serve_app(app), app.state.fake_server)
+
+    return start
 
 
 FAKE_MODELS = [

@@ -49,19 +49,8 @@ class SlowProvider:
 
 
 @pytest.fixture
-def serve():
-    from switchyard_agent.serving import serve_in_thread
-
-    running = []
-
-    def start(app) -> str:
-        context = serve_in_thread(app)
-        running.append(context)
-        return context.__enter__()
-
-    yield start
-    for context in reversed(running):
-        context.__exit__(None, None, None)
+def serve(serve_app):
+    return serve_app
 
 
 def register(api, caller, url, max_concurrency):
