@@ -264,6 +264,29 @@ def test_a_reload_that_began_before_an_update_is_not_stored(clock):
     assert cache.get_or_load("k", load) == 11  # not the reload's 2, which lacks the write
 
 
+def test_a_kept_warm_entry_whose_reload_raced_an_update_is_reloaded_again_and_stays_warm(clock):
+    cache, load, timers = keep_warm_cache(clock)
+    writes_during_load: list[int] = []
+
+    def load_then_heartbeat() -> int:
+        value = load()
+        for _ in writes_during_load:  # a write that lands after this load has read the table
+            cache.update("k", lambda cached: cached + 10)
+        writes_during_load.clear()
+        return value
+
+    cache.get_or_load("k", load_then_heartbeat)
+    writes_during_load.append(1)
+    timers.advance_and_fire(1.5)  # the keep-warm reload raced the write: its 2 lacks it, not stored
+    assert cache._entries["k"].value == 11
+    assert timers.live() == [clock.now]  # reloaded again at once, not left to expire
+    timers.advance_and_fire(0)
+    clock.now += 1.0  # past the first load's expiry: still warm, no request waits for a load
+    load.threads.clear()
+    assert cache.get_or_load("k", load_then_heartbeat) == 3
+    assert load.threads == []
+
+
 def test_inside_cached_only_a_miss_raises_would_load_and_a_hit_is_served(clock):
     cache, load = TtlCache(2.0, refresh_ahead_seconds=0.5, clock=clock), Loader()
     with cached_only(), pytest.raises(WouldLoad):

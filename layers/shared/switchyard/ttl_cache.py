@@ -184,9 +184,16 @@ class TtlCache(Generic[V]):
 
     def _store(self, key: Hashable, value: V, *, loaded_at: float, ticket: int) -> None:
         with self._lock:
-            if ticket < self._cleared or ticket < self._invalidated.get(key, 0):
-                return  # invalidated while loading: the next request reads afresh
             current = self._entries.get(key)
+            if ticket < self._cleared or ticket < self._invalidated.get(key, 0):
+                # Invalidated while loading: the next request reads afresh. Or updated (the entry is still
+                # here, with the write in it): a kept-warm entry is then reloaded again at once. Left alone
+                # it had no timer any more and expired, and the next request paid the load inline: on the
+                # local stack, a heartbeat landing during a provider-list reload did that (a 30 ms first
+                # token, one stream in a hundred).
+                if current is not None and self.keep_warm_seconds and key in self._last_read:
+                    self._wake_at_refresh_time(key, current)
+                return
             if current is not None and current.ticket > ticket:
                 return  # a load that began later has already stored newer data
             if current is None and len(self._entries) >= self.max_entries:
