@@ -10,6 +10,7 @@ unconditional ADD and admits from them in memory (services/rate_limits.py). What
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from switchyard.errors import RateLimited
@@ -199,3 +200,23 @@ def test_an_account_in_use_at_a_minutes_end_has_the_next_minute_leased_before_it
     assert len([c for c in table_calls if c[0] == me]) == before  # the new minute's first request: no call
     assert allowance.window == MINUTE + 60
     assert stored_item(aws_stack, caller.account_id)[f"requests_{MINUTE + 60}"] == 30
+
+
+def test_a_background_lease_call_waits_for_the_request_that_set_it_off_to_get_going():
+    # The request that set a lease call off is on its way to its first byte: the call waits rather than
+    # share the CPU with it, on a thread of its own.
+    from switchyard.services.rate_limits import LEASE_CALL_DELAY_SECONDS, _start_thread
+
+    ran: list[tuple[float, str]] = []
+    done = threading.Event()
+    started = time.perf_counter()
+
+    def action():
+        ran.append((time.perf_counter() - started, threading.current_thread().name))
+        done.set()
+
+    _start_thread(action)
+    assert not ran  # not on the caller's thread
+    assert done.wait(5)
+    ((after, thread_name),) = ran
+    assert after >= LEASE_CALL_DELAY_SECONDS and thread_name == "rate-limit-lease"
