@@ -112,6 +112,37 @@ def test_chunks_reach_the_client_as_the_upstream_produces_them(serve) -> None:
     assert received["body"] == b'{"model":"m","stream":true}'
 
 
+def test_server_timing_splits_the_first_byte_into_the_gateways_time_and_the_providers(serve) -> None:
+    # Given a gateway that takes 0.1 s to prepare the call and a provider that thinks 0.2 s before its answer
+    async def thinking_upstream(scope, receive, send) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(0.2)
+            await send_three_events(send, 0)
+
+    def slow_prepare(authorization, path, body, request_id=None):
+        time.sleep(0.1)
+        return SimpleNamespace(url=f"{upstream_url}{path}", headers={}, content=b"{}")
+
+    with (
+        serve(thinking_upstream) as upstream_url,
+        serve(create_app(never_called, prepare_stream=slow_prepare)) as front,
+    ):
+        started = time.perf_counter()
+        with httpx.stream("POST", f"{front}/v1/chat/completions", json=STREAM_BODY) as response:
+            first_byte = time.perf_counter() - started
+            timing = response.headers["server-timing"]
+            response.read()
+
+    # Then Server-Timing says which part was whose, in milliseconds, within what the client saw
+    durations = {}
+    for metric in timing.split(","):
+        name, duration = metric.strip().split(";dur=")
+        durations[name] = float(duration)
+    assert set(durations) == {"gateway", "provider"}
+    assert 100 <= durations["gateway"] < 200 <= durations["provider"]
+    assert durations["gateway"] + durations["provider"] <= first_byte * 1000
+
+
 def test_an_upstream_that_cannot_be_reached_is_a_502(serve) -> None:
     def prepare_stream(authorization, path, body, request_id=None):
         return SimpleNamespace(url=f"http://127.0.0.1:{closed_port()}{path}", headers={}, content=b"{}")

@@ -118,8 +118,11 @@ class StreamRelay:
         """`invocation_deadline_ms`: on Lambda, when the invocation ends (epoch ms): the stream ends first."""
         # Streams bypass the API handler, which counts every other request: counted here, by the status
         # they start with (no latency: a stream's length is the model's, not the gateway's).
+        received_at = time.perf_counter()
         with metrics.measured_request(metrics.RouteGroup.SYNC_INFERENCE):
-            response = await self._respond(authorization, path, body, request_id, invocation_deadline_ms)
+            response = await self._respond(
+                authorization, path, body, request_id, invocation_deadline_ms, received_at
+            )
             metrics.record_request(response.status_code, 0.0)
         return response
 
@@ -130,6 +133,7 @@ class StreamRelay:
         body: bytes,
         request_id: str,
         invocation_deadline_ms: int | None,
+        received_at: float,
     ) -> Response | RelayedResponse:
         try:
             call = await self._prepare(authorization, path, body, request_id)
@@ -137,7 +141,7 @@ class StreamRelay:
             if not isinstance(error, ApiError):
                 log.exception("prepare_stream failed", exc_info=error)
             return error_response(error)
-        return await self._relay(call, invocation_deadline_ms)
+        return await self._relay(call, invocation_deadline_ms, received_at)
 
     async def _prepare(self, authorization: str | None, path: str, body: bytes, request_id: str) -> Any:
         if self._prepared_once:
@@ -156,7 +160,9 @@ class StreamRelay:
         self._prepared_once = True
         return call
 
-    async def _relay(self, call: Any, invocation_deadline_ms: int | None) -> Response | RelayedResponse:
+    async def _relay(
+        self, call: Any, invocation_deadline_ms: int | None, received_at: float
+    ) -> Response | RelayedResponse:
         settings = get_settings()
         deadline_seconds = settings.stream_deadline_seconds
         if invocation_deadline_ms:
@@ -182,6 +188,7 @@ class StreamRelay:
                 return _error_response(UpstreamError.provider_status(upstream.status_code, answer), call)
             # Wait for the first byte before committing to a status: until then a failure is still a 502.
             first_chunk = await anext(chunks, b"")
+            first_byte_at = time.perf_counter()
             if not first_chunk and 200 <= upstream.status_code < 300:
                 # A stream always carries at least `data: [DONE]`; an empty one is a provider that failed
                 # after its status line (llama-cpp-python does so when the prompt overflows its context).
@@ -200,6 +207,7 @@ class StreamRelay:
             return _error_response(failed, call)
         headers = [(name, value) for name, value in upstream.raw_headers if name in _RELAYED_HEADERS]
         headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in _limit_headers(call)]
+        headers.append((b"server-timing", _server_timing(received_at, upstream.sent_at, first_byte_at)))
         is_event_stream = upstream.headers.get("content-type", "").startswith("text/event-stream")
 
         def report_failure(error: TransportError, last_chunk: bytes) -> bytes:
@@ -221,6 +229,14 @@ class StreamRelay:
             headers=headers,
             report_failure=report_failure,
         )
+
+
+def _server_timing(received_at: float, sent_at: float, first_byte_at: float) -> bytes:
+    """W3C Server-Timing (browsers' developer tools show it; benchmarks read it): `gateway`, the time from
+    the request's arrival to the provider call's last byte sent; `provider`, from there to the provider's
+    first body byte. What a client sees beyond their sum is the network's and the relay's."""
+    gateway_ms, provider_ms = (sent_at - received_at) * 1000, (first_byte_at - sent_at) * 1000
+    return f"gateway;dur={gateway_ms:.3f}, provider;dur={provider_ms:.3f}".encode()
 
 
 async def _start_of(chunks: AsyncGenerator[bytes, None], limit: int) -> str:

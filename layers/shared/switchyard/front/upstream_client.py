@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
+import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from urllib.parse import urlsplit
 
@@ -101,8 +102,12 @@ class StreamedResponse:
         connection: _Connection,
         response: h11.Response,
         max_bytes: int | None = None,
+        sent_at: float = 0.0,
     ):
         self._pool = pool
+        # time.perf_counter() when the request's last byte went to the socket: what the server took from
+        # there to the first byte of the body is the server's time, not this client's.
+        self.sent_at = sent_at
         self._origin = origin
         self._connection: _Connection | None = connection  # None once closed
         self.status_code = response.status_code
@@ -226,8 +231,8 @@ class UpstreamPool:
                 connection = await self._connect(origin)
             connection.deadline, connection.deadline_seconds = deadline, deadline_seconds or 0.0
             try:
-                response = await self._exchange(connection, method, target, request_headers, content)
-                return StreamedResponse(self, origin, connection, response, max_bytes)
+                response, sent_at = await self._exchange(connection, method, target, request_headers, content)
+                return StreamedResponse(self, origin, connection, response, max_bytes, sent_at)
             except (TransportError, OSError) as error:
                 connection.close()
                 # A kept-alive connection the server closed meanwhile fails before any response byte:
@@ -246,7 +251,8 @@ class UpstreamPool:
         target: str,
         headers: list[tuple[str, str]],
         content: bytes,
-    ) -> h11.Response:
+    ) -> tuple[h11.Response, float]:
+        """The response head, and when the request was written (perf_counter)."""
         protocol = connection.protocol
         try:
             data = protocol.send(h11.Request(method=method, target=target, headers=headers))
@@ -255,6 +261,7 @@ class UpstreamPool:
         data += protocol.send(h11.Data(data=content)) if content else b""
         data += protocol.send(h11.EndOfMessage())
         connection.writer.write(data)  # one write: head and body leave in one segment
+        sent_at = time.perf_counter()
         until, cut = self._read_until(connection)
         try:
             # Only a large body waits here, for a server that reads it slowly (or not at all).
@@ -267,7 +274,7 @@ class UpstreamPool:
         while True:
             event = await self._next_event(connection)
             if isinstance(event, h11.Response):
-                return event
+                return event, sent_at
             if isinstance(event, h11.ConnectionClosed):
                 raise TransportError("connection closed before a response")
             # h11.InformationalResponse (100 Continue and friends): keep reading
