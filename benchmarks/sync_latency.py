@@ -48,8 +48,16 @@ def timed_post(client: httpx.Client, url: str, headers: dict, body: dict) -> flo
     return elapsed
 
 
-def event_arrivals(client: httpx.Client, url: str, headers: dict, body: dict) -> list[float]:
-    """Seconds from sending the request to each `data:` line but the final [DONE], read to the end."""
+@dataclass
+class Stream:
+    arrivals: list[float]  # seconds from sending the request to each `data:` line but the final [DONE]
+    # The gateway's Server-Timing (seconds): `gateway`, from the request's arrival to its call to the agent
+    # sent; `provider`, from there to the agent's first byte. Empty for the other paths.
+    timing: dict[str, float]
+
+
+def event_arrivals(client: httpx.Client, url: str, headers: dict, body: dict) -> Stream:
+    """One stream, read to the end."""
     started = time.perf_counter()
     arrivals = []
     with client.stream("POST", url, json=body, headers=headers) as response:
@@ -57,16 +65,35 @@ def event_arrivals(client: httpx.Client, url: str, headers: dict, body: dict) ->
         for line in response.iter_lines():
             if line.startswith("data:") and line != "data: [DONE]":
                 arrivals.append(time.perf_counter() - started)
-    return arrivals
+    return Stream(arrivals, server_timing(response.headers.get("server-timing", "")))
+
+
+def server_timing(value: str) -> dict[str, float]:
+    """`gateway;dur=0.412, provider;dur=3.104` -> {"gateway": 0.000412, "provider": 0.003104} (seconds)."""
+    durations = {}
+    for metric in filter(None, (part.strip() for part in value.split(","))):
+        name, *params = (param.strip() for param in metric.split(";"))
+        for param in params:
+            key, _, number = param.partition("=")
+            if key == "dur":
+                durations[name] = float(number) / 1000
+    return durations
 
 
 @dataclass
 class StreamFigures:
     first_token: dict[str, list[float]] = field(default_factory=lambda: {path: [] for path in PATHS})
     gaps: dict[str, list[float]] = field(default_factory=lambda: {path: [] for path in PATHS})
+    # Per gateway stream, its Server-Timing `gateway`: the gateway's own work before the agent call, in its
+    # own process (authentication, admission, routing, the request written). A tail here is the gateway's
+    # code path; a tail in p(gateway) - p(agent) and not here is the hops and the machine's scheduling.
+    gateway_own: list[float] = field(default_factory=list)
 
-    def add(self, path: str, arrivals: list[float]) -> None:
+    def add(self, path: str, stream: Stream) -> None:
+        arrivals = stream.arrivals
         self.first_token[path].append(arrivals[0])
+        if "gateway" in stream.timing:
+            self.gateway_own.append(stream.timing["gateway"])
         self.gaps[path].extend(
             later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)
         )
@@ -122,6 +149,12 @@ def print_streaming(pacing_ms: int, rounds: int, figures: StreamFigures) -> None
         goal = f"  (targets at 200 ms pacing: first token <= {target_first:g}" if target_first else ""
         goal += f", per event <= {target_gap:g})" if target_gap else (")" if target_first else "")
         print(f"{label:<34}{first[0]:16.2f}{first[1]:8.2f}{gap[0]:16.2f}{gap[1]:8.2f}{goal}")
+    if figures.gateway_own:
+        own = figures.gateway_own
+        print(
+            f"{'  of it, before the agent call':<34}{p(own, 0.5):16.2f}{p(own, 0.99):8.2f}"
+            "  (Server-Timing `gateway`: in the gateway's process, stream by stream)"
+        )
 
 
 def cold_import_seconds(runs: int = 5) -> float:
