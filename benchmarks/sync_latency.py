@@ -7,6 +7,8 @@ gateway, so the differences are each layer's own cost.
 Streaming is measured the way a chat UI feels it: the model server pauses between events as a real model
 does between tokens (10 ms and 200 ms), the client reads every stream to its end on a kept-alive
 connection, and time to first token is the time to the first `data:` line (not the first body bytes).
+Under the streaming table, the gateway's own time before its call to the agent, stream by stream, from the
+`Server-Timing` header it puts on every stream.
 Between two requests the gateway idles while the client reads the previous answer, so caches expire as
 they do for real users. Also reports the API handler's DynamoDB calls on the warm path (none: the
 rate-limit admission comes from the instance's lease), what the admission costs as requests see it and

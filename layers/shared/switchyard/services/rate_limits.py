@@ -81,7 +81,7 @@ PRELEASE_SECONDS = 10.0
 # A background lease call waits this long: it is set off by a request's admission, and started at once it
 # shared the CPU (boto3's signing and parsing hold the GIL) with that very request's start. Measured on
 # the streaming benchmark, every stream whose start overlapped a lease call was among the slowest (first
-# token 12-54 ms against a median of 9 on a slow machine): one per minute, the whole first-token p99 tail.
+# token 12-54 ms against a median of 9 on a slow machine): one per minute, much of the first-token p99.
 # Renewing at half a lease (below) leaves that wait room: 25 requests in 20 ms is 1,250 per second.
 LEASE_CALL_DELAY_SECONDS = 0.02
 # How long an instance believes an account is over its limit without asking again (within the window).
