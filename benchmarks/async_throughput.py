@@ -88,10 +88,14 @@ def end_to_end(
         ).json()
         assert processed["data"], "no job was processed"
         received = httpx.get(f"{setup.model_server_url}/_debug/requests", trust_env=False).json()["data"]
+    # The provider knows a job by the UUID derived from its id (switchyard.ids.provider_request_id).
+    from switchyard.ids import provider_request_id
+
+    sent_as = {provider_request_id(job_id): sent for job_id, sent in submitted.items()}
     latencies = [
-        record["received_at"] - submitted[record["headers"]["x-request-id"]]
+        record["received_at"] - sent_as[record["headers"]["x-request-id"]]
         for record in received
-        if record["path"] == "/v1/chat/completions" and record["headers"].get("x-request-id") in submitted
+        if record["path"] == "/v1/chat/completions" and record["headers"].get("x-request-id") in sent_as
     ]
     return jobs / elapsed, latencies
 
