@@ -75,6 +75,16 @@ def test_finish_needs_the_claim_it_was_given(table):
     assert table.finish(claimed, JobResult(result="{}")) is None  # a second delivery changes nothing
 
 
+def test_an_ending_write_marks_the_end_unannounced_unless_told_nobody_must_hear_it(table):
+    claimed = _claimed(table)
+    assert table.is_unannounced(table.fail(claimed, "upstream_error", "HTTP 400"))
+    assert table.unannounced_ends(FAR_FUTURE, 10) == ["job_1"]
+    _stored(table, job_id="job_2")
+    plain = table.claim("job_2", gen=0, provider_id="box-1", lease_until_ms=FAR_FUTURE)
+    assert not table.is_unannounced(table.finish(plain, JobResult(result="{}"), outbox=False))
+    assert table.unannounced_ends(FAR_FUTURE, 10) == ["job_1"]
+
+
 def test_requeue_after_failure_is_a_new_generation_keeping_the_error(table):
     claimed = _claimed(table)
     requeued = table.requeue_after_failure(claimed, "HTTP 502")

@@ -281,6 +281,32 @@ def test_a_job_end_the_hook_missed_is_announced_by_the_sweeper(
     assert webhooks.sweep()["reannounced_ends"] == []  # out of the outbox now
 
 
+def test_a_plain_jobs_end_is_never_in_the_outbox(api, caller, webhooks, online_provider, monkeypatch):
+    # No webhook and no workflow step hears it: the ending write marks nothing, and no second write
+    # takes a mark off (one DynamoDB write per job less), even when the process "dies" before announcing.
+    from switchyard.adapters.jobs_table import JobsTable, get_jobs_table
+    from switchyard.services.job_lifecycle import JobLifecycle
+
+    marks_taken_off: list[str] = []
+    real_mark_announced = JobsTable.mark_announced
+    monkeypatch.setattr(
+        JobsTable,
+        "mark_announced",
+        lambda self, job: marks_taken_off.append(job.job_id) or real_mark_announced(self, job),
+    )
+    announced = api("POST", "/v1/slow/chat/completions", body=CHAT, headers=caller.headers).json()["id"]
+    webhooks.run(lambda: generation(api, caller, announced)["state"] == "Success")
+    monkeypatch.setattr(JobLifecycle, "_announce", lambda self, job, again=False: None)
+    unannounced = api("POST", "/v1/slow/chat/completions", body=CHAT, headers=caller.headers).json()["id"]
+    webhooks.run(lambda: generation(api, caller, unannounced)["state"] == "Success")
+    table = get_jobs_table()
+    assert [table.is_unannounced(table.get(job_id)) for job_id in (announced, unannounced)] == [False, False]
+    assert marks_taken_off == []
+    monkeypatch.setenv("REDRIVE_AFTER_SECONDS", "0")
+    reset_switchyard_caches()
+    assert webhooks.sweep()["reannounced_ends"] == []
+
+
 def test_a_webhook_event_that_could_not_be_stored_keeps_the_end_owed_until_the_sweeper_stores_it(
     api, caller, webhooks, online_provider, receiver, monkeypatch
 ):

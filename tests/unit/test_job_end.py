@@ -59,6 +59,33 @@ def test_given_a_name_already_subscribed_then_subscribing_again_is_refused():
         hook.subscribe("metrics", lambda job: None)
 
 
+def test_given_a_subscriber_that_hears_some_ends_then_only_those_reach_it_and_need_the_outbox():
+    heard = []
+    hook = JobEndHook()
+    hook.subscribe("metrics", heard.append, once=True)  # at most once: never needs the outbox
+    hook.subscribe("webhooks", heard.append, hears=lambda job: job.webhook_id is not None)
+    plain, with_webhook = _job(), _job(webhook_id="wh_1")
+    assert (hook.must_be_heard(plain), hook.must_be_heard(with_webhook)) == (False, True)
+    assert hook.announce(plain) and hook.announce(with_webhook)
+    assert heard == [plain, with_webhook, with_webhook]
+
+
+def test_given_an_at_least_once_subscriber_of_every_end_then_every_end_needs_the_outbox():
+    hook = JobEndHook()
+    hook.subscribe("audit", lambda job: None)
+    assert hook.must_be_heard(_job())
+
+
+def test_the_process_wiring_keeps_only_step_and_webhook_jobs_ends_in_the_outbox():
+    from switchyard.wiring import get_job_end_hook
+
+    hook = get_job_end_hook()
+    assert not hook.must_be_heard(_job())
+    assert hook.must_be_heard(_job(task_token="tok"))
+    assert hook.must_be_heard(_job(webhook_id="wh_1"))
+    assert hook.must_be_heard(_job(batch_id="batch_1", batch_webhook_id="wh_2"))
+
+
 def test_the_process_wiring_subscribes_telemetry_step_token_jobs_in_flight_then_webhooks():
     from switchyard.wiring import get_job_end_hook
 
@@ -80,9 +107,15 @@ class _Table:
         self.answers = answers
         self.calls = []
 
+        self.outbox = []  # what each ending write was told (mark the end or not)
+
     def __getattr__(self, name):
         def transition(*args, **kwargs):
             self.calls.append(name)
+            if "outbox" in kwargs:
+                self.outbox.append(kwargs["outbox"])
+            if name == "is_unannounced":
+                return "unannounced" in args[0].extra
             return self.answers.get(name)
 
         return transition
@@ -111,6 +144,16 @@ def test_given_the_ending_write_succeeds_then_the_end_is_announced_once():
     lifecycle, heard = _lifecycle(_Table(finish=ended))
     assert lifecycle.finish(_job(JobStatus.PROCESSING), JobResult(result="{}")) is ended
     assert heard == [ended]
+
+
+def test_given_an_end_nobody_had_to_hear_then_its_writer_does_not_mark_it_nor_take_a_mark_off():
+    table = _Table(finish=_job(JobStatus.PROCESSED))  # as stored: no unannounced mark
+    hook = JobEndHook()
+    hook.subscribe("webhooks", lambda job: None, hears=lambda job: job.webhook_id is not None)
+    lifecycle = JobLifecycle(table, _Queue(), hook)
+    lifecycle.finish(_job(JobStatus.PROCESSING), JobResult(result="{}"))
+    assert table.calls == ["finish", "is_unannounced"]
+    assert table.outbox == [False]
 
 
 @pytest.mark.parametrize(
@@ -211,11 +254,12 @@ def test_given_every_subscriber_hears_then_announce_says_so_and_one_failure_says
 
 
 def test_given_every_subscriber_heard_then_the_end_is_marked_announced_else_it_stays_for_the_sweeper():
-    ended = _job(JobStatus.PROCESSED)
+    ended = _job(JobStatus.PROCESSED, extra={"unannounced": "end#1"})  # as its ending write marked it
     table = _Table(finish=ended, mark_announced=True)
     lifecycle, _ = _lifecycle(table)
     lifecycle.finish(_job(JobStatus.PROCESSING), JobResult(result="{}"))
-    assert table.calls == ["finish", "mark_announced"]
+    assert table.calls == ["finish", "is_unannounced", "mark_announced"]
+    assert table.outbox == [True]  # the test subscriber hears every end
 
     table = _Table(finish=ended)
     hook = JobEndHook()
@@ -225,7 +269,7 @@ def test_given_every_subscriber_heard_then_the_end_is_marked_announced_else_it_s
 
 
 def test_given_marking_the_end_fails_then_the_ending_call_still_returns_the_ended_job():
-    ended = _job(JobStatus.PROCESSED)
+    ended = _job(JobStatus.PROCESSED, extra={"unannounced": "end#1"})
 
     class _Refusing(_Table):
         def mark_announced(self, job):

@@ -16,6 +16,12 @@ What a subscriber can rely on:
   every sweep, until all of them succeed or it is older than JOB_END_REDRIVE_MAX_AGE_SECONDS (a day),
   when it gives up and logs so. So a subscriber may hear the same end more than once (and a little
   late): it must be idempotent, keyed by job id and `gen`.
+- Only the ends a subscriber says it hears (`subscribe(..., hears=...)`: a test of what the job carried
+  from its creation, such as its webhook or its task token; every end when it says nothing) reach it,
+  and an end that no at-least-once subscriber hears is not marked at all: the writer that ends a job it
+  read (the dispatcher, with the job it claimed) asks `must_be_heard` first, so a plain job's end costs
+  no outbox write and no write to take it out again. Writers that end a job they did not read (a cancel,
+  the sweeper failing a queued job) mark it whatever it carries, and `announce` takes the mark off.
 - Except a subscriber that asks for at most once (`subscribe(..., once=True)`: the job's metrics and
   log line, which must not count an end twice): it hears only the ending writer's announcement, and
   its failure does not keep the mark (a lost metric is better than a doubled one).
@@ -45,6 +51,9 @@ from switchyard.job_model import Job
 logger = logging.getLogger(__name__)
 
 JobEndSubscriber = Callable[[Job], None]
+# Which ends a subscriber acts on. It must test only what a job carries from its creation: the writer
+# decides from the job as it read it before the ending write.
+JobEndFilter = Callable[[Job], bool]
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,10 @@ class _Subscription:
     name: str
     callback: JobEndSubscriber
     once: bool  # at most once: the ending writer's announcement only
+    hears: JobEndFilter | None  # None: every end
+
+    def hears_end_of(self, job: Job) -> bool:
+        return self.hears is None or self.hears(job)
 
 
 class JobEndHook:
@@ -59,17 +72,31 @@ class JobEndHook:
         self._subscriptions: tuple[_Subscription, ...] = ()
         self._lock = threading.Lock()
 
-    def subscribe(self, name: str, callback: JobEndSubscriber, *, once: bool = False) -> None:
-        """Call `callback(job)` after every later end; `name` identifies it in logs. `once`: only on the
-        first announcement of an end, never on the sweeper's (see the module's docstring)."""
+    def subscribe(
+        self,
+        name: str,
+        callback: JobEndSubscriber,
+        *,
+        once: bool = False,
+        hears: JobEndFilter | None = None,
+    ) -> None:
+        """Call `callback(job)` after every later end (of the jobs `hears`, if given); `name` identifies it
+        in logs. `once`: only on the first announcement of an end, never on the sweeper's (see the
+        module's docstring)."""
         with self._lock:
             if any(s.name == name for s in self._subscriptions):
                 raise ValueError(f"a job-end subscriber named {name!r} is already subscribed")
-            self._subscriptions += (_Subscription(name, callback, once),)
+            self._subscriptions += (_Subscription(name, callback, once, hears),)
 
     @property
     def subscribers(self) -> tuple[str, ...]:
         return tuple(s.name for s in self._subscriptions)
+
+    def must_be_heard(self, job: Job) -> bool:
+        """Whether the end of `job` must wait in the outbox until announced: an at-least-once subscriber
+        hears it. False for a plain job (no webhook, no workflow step), whose ending write then marks
+        nothing."""
+        return any(not s.once and s.hears_end_of(job) for s in self._subscriptions)
 
     def announce(self, job: Job, *, again: bool = False) -> bool:
         """Tell every subscriber, in subscription order, that `job` ended (`again`: the sweeper's
@@ -77,7 +104,7 @@ class JobEndHook:
         at-least-once subscriber heard it (returned), False when one raised (announce it again)."""
         heard = True
         for subscription in self._subscriptions:  # a tuple: a subscribe meanwhile does not disturb this loop
-            if again and subscription.once:
+            if (again and subscription.once) or not subscription.hears_end_of(job):
                 continue
             try:
                 subscription.callback(job)

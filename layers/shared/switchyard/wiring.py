@@ -10,8 +10,8 @@ from switchyard.caches import cached
 from switchyard.job_end import JobEndHook
 from switchyard.services.job_telemetry import job_ended
 from switchyard.services.rate_limits import release_ended_job
-from switchyard.services.step_tokens import answer_step_token
-from switchyard.services.webhook_events import announce_job_end
+from switchyard.services.step_tokens import answer_step_token, is_workflow_step
+from switchyard.services.webhook_events import announce_job_end, has_webhook
 
 
 @cached
@@ -23,10 +23,11 @@ def get_job_end_hook() -> JobEndHook:
     refused by its account's max-active-jobs). The token and the webhook hear every end at least once (the
     sweeper announces again what either could not take: job_end.py); the telemetry and the release hear
     only the first announcement, so an end is never counted twice (a release lost with a crash is a drift
-    the limiter corrects from the jobs table: rate_limits.py)."""
+    the limiter corrects from the jobs table: rate_limits.py). So a plain job's end, which neither the
+    token nor a webhook hears, is not kept in the outbox (job_end.py)."""
     hook = JobEndHook()
     hook.subscribe("job telemetry", job_ended, once=True)
-    hook.subscribe("workflow step token", answer_step_token)
+    hook.subscribe("workflow step token", answer_step_token, hears=is_workflow_step)
     hook.subscribe("jobs in flight", release_ended_job, once=True)
-    hook.subscribe("webhooks", announce_job_end)
+    hook.subscribe("webhooks", announce_job_end, hears=has_webhook)
     return hook

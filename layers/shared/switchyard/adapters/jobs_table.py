@@ -10,11 +10,12 @@ finds nothing to claim) and `claim_id` (fresh on every claim, so only the worker
 finish, fail or re-queue the run it claimed). A claim's lease never changes while the claim holds, so
 the claim id alone names the run.
 
-Every ending write (to PROCESSED, FAILED or CANCELED) also marks the job `unannounced`, which puts it
-in the sparse `unannounced_ends` index (key: the marker, a shard of it; range: finished_ms) in the same
+An ending write (to PROCESSED, FAILED or CANCELED) also marks the job `unannounced`, which puts it in
+the sparse `unannounced_ends` index (key: the marker, a shard of it; range: finished_ms) in the same
 write; the job-end hook takes it out once every subscriber has heard (`mark_announced`), and the sweeper
 announces again whatever is still there a while later. So no end is lost between the write and its
-announcement (switchyard/job_end.py).
+announcement (switchyard/job_end.py). The writer of `finish` and `fail` says whether the end needs it
+(`outbox`): a plain job's, which no at-least-once subscriber hears, does not.
 
 Expressions are plain strings, not boto3's Key()/Attr() builder: that builder is shared by every thread
 using a resource and reset on each call, so concurrent callers could swap each other's placeholders.
@@ -306,9 +307,9 @@ class JobsTable:
             values={":claim": job.claim_id},
         )
 
-    def finish(self, job: Job, result: JobResult) -> Job | None:
+    def finish(self, job: Job, result: JobResult, *, outbox: bool = True) -> Job | None:
         """PROCESSING under this claim -> PROCESSED with its result. None: canceled (or reclaimed after the
-        lease ran out) while the provider worked, and the answer is dropped."""
+        lease ran out) while the provider worked, and the answer is dropped. `outbox`: mark the end."""
         return self._move(
             job.job_id,
             (JobStatus.PROCESSING,),
@@ -317,9 +318,10 @@ class JobsTable:
             remove=("lease_until_ms", "error_type", "error_message"),
             also="claim_id = :claim",
             values={":claim": job.claim_id},
+            outbox=outbox,
         )
 
-    def fail(self, job: Job, error_type: str, message: str) -> Job | None:
+    def fail(self, job: Job, error_type: str, message: str, *, outbox: bool = True) -> Job | None:
         """PROCESSING under this claim -> FAILED (the provider refused the request, or attempts ran out)."""
         return self._move(
             job.job_id,
@@ -329,11 +331,12 @@ class JobsTable:
             remove=("lease_until_ms",),
             also="claim_id = :claim",
             values={":claim": job.claim_id},
+            outbox=outbox,
         )
 
-    def fail_exhausted(self, job: Job, *, attempts: int, last_error: str) -> Job | None:
+    def fail_exhausted(self, job: Job, *, attempts: int, last_error: str, outbox: bool = True) -> Job | None:
         """`fail` for a job out of attempts, naming how many it had and the last error."""
-        return self.fail(job, "upstream_error", exhausted_message(attempts, last_error))
+        return self.fail(job, "upstream_error", exhausted_message(attempts, last_error), outbox=outbox)
 
     def fail_no_provider(self, job_id: str, *, gen: int, model: str, waited_seconds: float) -> Job | None:
         """QUEUED of this generation -> FAILED: no provider of its model came online in time."""
@@ -423,15 +426,18 @@ class JobsTable:
         also: str | None = None,
         values: dict[str, Any] | None = None,
         reactivate_for: str | None = None,
+        outbox: bool = True,
     ) -> Job | None:
         """A status change, keeping the sparse index of active work in step with the status.
 
         `reactivate_for` is the owner's account id, needed when a finished job becomes active again.
+        `outbox`: an end is marked unannounced (unless its writer knows nobody must hear it).
         """
         set_values = {**(set_values or {}), "status": to_status.value}
         if to_status not in ACTIVE:
             remove += ("active_account",)
-            set_values[UNANNOUNCED] = unannounced_shard(job_id)  # in the ending write itself
+            if outbox:
+                set_values[UNANNOUNCED] = unannounced_shard(job_id)  # in the ending write itself
         elif reactivate_for:
             set_values["active_account"] = reactivate_for
         condition = "#status IN (" + ", ".join(f":from{i}" for i in range(len(from_statuses))) + ")"

@@ -84,14 +84,20 @@ class JobLifecycle:
         return requeued
 
     # -- ends (each announced once, by the writer that ended the job)
+    # The run's claimed `job` says whether its end must wait in the outbox (job_end.py): a plain job's
+    # does not, and costs neither the mark nor the write that takes it off.
     def finish(self, job: Job, result: JobResult) -> Job | None:
-        return self._ended(self.table.finish(job, result))
+        return self._ended(self.table.finish(job, result, outbox=self.job_end.must_be_heard(job)))
 
     def fail(self, job: Job, error_type: str, message: str) -> Job | None:
-        return self._ended(self.table.fail(job, error_type, message))
+        return self._ended(self.table.fail(job, error_type, message, outbox=self.job_end.must_be_heard(job)))
 
     def fail_exhausted(self, job: Job, *, attempts: int, last_error: str) -> Job | None:
-        return self._ended(self.table.fail_exhausted(job, attempts=attempts, last_error=last_error))
+        return self._ended(
+            self.table.fail_exhausted(
+                job, attempts=attempts, last_error=last_error, outbox=self.job_end.must_be_heard(job)
+            )
+        )
 
     def fail_no_provider(self, message: JobMessage, waited_seconds: float) -> Job | None:
         return self._ended(
@@ -146,6 +152,8 @@ class JobLifecycle:
         with job_log_context(job.job_id):  # what subscribers log belongs to the job's life
             if not self.job_end.announce(job, again=again):
                 return  # the mark stays: the sweeper announces it again
+            if not self.table.is_unannounced(job):
+                return  # an end nobody had to hear was never marked
             try:
                 self.table.mark_announced(job)
             except Exception:  # the job has ended; a mark left behind only means one more announcement

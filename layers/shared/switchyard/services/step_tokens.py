@@ -11,6 +11,12 @@ from switchyard.job_model import Job, JobStatus
 from switchyard.workflows.task_errors import JOB_CANCELED, JOB_FAILED
 
 
+def is_workflow_step(job: Job) -> bool:
+    """The job is a workflow step's: it was created with the task token its end answers (a retried
+    state hands over a new token, never a first one)."""
+    return job.task_token is not None
+
+
 def answer_step_token(job: Job, token: str | None = None, sfn: StepFunctions | None = None) -> None:
     """Answer a step job's task token (its own, or `token`) with the job's outcome; jobs that are not
     steps are ignored. A token answered already (or expired) is fine. Any other failure to answer

@@ -348,8 +348,13 @@ def get_webhook_events() -> WebhookEvents:
     )
 
 
+def has_webhook(job: Job) -> bool:
+    """A webhook hears of this job's end: its own, or its batch's (both set when it was submitted)."""
+    return bool(job.webhook_id or job.batch_webhook_id)
+
+
 def announce_job_end(job: Job) -> None:
     """The job-end hook's webhook subscriber (switchyard.wiring): nothing at all for a job that no
     webhook hears of. Raises when what it owes could not be stored, so the end is announced again."""
-    if job.webhook_id or job.batch_webhook_id:
+    if has_webhook(job):
         get_webhook_events().announce_job_end(job)
