@@ -35,11 +35,13 @@ class EmbeddedAws:
         from switchyard_local.moto_speedups import (
             cache_moto_module_list,
             defer_moto_batch_import,
+            speed_up_dynamodb_responses,
             speed_up_sqs,
         )
 
         defer_moto_batch_import()
         speed_up_sqs()
+        speed_up_dynamodb_responses()
         cache_moto_module_list()
 
         # One log line per AWS call drowns everything else out.

@@ -11,6 +11,12 @@
   Behaviour is unchanged: the clock is the same epoch clock, the retention rule the same comparison.
 - Request routing: moto's server lists its package directory (`os.listdir` plus an `isdir` per entry)
   on every request to see whether the host names a backend; the list is fixed once moto is installed.
+- DynamoDB answers: moto serialises every answer by walking botocore's output shape, and finds each
+  member of each attribute value through six alias rules (with a regex-based `xform_name` per rule): an
+  item of ~20 attributes cost ~1 ms, so the providers query that keeps the gateway's routing cache warm
+  (every 1.5 s) held a core for ~7 ms, and a streamed first token that met it waited as long. An
+  attribute value is a dict keyed by its type (`{"S": ...}`, `{"M": {...}}`): its members are read
+  with a plain lookup instead, and serialised by moto's own code as before (same output, byte for byte).
 """
 
 from __future__ import annotations
@@ -83,3 +89,33 @@ def cache_moto_module_list() -> None:
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules
     backends._switchyard_cached_modules = True
+
+
+def speed_up_dynamodb_responses() -> None:
+    from moto.core.serialize import JSONSerializer
+
+    if getattr(JSONSerializer, "_switchyard_fast_attribute_values", False):
+        return
+    serialize_structure = JSONSerializer._serialize_type_structure
+
+    def _serialize_type_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if (
+            shape.name != "AttributeValue"
+            or not key
+            or not isinstance(value, dict)
+            or self.service_model.service_name != "dynamodb"
+        ):
+            serialize_structure(self, serialized, value, shape, key)
+            return
+        # What the generic path does, with `value.get` for the alias search: the aliases it tries first
+        # (`StringSetAttributeValue` for `SS`, ...) are never keys of an attribute value's dict.
+        wrapper: dict[str, Any] = {}
+        for member_key, member_shape in shape.members.items():
+            member_shape.parent = shape
+            member_value = value.get(member_key)
+            if member_value is not None:
+                self._serialize(wrapper, member_value, member_shape, member_key)
+        self._default_serialize(serialized, wrapper, shape, key)
+
+    JSONSerializer._serialize_type_structure = _serialize_type_structure
+    JSONSerializer._switchyard_fast_attribute_values = True
