@@ -71,9 +71,12 @@ def make_server(
     access_log: bool = False,
     graceful_timeout: int | None = 10,
     lifespan: Literal["on", "off"] = "off",
+    http: type[asyncio.Protocol] | str = "auto",
 ) -> EmbeddedServer:
+    """`http`: uvicorn's HTTP protocol (a relay passes `CoalescingHttpToolsProtocol`)."""
     config = uvicorn.Config(
         app,
+        http=http,
         log_config=None,  # keep the process's own logging setup
         log_level=log_level,
         access_log=access_log,
@@ -113,14 +116,18 @@ async def serve_until_signalled(server: EmbeddedServer, sock: socket.socket) -> 
 
 @contextlib.contextmanager
 def serve_in_thread(
-    app: ASGIApp, host: str = "127.0.0.1", log_level: str = "warning", lifespan: Literal["on", "off"] = "off"
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    log_level: str = "warning",
+    lifespan: Literal["on", "off"] = "off",
+    http: type[asyncio.Protocol] | str = "auto",
 ) -> Iterator[str]:
     """Serve `app` on a free loopback port from a background thread; yields its base URL (tests, demos).
 
     lifespan="on" runs the app's startup and shutdown (the gateway's front needs them; the fakes do not)."""
     sock = bind_socket(host, 0)
     url = socket_url(sock)
-    server = make_server(app, log_level=log_level, graceful_timeout=2, lifespan=lifespan)
+    server = make_server(app, log_level=log_level, graceful_timeout=2, lifespan=lifespan, http=http)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn {url}", daemon=True
     )

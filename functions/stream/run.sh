@@ -14,7 +14,9 @@ export PYTHONPATH="${LAMBDA_TASK_ROOT:-/var/task}:/opt/python${PYTHONPATH:+:$PYT
 # `python` is the runtime's interpreter (/var/lang/bin comes first on PATH). Amazon Linux 2023 has no
 # /usr/bin/python, so a broken PATH fails loudly instead of starting the OS's older python3.
 
+# --http: uvicorn's httptools protocol, sending a stream's head and first event as one segment.
 exec python -m uvicorn switchyard.front.lambda_app:app \
+    --http switchyard.front.http_protocol:CoalescingHttpToolsProtocol \
     --host 127.0.0.1 \
     --port "${AWS_LWA_PORT:-8080}" \
     --no-server-header

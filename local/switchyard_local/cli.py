@@ -193,8 +193,16 @@ def _front_app(running: Any) -> Any:
 
 async def _serve(app: Any, listener: socket.socket, on_ready) -> None:
     import uvicorn
+    from switchyard.front.http_protocol import CoalescingHttpToolsProtocol
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", server_header=False)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        http=CoalescingHttpToolsProtocol,  # a stream's head and first event in one segment
+    )
     server = uvicorn.Server(config)
 
     async def announce_when_started() -> None:
