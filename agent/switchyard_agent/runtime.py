@@ -9,7 +9,6 @@ import logging
 from types import TracebackType
 
 import httpx
-from switchyard.front.http_protocol import CoalescingHttpToolsProtocol
 from switchyard.front.upstream_client import UpstreamPool
 
 from switchyard_agent.config import DEFAULT_MAX_CONCURRENCY, AgentConfig, advertised_url, default_provider_id
@@ -87,12 +86,7 @@ class Agent:
             self._relay_pool,
         )
         self._slots = app.state.proxy.slots
-        self._server = make_server(
-            app,
-            log_level=config.log_level,
-            access_log=config.log_level == "debug",
-            http=CoalescingHttpToolsProtocol,  # a stream's head and first event in one segment
-        )
+        self._server = make_server(app, log_level=config.log_level, access_log=config.log_level == "debug")
         self._serving = asyncio.create_task(self._server.serve(sockets=[sock]))
         try:
             await wait_started(self._server, self._serving)

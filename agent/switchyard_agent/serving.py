@@ -73,7 +73,7 @@ def make_server(
     lifespan: Literal["on", "off"] = "off",
     http: type[asyncio.Protocol] | str = "auto",
 ) -> EmbeddedServer:
-    """`http`: uvicorn's HTTP protocol (a relay passes `CoalescingHttpToolsProtocol`)."""
+    """`http`: uvicorn's HTTP protocol class or name (the tests of the front's own protocol pass it)."""
     config = uvicorn.Config(
         app,
         http=http,
