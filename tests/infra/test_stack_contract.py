@@ -155,7 +155,7 @@ def test_given_run_sh_then_it_is_executable_and_serves_the_front_on_loopback_at_
     assert os.access(run_sh, os.X_OK)
     assert text.startswith("#!/bin/bash\n")
     assert re.search(r"exec python -m uvicorn switchyard\.front\.lambda_app:app\b", text)
-    # The relays' own protocol (a stream's head and first event in one segment), importable by that name.
+    # The front's own protocol (a stream's head and first event in one segment), importable by that name.
     protocol = re.search(r"--http (\S+)", text)
     assert protocol is not None
     from switchyard.front.http_protocol import CoalescingHttpToolsProtocol

@@ -1,4 +1,4 @@
-"""The relays' HTTP protocol sends a stream's head and first event as one write, and changes nothing else."""
+"""The front's HTTP protocol sends a stream's head and first event as one write, and changes nothing else."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_a_streams_head_and_first_event_reach_the_socket_in_one_write():
 
 
 def test_uvicorns_own_protocol_writes_the_head_alone():
-    """Why the relays use their own: the plain protocol sends two segments for the first token."""
+    """Why the front uses its own: the plain protocol sends two segments for the first token."""
     before_second, _ = first_writes(HttpToolsProtocol)
 
     assert len(before_second) == 2
