@@ -29,8 +29,8 @@ class RecordingTransport:
 
 
 def recording(protocol_class: type, writes: list[bytes]) -> type:
-    class Recording(protocol_class):  # type: ignore[misc, valid-type]
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    class Recording(protocol_class):  # type: ignore[misc, valid-type]  # a class given at run time
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's
             super().connection_made(RecordingTransport(transport, writes))
 
     return Recording
@@ -142,7 +142,7 @@ async def test_what_is_written_goes_out_before_a_close_and_never_after_an_abort(
     loop = asyncio.get_running_loop()
     closed, aborted = FakeTransport(), FakeTransport()
     for fake in (closed, aborted):
-        transport = CoalescingTransport(fake, loop)  # type: ignore[arg-type]
+        transport = CoalescingTransport(fake, loop)  # type: ignore[arg-type]  # a duck-typed fake
         transport.write(b"head")
         transport.write(b"body")
         assert fake.writes == []
