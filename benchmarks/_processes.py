@@ -132,3 +132,58 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
+
+
+@contextmanager
+def running_byte_relay(upstream_url: str):
+    """A bare TCP relay (benchmarks/_byte_relay.py) in front of `upstream_url`; yields its URL."""
+    upstream = upstream_url.removeprefix("http://").rstrip("/")
+    relay = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "_byte_relay.py"), "--upstream", upstream],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        yield _wait_for(relay, r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+    finally:
+        relay.terminate()
+        try:
+            relay.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+
+
+@dataclass
+class CpuTimes:
+    """This machine's CPU time so far, all CPUs together (seconds), from /proc/stat."""
+
+    busy: float  # running anything: user, nice, system, interrupts
+    steal: float  # wanted to run but the hypervisor ran another guest (virtual machines only)
+
+
+def cpu_times() -> CpuTimes | None:
+    """None where there is no /proc/stat (not Linux)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return CpuTimes(busy=(user + nice + system + irq + softirq) / ticks, steal=steal / ticks)
+
+
+def steal_report(before: CpuTimes | None, after: CpuTimes | None) -> str:
+    """How much CPU the host took from this (virtual) machine between two readings, as a printed line."""
+    if before is None or after is None:
+        return "CPU steal: not measured (no /proc/stat)"
+    steal = after.steal - before.steal
+    wanted = after.busy - before.busy + steal
+    share = steal / wanted if wanted > 0 else 0.0
+    return (
+        f"CPU steal while it ran: {steal:.1f} s of the {wanted:.1f} s this machine's CPUs wanted to run "
+        f"({share:.0%}) went to other guests of the host. A stolen slice stalls whichever process is on the "
+        "path: compare p99 figures between runs with similar steal only"
+    )

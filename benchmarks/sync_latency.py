@@ -7,8 +7,11 @@ gateway, so the differences are each layer's own cost.
 Streaming is measured the way a chat UI feels it: the model server pauses between events as a real model
 does between tokens (10 ms and 200 ms), the client reads every stream to its end on a kept-alive
 connection, and time to first token is the time to the first `data:` line (not the first body bytes).
+Streams also go through a bare TCP relay in front of the agent (benchmarks/_byte_relay.py), for scale:
+what one more process hop costs on this machine with no work of its own, next to what the gateway adds.
 Under the streaming table, the gateway's own time before its call to the agent, stream by stream, from the
-`Server-Timing` header it puts on every stream.
+`Server-Timing` header it puts on every stream, and how much CPU time the host took from this machine
+while it ran (steal, from /proc/stat: on a shared virtual machine it moves p99 more than anything else).
 Between two requests the gateway idles while the client reads the previous answer, so caches expire as
 they do for real users. Also reports the API handler's DynamoDB calls on the warm path (none: the
 rate-limit admission comes from the instance's lease), what the admission costs as requests see it and
@@ -33,13 +36,16 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _processes import ROOT, percentile, running_stack
+from _processes import ROOT, CpuTimes, cpu_times, percentile, running_byte_relay, running_stack, steal_report
 
 CHAT = {"model": "fake-llm", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
 # Four tokens: a role chunk, four content chunks and a finish chunk, paced, then [DONE].
 STREAMED_CHAT = {**CHAT, "max_tokens": 4, "stream": True}
 PACINGS_MS = (10, 200)
-PATHS = ("model server", "agent", "gateway")
+# "bare relay": benchmarks/_byte_relay.py in front of the agent, copying bytes and nothing else. What it adds
+# over the agent is what one more Python process on the path costs by itself on this machine (two more
+# loopback hops, two more wake-ups), measured in the same run: the rest of the gateway's figure is its work.
+PATHS = ("model server", "agent", "bare relay", "gateway")
 
 
 def timed_post(client: httpx.Client, url: str, headers: dict, body: dict) -> float:
@@ -90,6 +96,9 @@ class StreamFigures:
     # own process (authentication, admission, routing, the request written). A tail here is the gateway's
     # code path; a tail in p(gateway) - p(agent) and not here is the hops and the machine's scheduling.
     gateway_own: list[float] = field(default_factory=list)
+    # The machine's CPU time when the measured streams started and ended: how much the host took (steal).
+    cpu_before: CpuTimes | None = None
+    cpu_after: CpuTimes | None = None
 
     def add(self, path: str, stream: Stream) -> None:
         arrivals = stream.arrivals
@@ -105,14 +114,14 @@ def measure_streaming(pacing_ms: int, rounds: int) -> StreamFigures:
     figures = StreamFigures()
     with (
         running_stack(server_args=("--stream-delay-ms", str(pacing_ms))) as setup,
+        running_byte_relay(setup.agent_url) as bare_relay_url,
         httpx.Client(timeout=30, trust_env=False) as client,
     ):
+        agent_auth = {"Authorization": f"Bearer {setup.agent_secret}"}
         targets = {
             "model server": (f"{setup.model_server_url}/v1/chat/completions", {}),
-            "agent": (
-                f"{setup.agent_url}/v1/chat/completions",
-                {"Authorization": f"Bearer {setup.agent_secret}"},
-            ),
+            "agent": (f"{setup.agent_url}/v1/chat/completions", agent_auth),
+            "bare relay": (f"{bare_relay_url}/v1/chat/completions", agent_auth),
             "gateway": (
                 f"{setup.gateway_url}/v1/chat/completions",
                 {"Authorization": f"Bearer {setup.api_key}"},
@@ -121,9 +130,11 @@ def measure_streaming(pacing_ms: int, rounds: int) -> StreamFigures:
         for _ in range(3):  # warm every connection and code path
             for url, headers in targets.values():
                 event_arrivals(client, url, headers, STREAMED_CHAT)
+        figures.cpu_before = cpu_times()
         for _ in range(rounds):
             for path in PATHS:
                 figures.add(path, event_arrivals(client, *targets[path], STREAMED_CHAT))
+        figures.cpu_after = cpu_times()
     return figures
 
 
@@ -143,6 +154,7 @@ def print_streaming(pacing_ms: int, rounds: int, figures: StreamFigures) -> None
         print(f"{path:<34}{p(first, 0.5):16.2f}{p(first, 0.99):8.2f}{p(gaps, 0.5):16.2f}{p(gaps, 0.99):8.2f}")
     for label, over, by, target_first, target_gap in (
         ("agent adds", "model server", "agent", None, None),
+        ("a bare relay adds over the agent", "agent", "bare relay", None, None),
         ("gateway adds over the agent", "agent", "gateway", 2.0, 1.0),
         ("gateway + agent add", "model server", "gateway", 5.0, None),
     ):
@@ -157,6 +169,7 @@ def print_streaming(pacing_ms: int, rounds: int, figures: StreamFigures) -> None
             f"{'  of it, before the agent call':<34}{p(own, 0.5):16.2f}{p(own, 0.99):8.2f}"
             "  (Server-Timing `gateway`: in the gateway's process, stream by stream)"
         )
+    print(steal_report(figures.cpu_before, figures.cpu_after))
 
 
 def cold_import_seconds(runs: int = 5) -> float:
@@ -271,10 +284,12 @@ def measure_sync(requests: int) -> None:
             for url, headers in (gateway, direct, model_server):
                 timed_post(client, url, headers, CHAT)
         samples: dict[str, list[float]] = {"gateway": [], "agent": [], "model server": []}
+        cpu_before = cpu_times()
         for _ in range(requests):
             samples["agent"].append(timed_post(client, *direct, CHAT))
             samples["gateway"].append(timed_post(client, *gateway, CHAT))
             samples["model server"].append(timed_post(client, *model_server, CHAT))
+        cpu_after = cpu_times()
         admission = admission_figures(setup)
     ms = 1000.0
     print(f"\nSynchronous chat completion, {requests} requests each, interleaved, on loopback (ms)")
@@ -294,6 +309,7 @@ def measure_sync(requests: int) -> None:
         f"gateway adds: p50 {added_p50:.2f} ms (target <= 5), p99 {added_p99:.2f} ms (target <= 10); "
         f"ratio gateway/direct p50 {percentile(samples['gateway'], 0.5) / percentile(samples['agent'], 0.5):.2f}x"
     )
+    print(steal_report(cpu_before, cpu_after))
     seconds, leases = admission.seconds, admission.lease_seconds
     print(
         f"Rate-limit admission as {len(seconds)} requests of one account wait for it: "
