@@ -56,10 +56,14 @@ async def _serve(upstream_host: str, upstream_port: int) -> None:
                 if client.transport is not None:
                     client.transport.close()
                 return
+            if client.transport is None or client.transport.is_closing():  # the client left meanwhile
+                upstream.transport.close()
+                return
             upstream.peer, client.peer = client, upstream
-            for data in client.pending:
-                upstream.transport.write(data)
-            client.pending.clear()
+            for side in (client, upstream):  # what either side sent before the two were linked
+                for data in side.pending:
+                    side.peer.transport.write(data)
+                side.pending.clear()
 
         loop.create_task(connect_upstream())
         return client
