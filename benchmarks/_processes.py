@@ -121,11 +121,17 @@ def running_stack(
         for process in reversed(processes):
             process.terminate()
         for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            _stop(process)
         stack_log.close()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Terminate (a no-op if it already was), wait up to 15 s, then kill."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -148,11 +154,7 @@ def running_byte_relay(upstream_url: str):
     try:
         yield _wait_for(relay, r"listening on (http://127\.0\.0\.1:\d+)").group(1)
     finally:
-        relay.terminate()
-        try:
-            relay.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            relay.kill()
+        _stop(relay)
 
 
 @dataclass
