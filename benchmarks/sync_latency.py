@@ -11,7 +11,7 @@ Streams also go through a bare TCP relay in front of the agent (benchmarks/_byte
 what one more process hop costs on this machine with no work of its own, next to what the gateway adds.
 Under the streaming table, the gateway's own time before its call to the agent, stream by stream, from the
 `Server-Timing` header it puts on every stream, and how much CPU time the host took from this machine
-while it ran (steal, from /proc/stat: on a shared virtual machine it moves p99 more than anything else).
+while it ran (steal, from /proc/stat: on a shared virtual machine it moves the p99 figures between runs).
 Between two requests the gateway idles while the client reads the previous answer, so caches expire as
 they do for real users. Also reports the API handler's DynamoDB calls on the warm path (none: the
 rate-limit admission comes from the instance's lease), what the admission costs as requests see it and
