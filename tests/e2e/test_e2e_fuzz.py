@@ -40,12 +40,15 @@ class FuzzTarget:
     seeds: dict[str, str]
 
 
-def _wait_for(client: httpx.Client, path: str, done, timeout: float = 30.0) -> dict:
+def _wait_for(client: httpx.Client, path: str, done, timeout: float = 60.0) -> dict:
+    """GET `path` until `done(answer)`; fail, naming it, if it never is: a seed that is not there makes
+    every case of its operations a 404, which schemathesis reports only as "missing test data"."""
     deadline = time.monotonic() + timeout
     while True:
         answer = client.get(path).json()
-        if done(answer) or time.monotonic() > deadline:
+        if done(answer):
             return answer
+        assert time.monotonic() < deadline, f"seed {path} not ready after {timeout:.0f} s: {answer}"
         time.sleep(0.2)
 
 
@@ -74,6 +77,12 @@ def seed_resources(stack: LocalStack, provider: Provider) -> dict[str, str]:
             _wait_for(client, f"/v1/jobs/{job_id}", lambda j: j["status"] == "PROCESSED")
         for run_id in runs.values():
             _wait_for(client, f"/v1/workflows/runs/{run_id}", lambda r: r["steps"][0]["status"] == "waiting")
+        for webhook_id in hooks.values():
+            _wait_for(
+                client, f"/v1/webhooks/{webhook_id}", lambda w, wanted=webhook_id: w.get("id") == wanted
+            )
+        delivery_path = f"/v1/webhooks/{hooks['SEED_WEBHOOK_ID']}/deliveries/{delivery['id']}"
+        _wait_for(client, delivery_path, lambda d: d.get("id") == delivery["id"])
     return {
         "SEED_JOB_ID": job["id"],
         "SEED_MEDIA_JOB_ID": media["id"],
