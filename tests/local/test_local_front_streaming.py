@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import time
+from contextlib import suppress
 from types import SimpleNamespace
 
 import httpx
@@ -301,10 +302,29 @@ def test_streams_are_counted_by_the_status_they_start_with(serve, monkeypatch, c
     assert (unreachable.status_code, unauthenticated.status_code) == (502, 401)
     documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     counted = sorted(
-        (d["RouteGroup"], d["Requests"], d["ClientErrors"], d["ServerErrors"]) for d in documents
+        (d["RouteGroup"], d["Requests"], d["ClientErrors"], d["ServerErrors"])
+        for d in documents
+        if "Requests" in d
     )
     assert counted == [("sync_inference", [1.0], [0.0], [1.0]), ("sync_inference", [1.0], [1.0], [0.0])]
     assert not any("SyncLatency" in d for d in documents)
+    # The unreachable provider is also a failed provider call; the unauthenticated request made none.
+    assert provider_calls(documents) == [("sync", [1.0], [1.0], [0.0], [0.0])]
+
+
+def provider_calls(documents: list[dict]) -> list[tuple]:
+    """The ProviderCalls data among EMF documents: (CallPath, calls, errors, timeouts, rejections)."""
+    return [
+        (
+            d["CallPath"],
+            d["ProviderCalls"],
+            d["ProviderErrors"],
+            d["ProviderTimeouts"],
+            d["ProviderRejections"],
+        )
+        for d in documents
+        if "ProviderCalls" in d
+    ]
 
 
 def answering(status: int, content_type: bytes, body: bytes):
@@ -383,6 +403,38 @@ def test_a_stream_that_breaks_off_after_its_first_event_reaches_the_client_trunc
             for chunk in response.iter_raw():
                 received += chunk
     assert received == b"data: 0\n\n"
+
+
+@pytest.mark.parametrize(
+    ("upstream", "counted"),
+    [
+        # (calls, errors, timeouts, rejections)
+        (SlowUpstream(), ([1.0], [0.0], [0.0], [0.0])),
+        (answering(400, b"application/json", b'{"error": {"message": "bad"}}'), ([1.0], [0.0], [0.0], [1.0])),
+        (
+            answering(503, b"application/json", b'{"error": {"message": "loading"}}'),
+            ([1.0], [1.0], [0.0], [0.0]),
+        ),
+        (breaks_off_after_one_event, ([1.0], [1.0], [0.0], [0.0])),
+    ],
+    ids=["relayed whole", "4xx passed through", "5xx", "broken off mid-stream"],
+)
+def test_every_stream_is_one_provider_call_counted_by_how_it_ended(
+    serve, monkeypatch, capsys, upstream, counted
+) -> None:
+    # Streams bypass the API handler and its provider-call metrics: the dashboard's provider panels see
+    # streamed chat only through these.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Switchyard/test")
+    capsys.readouterr()
+    with suppress(httpx.RemoteProtocolError):  # the broken-off stream reaches its client truncated
+        relay_to(serve, upstream)
+
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert provider_calls(documents) == [("sync", *counted)]
+    (latency,) = [d["ProviderLatency"] for d in documents if "ProviderCalls" in d]
+    if isinstance(upstream, SlowUpstream):  # the call's whole length, not its time to the first byte
+        assert latency[0] >= 2 * CHUNK_DELAY_SECONDS * 1000
 
 
 # ------------------------------------------------------------------ a stream's total deadline and size cap
@@ -553,11 +605,12 @@ def test_a_stream_past_the_size_cap_is_cut_with_an_error_event_and_the_others_ar
         }
     }
     assert whole == (200, b"data: 0\n\ndata: 1\n\ndata: 2\n\ndata: [DONE]\n\n", True)
-    # Counted as a provider error of the synchronous path (which is where streams are counted).
+    # Counted as a provider error of the synchronous path (which is where streams are counted); the stream
+    # relayed whole is a provider call that went well.
     documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    provider_calls = [d for d in documents if "ProviderErrors" in d]
-    assert [(d["CallPath"], d["ProviderErrors"], d["ProviderTimeouts"]) for d in provider_calls] == [
-        ("sync", [1.0], [0.0])
+    assert sorted(provider_calls(documents)) == [
+        ("sync", [1.0], [0.0], [0.0], [0.0]),
+        ("sync", [1.0], [1.0], [0.0], [0.0]),
     ]
 
 

@@ -19,6 +19,11 @@ invocation's own deadline, whatever the parameters say) and hold at most PROVIDE
 the same message (the official SDKs raise it as an APIError) and then the same truncation. The provider's
 connection is closed, never pooled again, and the cut is logged with the provider and counted as a
 provider timeout or error (ProviderTimeouts / ProviderErrors, CallPath sync).
+
+Every stream is one provider call in the metrics (ProviderCalls, CallPath sync, as a synchronous call is),
+recorded once when it ends: ok, rejected (a 4xx passed through), error (a 5xx, a failure before the first
+byte or mid-stream) or timeout; ProviderLatency is the call's whole length, up to its last byte. A stream
+whose client went away counts as ok: the provider did nothing wrong, and it was cut off early.
 """
 
 from __future__ import annotations
@@ -168,7 +173,7 @@ class StreamRelay:
         if invocation_deadline_ms:
             left = invocation_deadline_ms / 1000 - time.time() - _LAMBDA_END_RESERVE_SECONDS
             deadline_seconds = max(0.0, min(deadline_seconds, round(left, 1)))
-        started = time.perf_counter()
+        provider_call = _ProviderCall()
         upstream: StreamedResponse | None = None
         try:
             upstream = await self._upstream().post(
@@ -185,6 +190,7 @@ class StreamRelay:
                 answer = await _start_of(chunks, _QUOTED_ERROR_BYTES)
                 await upstream.aclose()
                 log.warning("Upstream %s answered HTTP %d", call.url, upstream.status_code)
+                provider_call.end(metrics.ProviderOutcome.ERROR)
                 return _error_response(UpstreamError.provider_status(upstream.status_code, answer), call)
             # Wait for the first byte before committing to a status: until then a failure is still a 502.
             first_chunk = await anext(chunks, b"")
@@ -200,21 +206,24 @@ class StreamRelay:
                 raise
             cut = _cut_by_limit(error)
             if cut is not None:
-                _report_cut(call, error, cut, started, "before the first byte")
+                _report_cut(call, error, cut, provider_call, "before the first byte")
                 return _error_response(cut, call)
             log.warning("Upstream %s failed before the first byte: %r", call.url, error)
+            provider_call.end(_outcome_of(error))
             failed = UpstreamError(f"Upstream provider failed: {_describe(error)}")
             return _error_response(failed, call)
         headers = [(name, value) for name, value in upstream.raw_headers if name in _RELAYED_HEADERS]
         headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in _limit_headers(call)]
         headers.append((b"server-timing", _server_timing(received_at, upstream.sent_at, first_byte_at)))
         is_event_stream = upstream.headers.get("content-type", "").startswith("text/event-stream")
+        relayed_to_its_end = _outcome_of_answer(upstream.status_code)
 
         def report_failure(error: TransportError, last_chunk: bytes) -> bytes:
             cut = _cut_by_limit(error)
             if cut is None:
+                provider_call.end(_outcome_of(error))
                 return log_failure(error, last_chunk)
-            _report_cut(call, error, cut, started, "mid-stream")
+            _report_cut(call, error, cut, provider_call, "mid-stream")
             if not is_event_stream:
                 return b""  # no event fits in another body: the truncation alone says it
             # A chunk that stopped inside an event gets that event ended first, so that ours is one of its own.
@@ -227,6 +236,8 @@ class StreamRelay:
             first_chunk,
             status_code=upstream.status_code,
             headers=headers,
+            # Runs after report_failure, if that ran: the first outcome recorded is the call's.
+            on_close=lambda: provider_call.end(relayed_to_its_end),
             report_failure=report_failure,
         )
 
@@ -276,7 +287,33 @@ def _cut_by_limit(error: TransportError) -> UpstreamError | None:
     return None
 
 
-def _report_cut(call: Any, error: TransportError, cut: UpstreamError, started: float, when: str) -> None:
+class _ProviderCall:
+    """A stream's provider call in the metrics: timed from its start, recorded once, at its first end."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.recorded = False
+
+    def end(self, outcome: metrics.ProviderOutcome) -> None:
+        if not self.recorded:
+            self.recorded = True
+            elapsed_ms = (time.perf_counter() - self.started) * 1000
+            metrics.record_provider_call(metrics.CallPath.SYNC, outcome, elapsed_ms)
+
+
+def _outcome_of(error: TransportError) -> metrics.ProviderOutcome:
+    timed_out = isinstance(error, TransportTimeout)
+    return metrics.ProviderOutcome.TIMEOUT if timed_out else metrics.ProviderOutcome.ERROR
+
+
+def _outcome_of_answer(status_code: int) -> metrics.ProviderOutcome:
+    """A stream relayed to its end (or to its client's leaving): a 4xx is the provider refusing it."""
+    return metrics.ProviderOutcome.REJECTED if status_code >= 400 else metrics.ProviderOutcome.OK
+
+
+def _report_cut(
+    call: Any, error: TransportError, cut: UpstreamError, provider_call: _ProviderCall, when: str
+) -> None:
     """Which provider was cut off and why, for the operator (a metric cannot name the provider)."""
     provider = getattr(call, "provider", None)
     log.warning(
@@ -290,9 +327,7 @@ def _report_cut(call: Any, error: TransportError, cut: UpstreamError, started: f
             "error": cut.message,
         },
     )
-    timed_out = isinstance(error, TransportDeadline)
-    outcome = metrics.ProviderOutcome.TIMEOUT if timed_out else metrics.ProviderOutcome.ERROR
-    metrics.record_provider_call(metrics.CallPath.SYNC, outcome, (time.perf_counter() - started) * 1000)
+    provider_call.end(_outcome_of(error))
 
 
 def _describe(error: TransportError) -> str:
