@@ -679,3 +679,29 @@ def test_on_lambda_a_stream_ends_before_its_invocation_does(serve, monkeypatch) 
 
     assert 0.4 < elapsed < 1.5  # a second before the invocation's end, not StreamDeadlineSeconds (290 s)
     assert "did not respond in time" in error_event(body)["error"]["message"]
+
+
+def test_a_provider_failing_a_stream_is_logged_with_its_id(serve, caplog) -> None:
+    # As the synchronous path logs it: which provider failed is not a metric dimension.
+    routes: dict[str, object] = {"gone": f"http://127.0.0.1:{closed_port()}"}
+
+    async def both(front: str) -> tuple:
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await asyncio.gather(
+                stream_body(client, f"{front}/v1/chat/completions", "gone"),
+                stream_body(client, f"{front}/v1/chat/completions", "broken"),
+            )
+
+    with serve(breaks_off_after_one_event) as routes["broken"], serve(relaying(routes)) as front:
+        (gone_status, _, _), (broken_status, broken_body, clean) = asyncio.run(both(front))
+
+    assert (gone_status, broken_status, broken_body, clean) == (502, 200, b"data: 0\n\n", False)
+    failures = sorted(
+        (r.getMessage().split(":")[0], r.provider_id, r.account_id)
+        for r in caplog.records
+        if r.getMessage().startswith("provider call failed")
+    )
+    assert failures == [
+        ("provider call failed before the first byte", "prov-trickle", "acct-1"),
+        ("provider call failed mid-stream", "prov-trickle", "acct-1"),
+    ]

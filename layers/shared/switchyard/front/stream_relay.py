@@ -40,7 +40,7 @@ from starlette.responses import Response
 from switchyard import metrics
 from switchyard.adapters.pinned_http import get_endpoint_guard
 from switchyard.errors import ApiError, UpstreamError, to_http
-from switchyard.front.relayed_response import RelayedResponse, log_failure
+from switchyard.front.relayed_response import RelayedResponse
 from switchyard.front.upstream_client import (
     ResponseTooLarge,
     StreamedResponse,
@@ -208,7 +208,7 @@ class StreamRelay:
             if cut is not None:
                 _report_cut(call, error, cut, provider_call, "before the first byte")
                 return _error_response(cut, call)
-            log.warning("Upstream %s failed before the first byte: %r", call.url, error)
+            _report_failure(call, error, "before the first byte")
             provider_call.end(_outcome_of(error))
             failed = UpstreamError(f"Upstream provider failed: {_describe(error)}")
             return _error_response(failed, call)
@@ -221,8 +221,9 @@ class StreamRelay:
         def report_failure(error: TransportError, last_chunk: bytes) -> bytes:
             cut = _cut_by_limit(error)
             if cut is None:
+                _report_failure(call, error, "mid-stream")
                 provider_call.end(_outcome_of(error))
-                return log_failure(error, last_chunk)
+                return b""  # the truncation says it
             _report_cut(call, error, cut, provider_call, "mid-stream")
             if not is_event_stream:
                 return b""  # no event fits in another body: the truncation alone says it
@@ -309,6 +310,22 @@ def _outcome_of(error: TransportError) -> metrics.ProviderOutcome:
 def _outcome_of_answer(status_code: int) -> metrics.ProviderOutcome:
     """A stream relayed to its end (or to its client's leaving): a 4xx is the provider refusing it."""
     return metrics.ProviderOutcome.REJECTED if status_code >= 400 else metrics.ProviderOutcome.OK
+
+
+def _report_failure(call: Any, error: TransportError, when: str) -> None:
+    """The synchronous path's "provider call failed" line, for a stream: which provider, for the operator."""
+    provider = getattr(call, "provider", None)
+    log.warning(
+        "provider call failed %s: %s",
+        when,
+        _describe(error),
+        extra={
+            "account_id": getattr(provider, "account_id", None),
+            "provider_id": getattr(provider, "provider_id", None),
+            "url": call.url,
+            "error": _describe(error),
+        },
+    )
 
 
 def _report_cut(
