@@ -300,7 +300,7 @@ def test_streams_are_counted_by_the_status_they_start_with(serve, monkeypatch, c
         unauthenticated = httpx.post(f"{front}/v1/chat/completions", json=STREAM_BODY)
 
     assert (unreachable.status_code, unauthenticated.status_code) == (502, 401)
-    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    documents = emitted_metrics(capsys)
     counted = sorted(
         (d["RouteGroup"], d["Requests"], d["ClientErrors"], d["ServerErrors"])
         for d in documents
@@ -310,6 +310,11 @@ def test_streams_are_counted_by_the_status_they_start_with(serve, monkeypatch, c
     assert not any("SyncLatency" in d for d in documents)
     # The unreachable provider is also a failed provider call; the unauthenticated request made none.
     assert provider_calls(documents) == [("sync", [1.0], [1.0], [0.0], [0.0])]
+
+
+def emitted_metrics(capsys) -> list[dict]:
+    """The EMF documents printed since the last read of the captured output."""
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
 
 
 def provider_calls(documents: list[dict]) -> list[tuple]:
@@ -430,7 +435,7 @@ def test_every_stream_is_one_provider_call_counted_by_how_it_ended(
     with suppress(httpx.RemoteProtocolError):  # the broken-off stream reaches its client truncated
         relay_to(serve, upstream)
 
-    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    documents = emitted_metrics(capsys)
     assert provider_calls(documents) == [("sync", *counted)]
     (latency,) = [d["ProviderLatency"] for d in documents if "ProviderCalls" in d]
     if isinstance(upstream, SlowUpstream):  # the call's whole length, not its time to the first byte
@@ -607,7 +612,7 @@ def test_a_stream_past_the_size_cap_is_cut_with_an_error_event_and_the_others_ar
     assert whole == (200, b"data: 0\n\ndata: 1\n\ndata: 2\n\ndata: [DONE]\n\n", True)
     # Counted as a provider error of the synchronous path (which is where streams are counted); the stream
     # relayed whole is a provider call that went well.
-    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    documents = emitted_metrics(capsys)
     assert sorted(provider_calls(documents)) == [
         ("sync", [1.0], [0.0], [0.0], [0.0]),
         ("sync", [1.0], [1.0], [0.0], [0.0]),

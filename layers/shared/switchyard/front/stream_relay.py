@@ -205,11 +205,9 @@ class StreamRelay:
             if not isinstance(error, TransportError):
                 raise
             cut = _cut_by_limit(error)
+            _report_failure(call, error, cut, provider_call, "before the first byte")
             if cut is not None:
-                _report_cut(call, error, cut, provider_call, "before the first byte")
                 return _error_response(cut, call)
-            _report_failure(call, error, "before the first byte")
-            provider_call.end(_outcome_of(error))
             failed = UpstreamError(f"Upstream provider failed: {_describe(error)}")
             return _error_response(failed, call)
         headers = [(name, value) for name, value in upstream.raw_headers if name in _RELAYED_HEADERS]
@@ -220,13 +218,9 @@ class StreamRelay:
 
         def report_failure(error: TransportError, last_chunk: bytes) -> bytes:
             cut = _cut_by_limit(error)
-            if cut is None:
-                _report_failure(call, error, "mid-stream")
-                provider_call.end(_outcome_of(error))
-                return b""  # the truncation says it
-            _report_cut(call, error, cut, provider_call, "mid-stream")
-            if not is_event_stream:
-                return b""  # no event fits in another body: the truncation alone says it
+            _report_failure(call, error, cut, provider_call, "mid-stream")
+            if cut is None or not is_event_stream:
+                return b""  # the truncation alone says it (no event fits in another body)
             # A chunk that stopped inside an event gets that event ended first, so that ours is one of its own.
             separator = b"" if last_chunk.endswith(_EVENT_ENDS) else b"\n\n"
             return separator + b"data: " + json.dumps(cut.to_body()).encode() + b"\n\n"
@@ -312,36 +306,26 @@ def _outcome_of_answer(status_code: int) -> metrics.ProviderOutcome:
     return metrics.ProviderOutcome.REJECTED if status_code >= 400 else metrics.ProviderOutcome.OK
 
 
-def _report_failure(call: Any, error: TransportError, when: str) -> None:
-    """The synchronous path's "provider call failed" line, for a stream: which provider, for the operator."""
-    provider = getattr(call, "provider", None)
-    log.warning(
-        "provider call failed %s: %s",
-        when,
-        _describe(error),
-        extra={
-            "account_id": getattr(provider, "account_id", None),
-            "provider_id": getattr(provider, "provider_id", None),
-            "url": call.url,
-            "error": _describe(error),
-        },
-    )
-
-
-def _report_cut(
-    call: Any, error: TransportError, cut: UpstreamError, provider_call: _ProviderCall, when: str
+def _report_failure(
+    call: Any, error: TransportError, cut: UpstreamError | None, provider_call: _ProviderCall, when: str
 ) -> None:
-    """Which provider was cut off and why, for the operator (a metric cannot name the provider)."""
+    """Which provider failed and how, for the operator (a metric cannot name the provider): the synchronous
+    path's "provider call failed" line, or "provider stream cut off" when the front cut it (`cut`, the
+    client's error for it); and the call counted, as a timeout or an error."""
     provider = getattr(call, "provider", None)
+    title, detail = (
+        ("provider stream cut off", cut.message) if cut else ("provider call failed", _describe(error))
+    )
     log.warning(
-        "provider stream cut off %s: %s",
+        "%s %s: %s",
+        title,
         when,
-        cut.message,
+        detail,
         extra={
             "account_id": getattr(provider, "account_id", None),
             "provider_id": getattr(provider, "provider_id", None),
             "url": call.url,
-            "error": cut.message,
+            "error": detail,
         },
     )
     provider_call.end(_outcome_of(error))
