@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 import time
 from contextlib import suppress
 from types import SimpleNamespace
@@ -440,6 +441,51 @@ def test_every_stream_is_one_provider_call_counted_by_how_it_ended(
     (latency,) = [d["ProviderLatency"] for d in documents if "ProviderCalls" in d]
     if isinstance(upstream, SlowUpstream):  # the call's whole length, not its time to the first byte
         assert latency[0] >= 2 * CHUNK_DELAY_SECONDS * 1000
+
+
+def test_a_relayed_stream_writes_its_metrics_after_its_last_byte_in_one_document(
+    serve, monkeypatch, capsys
+) -> None:
+    # Nothing but the relay between the provider's first token and the client's: the request and its
+    # provider call are one EMF line, written once the stream is over.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Switchyard/test")
+    release = threading.Event()
+
+    async def one_event_then_waits(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"data: 0\n\n", "more_body": True})
+        await asyncio.to_thread(release.wait, 10)
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+    def prepare_stream(authorization, path, body, request_id=None):
+        return SimpleNamespace(url=f"{upstream_url}{path}", headers={}, content=b"{}")
+
+    capsys.readouterr()
+    with (
+        serve(one_event_then_waits) as upstream_url,
+        serve(create_app(never_called, prepare_stream=prepare_stream)) as front,
+        httpx.stream("POST", f"{front}/v1/chat/completions", json=STREAM_BODY, timeout=10) as response,
+    ):
+        chunks = response.iter_raw()
+        assert next(chunks) == b"data: 0\n\n"
+        during = emitted_metrics(capsys)
+        release.set()
+        assert b"".join(chunks) == b"data: [DONE]\n\n"
+
+    assert during == []
+    (document,) = emitted_metrics(capsys)
+    assert (document["RouteGroup"], document["Requests"], document["ServerErrors"]) == (
+        "sync_inference",
+        [1.0],
+        [0.0],
+    )
+    assert provider_calls([document]) == [("sync", [1.0], [0.0], [0.0], [0.0])]
 
 
 # ------------------------------------------------------------------ a stream's total deadline and size cap

@@ -285,17 +285,27 @@ def record_request(status: int, elapsed_ms: float) -> None:
     current = _request.get()
     if current is None:
         return
-    groups: list[Group] = [
-        (
-            {"Requests": 1, "ClientErrors": int(400 <= status < 500), "ServerErrors": int(status >= 500)},
-            {Dimension.ROUTE_GROUP: current.route_group.value},
-        )
-    ]
+    groups: list[Group] = [_request_group(current.route_group, status)]
     if current.route_group == RouteGroup.SYNC_INFERENCE and current.provider_ms:
         gateway_ms = max(0.0, elapsed_ms - current.provider_ms)
         groups.append(({"SyncLatency": elapsed_ms, "SyncGatewayLatency": gateway_ms}, {}))
     _emit(*groups, *current.pending)
     current.pending.clear()
+
+
+def record_relayed_stream(status: int, outcome: ProviderOutcome, elapsed_ms: float) -> None:
+    """A stream relayed from its provider, once it ended: the request, by the status it started with
+    (`sync_inference`), and its provider call (`sync`), as one EMF document. Written after the stream's
+    last byte, so that nothing but the relay stands between the provider's first token and the client's."""
+    _emit(
+        _request_group(RouteGroup.SYNC_INFERENCE, status),
+        _provider_call_group(CallPath.SYNC, outcome, elapsed_ms),
+    )
+
+
+def _request_group(route_group: RouteGroup, status: int) -> Group:
+    values = {"Requests": 1, "ClientErrors": int(400 <= status < 500), "ServerErrors": int(status >= 500)}
+    return values, {Dimension.ROUTE_GROUP: route_group.value}
 
 
 # ------------------------------------------------------------------ provider calls

@@ -23,7 +23,10 @@ provider timeout or error (ProviderTimeouts / ProviderErrors, CallPath sync).
 Every stream is one provider call in the metrics (ProviderCalls, CallPath sync, as a synchronous call is),
 recorded once when it ends: ok, rejected (a 4xx passed through), error (a 5xx, a failure before the first
 byte or mid-stream) or timeout; ProviderLatency is the call's whole length, up to its last byte. A stream
-whose client went away counts as ok: the provider did nothing wrong, and it was cut off early.
+whose client went away counts as ok: the provider did nothing wrong, and it was cut off early. A relayed
+stream's request (Requests, by the status it started with) is recorded then too, in the same EMF document:
+nothing is written between the provider's first byte and the client's (on Lambda an EMF line costs
+~40 us of serialising and a write to the log pipe).
 """
 
 from __future__ import annotations
@@ -122,13 +125,16 @@ class StreamRelay:
     ) -> Response | RelayedResponse:
         """`invocation_deadline_ms`: on Lambda, when the invocation ends (epoch ms): the stream ends first."""
         # Streams bypass the API handler, which counts every other request: counted here, by the status
-        # they start with (no latency: a stream's length is the model's, not the gateway's).
+        # they start with (no latency: a stream's length is the model's, not the gateway's). A relayed
+        # stream is counted when it ends, with its provider call (_ProviderCall), not on its way to the
+        # first token.
         received_at = time.perf_counter()
         with metrics.measured_request(metrics.RouteGroup.SYNC_INFERENCE):
             response = await self._respond(
                 authorization, path, body, request_id, invocation_deadline_ms, received_at
             )
-            metrics.record_request(response.status_code, 0.0)
+            if not isinstance(response, RelayedResponse):
+                metrics.record_request(response.status_code, 0.0)
         return response
 
     async def _respond(
@@ -215,6 +221,7 @@ class StreamRelay:
         headers.append((b"server-timing", _server_timing(received_at, upstream.sent_at, first_byte_at)))
         is_event_stream = upstream.headers.get("content-type", "").startswith("text/event-stream")
         relayed_to_its_end = _outcome_of_answer(upstream.status_code)
+        provider_call.relayed_status = upstream.status_code
 
         def report_failure(error: TransportError, last_chunk: bytes) -> bytes:
             cut = _cut_by_limit(error)
@@ -283,17 +290,25 @@ def _cut_by_limit(error: TransportError) -> UpstreamError | None:
 
 
 class _ProviderCall:
-    """A stream's provider call in the metrics: timed from its start, recorded once, at its first end."""
+    """A stream's provider call in the metrics: timed from its start, recorded once, at its first end.
+
+    Once the stream is relayed (`relayed_status`, the status it started with), its request is recorded
+    with it, in the same document (the stream's only one)."""
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.recorded = False
+        self.relayed_status: int | None = None
 
     def end(self, outcome: metrics.ProviderOutcome) -> None:
-        if not self.recorded:
-            self.recorded = True
-            elapsed_ms = (time.perf_counter() - self.started) * 1000
+        if self.recorded:
+            return
+        self.recorded = True
+        elapsed_ms = (time.perf_counter() - self.started) * 1000
+        if self.relayed_status is None:
             metrics.record_provider_call(metrics.CallPath.SYNC, outcome, elapsed_ms)
+        else:
+            metrics.record_relayed_stream(self.relayed_status, outcome, elapsed_ms)
 
 
 def _outcome_of(error: TransportError) -> metrics.ProviderOutcome:
