@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +43,19 @@ def _wait_for(process: subprocess.Popen, pattern: str, timeout: float = 60) -> r
     raise RuntimeError(f"{process.args[0]} did not print {pattern!r}")
 
 
+def _keep_draining(process: subprocess.Popen, log: Path) -> None:
+    """Copy what `process` prints from now on into `log`, in a daemon thread. A pipe nobody reads fills
+    at 64 KiB, and the next print then blocks the process (a stack with metrics on prints an EMF line per
+    request; an agent logs every failed call): the benchmark would hang, or measure that wait."""
+
+    def copy() -> None:
+        with log.open("a") as out:
+            for line in process.stdout:
+                out.write(line)
+
+    threading.Thread(target=copy, name=f"drain {log.name}", daemon=True).start()
+
+
 @contextmanager
 def running_stack(
     *, overrides: tuple[str, ...] = (), server_args: tuple[str, ...] = (), agent_args: tuple[str, ...] = ()
@@ -74,6 +88,7 @@ def running_stack(
         )
         processes.append(stack)
         ready = json.loads(stack.stdout.readline())
+        _keep_draining(stack, workdir / "stack.out")
         server = subprocess.Popen(
             [
                 str(BIN / "switchyard-fake-model-server"),
@@ -91,6 +106,7 @@ def running_stack(
         )
         processes.append(server)
         model_server_url = _wait_for(server, r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+        _keep_draining(server, workdir / "model-server.log")
         secret = "benchmark-secret-0123456789abcdef"
         agent = subprocess.Popen(
             [
@@ -116,6 +132,7 @@ def running_stack(
         processes.append(agent)
         agent_url = _wait_for(agent, r"listening on (http://127\.0\.0\.1:\d+)").group(1)
         _wait_for(agent, r"registered provider")
+        _keep_draining(agent, workdir / "agent.log")
         yield Setup(ready["base_url"], ready["api_key"], model_server_url, agent_url, secret, workdir)
     finally:
         for process in reversed(processes):
@@ -152,7 +169,9 @@ def running_byte_relay(upstream_url: str):
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        yield _wait_for(relay, r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+        url = _wait_for(relay, r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+        _keep_draining(relay, Path(os.devnull))  # it prints nothing more; if it ever does, it must not block
+        yield url
     finally:
         _stop(relay)
 
