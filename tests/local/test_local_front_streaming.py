@@ -283,6 +283,38 @@ def test_a_warm_request_is_prepared_on_the_event_loop_and_a_cache_miss_in_a_work
     assert where == ["thread", "loop", "loop", "thread"]
 
 
+def test_a_streams_first_byte_window_is_open_until_its_first_event_reached_the_client(serve) -> None:
+    # Background cache reloads wait for these windows (first_byte_windows): a window that never closed
+    # would hold every reload to its bound; one closed late, the first token's GIL to a reload.
+    from switchyard.first_byte_windows import wait_for_first_bytes
+
+    upstream = SlowUpstream()
+    open_while_preparing: list[bool] = []
+
+    def prepare_stream(authorization, path, body, request_id=None):
+        open_while_preparing.append(not wait_for_first_bytes(0))
+        if authorization == "Bearer revoked":
+            raise AuthenticationFailed("Invalid API key.")
+        return SimpleNamespace(url=f"{upstream_url}{path}", headers={}, content=b"{}")
+
+    with (
+        serve(upstream) as upstream_url,
+        serve(create_app(never_called, prepare_stream=prepare_stream)) as front,
+    ):
+        with httpx.stream("POST", f"{front}/v1/chat/completions", json=STREAM_BODY) as response:
+            chunks = response.iter_raw()
+            assert next(chunks) == b"data: 0\n\n"
+            # The upstream's next event is CHUNK_DELAY_SECONDS away: the stream runs, its window is shut.
+            assert wait_for_first_bytes(CHUNK_DELAY_SECONDS / 2)
+            assert b"".join(chunks).endswith(b"data: [DONE]\n\n")
+        refused = httpx.post(
+            f"{front}/v1/chat/completions", json=STREAM_BODY, headers={"Authorization": "Bearer revoked"}
+        )
+        assert refused.status_code == 401
+        assert wait_for_first_bytes(0)  # an answer that is not a relayed stream closes its window too
+    assert open_while_preparing == [True, True]
+
+
 def test_streams_are_counted_by_the_status_they_start_with(serve, monkeypatch, capsys) -> None:
     # They bypass the API handler, which counts every other request (switchyard/metrics.py).
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")

@@ -298,3 +298,42 @@ def test_inside_cached_only_a_miss_raises_would_load_and_a_hit_is_served(clock):
         assert cache.get_or_load("k", load) == 1  # in its last stretch: served, reloaded behind it
     wait_for_refreshes()
     assert load.calls == 2
+
+
+def test_a_background_reload_waits_until_no_stream_is_on_its_way_to_its_first_byte(clock):
+    # Its Python would hold the GIL that the streaming front's event loop needs (first_byte_windows).
+    from switchyard.first_byte_windows import open_window
+
+    # A refresh-ahead window long enough that the wait's own bound (0.1 s) is what applies.
+    cache, load = TtlCache(100.0, refresh_ahead_seconds=40.0, clock=clock), Loader()
+    cache.get_or_load("k", load)
+    clock.now += 70
+    started = threading.Event()
+
+    def loading() -> int:
+        started.set()
+        return load()
+
+    window = open_window()
+    try:
+        assert cache.get_or_load("k", loading) == 1  # served at once; the reload waits for the window
+        assert not started.wait(0.05)
+    finally:
+        window.close()
+    assert started.wait(5)
+    wait_for_refreshes()
+    assert cache.get_or_load("k", loading) == 2
+
+
+def test_a_background_reload_waits_for_first_bytes_only_a_bounded_while(clock):
+    # A front that always has a stream on its way to its first byte still has its caches reloaded.
+    from switchyard.first_byte_windows import open_window
+
+    cache, load = loaded_cache_in_its_last_stretch(clock)
+    window = open_window()
+    try:
+        assert cache.get_or_load("k", load) == 1
+        wait_for_refreshes()
+        assert load.calls == 2
+    finally:
+        window.close()

@@ -16,6 +16,9 @@ On Lambda the sandbox freezes between invocations, so a reload may stop halfway 
 invocation; one that resumes after its entry has expired gives up (that request loads inline anyway).
 Keep-warm timers do not fire while frozen either, so there it changes nothing: turn it on where the
 process keeps running (the local stack does).
+
+Either reload first waits (at most 0.1 s) until no stream is on its way to its first byte: its Python
+would hold the GIL that the streaming front's event loop needs (first_byte_windows).
 """
 
 from __future__ import annotations
@@ -30,9 +33,14 @@ import weakref
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
+from switchyard.first_byte_windows import wait_for_first_bytes
+
 V = TypeVar("V")
 
 log = logging.getLogger(__name__)
+
+# The longest a background reload waits for streams on their way to their first byte.
+_FIRST_BYTE_WAIT_SECONDS = 0.1
 
 
 class WouldLoad(Exception):
@@ -280,6 +288,10 @@ class TtlCache(Generic[V]):
     ) -> None:
         """Reload `key` in this background thread, which holds its claim and is in `_refreshes`."""
         try:
+            # Not while a stream is on its way to its first token: this thread's Python would hold the GIL
+            # the front's event loop needs (first_byte_windows). Bounded well inside the refresh-ahead
+            # window, so that a front that is never idle still reloads in time.
+            wait_for_first_bytes(min(_FIRST_BYTE_WAIT_SECONDS, self.refresh_ahead_seconds / 4))
             started = self._clock()
             if started >= entry.expires_at:
                 return  # frozen past the entry's life (Lambda): a request has loaded or will load it

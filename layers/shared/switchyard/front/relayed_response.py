@@ -49,9 +49,12 @@ class RelayedResponse:
         headers: Sequence[tuple[bytes, bytes]],
         on_close: Callable[[], None] | None = None,
         report_failure: ReportFailure = log_failure,
+        on_first_byte: Callable[[], None] | None = None,
     ) -> None:
         """`chunks` is `upstream.chunks()` with `first_chunk` already taken from it (b"" if the body is
-        empty); `on_close` runs once the upstream is closed, however the response ended."""
+        empty); `on_close` runs once the upstream is closed, however the response ended; `on_first_byte`
+        once the head and the first chunk are written to the client's connection (or the response ended
+        before they could be)."""
         self.upstream = upstream
         self.status_code = status_code
         self.raw_headers = list(headers)
@@ -61,6 +64,7 @@ class RelayedResponse:
         self._report_failure = report_failure
         self._complete = False
         self._client_left = False
+        self._on_first_byte = on_first_byte
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         relay = asyncio.current_task()
@@ -74,6 +78,7 @@ class RelayedResponse:
                 relay.uncancel()
         finally:
             watcher.cancel()
+            self._first_byte_written()  # if it never was
             try:
                 await self._chunks.aclose()
                 await self.upstream.aclose()
@@ -85,6 +90,10 @@ class RelayedResponse:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         if self._first_chunk:
             await send({"type": "http.response.body", "body": self._first_chunk, "more_body": True})
+        if self._on_first_byte is not None:
+            # After the loop's callbacks already queued, so after the front's transport has flushed what it
+            # coalesced of this pass (http_protocol): the bytes are on the socket when it runs.
+            asyncio.get_running_loop().call_soon(self._first_byte_written)
         chunk = self._first_chunk  # after a failure: the last chunk sent (no bookkeeping per chunk)
         try:
             async for chunk in self._chunks:
@@ -98,6 +107,11 @@ class RelayedResponse:
             return
         self._complete = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _first_byte_written(self) -> None:
+        on_first_byte, self._on_first_byte = self._on_first_byte, None
+        if on_first_byte is not None:
+            on_first_byte()
 
     async def _stop_when_client_leaves(self, receive: Receive, relay: asyncio.Task[Any] | None) -> None:
         # The request body was already read, so the next message can only be the disconnect (which servers

@@ -43,6 +43,7 @@ from starlette.responses import Response
 from switchyard import metrics
 from switchyard.adapters.pinned_http import get_endpoint_guard
 from switchyard.errors import ApiError, UpstreamError, to_http
+from switchyard.first_byte_windows import Window, open_window
 from switchyard.front.relayed_response import RelayedResponse
 from switchyard.front.upstream_client import (
     ResponseTooLarge,
@@ -129,12 +130,21 @@ class StreamRelay:
         # stream is counted when it ends, with its provider call (_ProviderCall), not on its way to the
         # first token.
         received_at = time.perf_counter()
-        with metrics.measured_request(metrics.RouteGroup.SYNC_INFERENCE):
-            response = await self._respond(
-                authorization, path, body, request_id, invocation_deadline_ms, received_at
-            )
-            if not isinstance(response, RelayedResponse):
-                metrics.record_request(response.status_code, 0.0)
+        # Background cache reloads wait until the stream's first byte is out (first_byte_windows); a relayed
+        # stream closes its window once that byte is written, any other answer here.
+        window = open_window()
+        try:
+            with metrics.measured_request(metrics.RouteGroup.SYNC_INFERENCE):
+                response = await self._respond(
+                    authorization, path, body, request_id, invocation_deadline_ms, received_at, window
+                )
+                if not isinstance(response, RelayedResponse):
+                    metrics.record_request(response.status_code, 0.0)
+        except BaseException:
+            window.close()
+            raise
+        if not isinstance(response, RelayedResponse):
+            window.close()
         return response
 
     async def _respond(
@@ -145,6 +155,7 @@ class StreamRelay:
         request_id: str,
         invocation_deadline_ms: int | None,
         received_at: float,
+        window: Window,
     ) -> Response | RelayedResponse:
         try:
             call = await self._prepare(authorization, path, body, request_id)
@@ -152,7 +163,7 @@ class StreamRelay:
             if not isinstance(error, ApiError):
                 log.exception("prepare_stream failed", exc_info=error)
             return error_response(error)
-        return await self._relay(call, invocation_deadline_ms, received_at)
+        return await self._relay(call, invocation_deadline_ms, received_at, window)
 
     async def _prepare(self, authorization: str | None, path: str, body: bytes, request_id: str) -> Any:
         if self._prepared_once:
@@ -172,7 +183,7 @@ class StreamRelay:
         return call
 
     async def _relay(
-        self, call: Any, invocation_deadline_ms: int | None, received_at: float
+        self, call: Any, invocation_deadline_ms: int | None, received_at: float, window: Window
     ) -> Response | RelayedResponse:
         settings = get_settings()
         deadline_seconds = settings.stream_deadline_seconds
@@ -241,6 +252,7 @@ class StreamRelay:
             # Runs after report_failure, if that ran: the first outcome recorded is the call's.
             on_close=lambda: provider_call.end(relayed_to_its_end),
             report_failure=report_failure,
+            on_first_byte=window.close,
         )
 
 
