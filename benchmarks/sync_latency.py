@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,7 +114,14 @@ class StreamFigures:
         )
 
 
-def measure_streaming(pacing_ms: int, rounds: int) -> StreamFigures:
+def measure_streaming(
+    pacing_ms: int, rounds: int, read_stream: Callable[..., Stream] | None = None
+) -> StreamFigures:
+    """`read_stream(client, url, headers, body, path)` reads one stream (default: event_arrivals); the
+    scheduler trace (first_token_trace.py) passes one that marks each stream's start and first token."""
+    read = read_stream or (
+        lambda client, url, headers, body, path: event_arrivals(client, url, headers, body)
+    )
     figures = StreamFigures()
     with (
         running_stack(server_args=("--stream-delay-ms", str(pacing_ms))) as setup,
@@ -131,12 +139,12 @@ def measure_streaming(pacing_ms: int, rounds: int) -> StreamFigures:
             ),
         }
         for _ in range(3):  # warm every connection and code path
-            for url, headers in targets.values():
-                event_arrivals(client, url, headers, STREAMED_CHAT)
+            for path, (url, headers) in targets.items():
+                read(client, url, headers, STREAMED_CHAT, f"warm-up {path}")
         figures.cpu_before = cpu_times()
         for _ in range(rounds):
             for path in PATHS:
-                figures.add(path, event_arrivals(client, *targets[path], STREAMED_CHAT))
+                figures.add(path, read(client, *targets[path], STREAMED_CHAT, path))
         figures.cpu_after = cpu_times()
     return figures
 
