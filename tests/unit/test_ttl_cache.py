@@ -300,11 +300,13 @@ def test_inside_cached_only_a_miss_raises_would_load_and_a_hit_is_served(clock):
     assert load.calls == 2
 
 
-def test_a_background_reload_waits_until_no_stream_is_on_its_way_to_its_first_byte(clock):
+def test_a_background_reload_waits_until_no_stream_is_on_its_way_to_its_first_byte(clock, monkeypatch):
     # Its Python would hold the GIL that the streaming front's event loop needs (first_byte_windows).
+    from switchyard import ttl_cache
     from switchyard.first_byte_windows import open_window
 
-    # A refresh-ahead window long enough that the wait's own bound (0.1 s) is what applies.
+    # A bound far longer than the test takes, so that only the window's closing can let the reload go.
+    monkeypatch.setattr(ttl_cache, "_FIRST_BYTE_WAIT_SECONDS", 30.0)
     cache, load = TtlCache(100.0, refresh_ahead_seconds=40.0, clock=clock), Loader()
     cache.get_or_load("k", load)
     clock.now += 70

@@ -5,13 +5,13 @@ a DynamoDB query and parsing its answer) runs 2-4 ms of Python; a streaming requ
 meanwhile, or that starts the reload itself (refresh-ahead), has its event loop wait for the GIL in
 between, on the way to the stream's first token. Traced on the local stack (sched_switch, 120 streams at
 200 ms pacing): a stream whose first token overlapped a keep-warm reload or another thread's Python
-arrived 1-3 ms late, one stream in forty, which is the whole of the gateway's first-token p99 over the
-agent beyond its median.
+arrived 1-3 ms late, one stream in forty in one run: at that rate the p99 of the gateway's first token
+falls among them.
 
 So the streaming front opens a window for each stream from its arrival until its first byte is written to
 the client, and background reloads wait, a bounded while, until no window is open. A reload already
-running when a stream arrives is not stopped: that overlap is rarer (a reload lasts a few milliseconds,
-once per refresh period) and merely shorter than before.
+running when a stream arrives is not stopped: that overlap remains (a reload lasts a few milliseconds,
+once per refresh period).
 """
 
 from __future__ import annotations
