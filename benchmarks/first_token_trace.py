@@ -22,7 +22,6 @@ import collections
 import os
 import re
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sync_latency
-from sync_latency import Stream, server_timing
+from sync_latency import Stream, event_arrivals
 
 TRACEFS = Path("/sys/kernel/tracing")
 _LINE = re.compile(r"^\s*(.+?)-(\d+)\s+\(\s*(\S+)\)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)$")
@@ -49,17 +48,9 @@ class Marks:
         """sync_latency.event_arrivals, with a mark at the start and at the first `data:` line."""
         self._count += 1
         tag = f"{self._count} {path.replace(' ', '_')}"
-        started = time.perf_counter()
-        self._marker.write(f"BEGIN {tag}\n")
-        arrivals: list[float] = []
-        with client.stream("POST", url, json=body, headers=headers) as response:
-            response.raise_for_status()
-            for line in response.iter_lines():
-                if line.startswith("data:") and line != "data: [DONE]":
-                    if not arrivals:
-                        self._marker.write(f"FIRST {tag}\n")
-                    arrivals.append(time.perf_counter() - started)
-        return Stream(arrivals, server_timing(response.headers.get("server-timing", "")))
+        return event_arrivals(
+            client, url, headers, body, mark=lambda kind: self._marker.write(f"{kind} {tag}\n")
+        )
 
     def close(self) -> None:
         self._marker.close()

@@ -68,14 +68,21 @@ class Stream:
     timing: dict[str, float]
 
 
-def event_arrivals(client: httpx.Client, url: str, headers: dict, body: dict) -> Stream:
-    """One stream, read to the end."""
+def event_arrivals(
+    client: httpx.Client, url: str, headers: dict, body: dict, mark: Callable[[str], None] | None = None
+) -> Stream:
+    """One stream, read to the end; `mark("BEGIN")` and `mark("FIRST")`, if given, at its start and at its
+    first `data:` line (first_token_trace.py writes them into a kernel trace)."""
     started = time.perf_counter()
+    if mark is not None:
+        mark("BEGIN")
     arrivals = []
     with client.stream("POST", url, json=body, headers=headers) as response:
         response.raise_for_status()
         for line in response.iter_lines():
             if line.startswith("data:") and line != "data: [DONE]":
+                if mark is not None and not arrivals:
+                    mark("FIRST")
                 arrivals.append(time.perf_counter() - started)
     return Stream(arrivals, server_timing(response.headers.get("server-timing", "")))
 
